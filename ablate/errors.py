@@ -1,0 +1,21 @@
+"""Exceptions with one-line messages that the CLI prints as they are."""
+
+
+class ConfigError(ValueError):
+    """A bad input: the message names the key, the value and what is allowed.
+
+    The CLI prints ``str(err)`` on one line and exits with code 2, before any
+    expensive work starts.
+    """
+
+    def __init__(self, key: str, value, allowed: str):
+        self.key, self.value, self.allowed = key, value, allowed
+        super().__init__(f"config error: {key}={value!r}: {allowed}")
+
+
+class RunFailed(RuntimeError):
+    """A run that cannot go on; the reason is stored in summary.json."""
+
+
+class NonFiniteEnergy(RunFailed):
+    """The local energy became NaN or Inf during training."""

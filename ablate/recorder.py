@@ -1,0 +1,116 @@
+"""The run directory: config.yaml, metrics tables, summary.json; forwards metrics to sinks.
+
+The recorder knows nothing of physics. Rows are buffered and flushed at each checkpoint (and
+at the end), so the tables on disk never run ahead of the newest checkpoint; on resume, rows
+past the checkpoint's step are dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Protocol
+
+from omegaconf import OmegaConf
+
+TABLES = {
+    "pretrain": ("pretrain.csv", ("step", "loss")),
+    "train": ("metrics.csv", ("step", "energy", "variance", "pmove", "move_width",
+                              "learning_rate", "step_time_s")),
+    "eval": ("eval.csv", ("step", "energy", "variance", "pmove")),
+}
+
+
+class Sink(Protocol):
+    def log(self, phase: str, step: int, metrics: dict) -> None: ...
+    def set_summary(self, summary: dict) -> None: ...
+    def finish(self, status: str, reason: str | None) -> None: ...
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomic JSON write (temp file + rename); NaN/Inf become null."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(clean(data), indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+class Recorder:
+    """Owns one run directory and the sinks (W&B) that mirror it."""
+
+    def __init__(self, run_dir: Path, sinks: list | None = None):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.sinks = [s for s in (sinks or []) if s is not None]
+        self._rows: dict[str, list] = {phase: [] for phase in TABLES}
+
+    @property
+    def summary_path(self) -> Path:
+        return self.run_dir / "summary.json"
+
+    def read_summary(self) -> dict | None:
+        try:
+            return json.loads(self.summary_path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def write_config(self, cfg) -> None:
+        tmp = self.run_dir / "config.yaml.tmp"
+        tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        os.replace(tmp, self.run_dir / "config.yaml")
+
+    def truncate(self, phase: str, upto_step: int) -> None:
+        """Drops rows with step >= upto_step (work after the checkpoint we resume from)."""
+        path = self.run_dir / TABLES[phase][0]
+        if not path.exists():
+            return
+        with open(path, newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if int(r["step"]) < upto_step]
+        self._write_rows(path, TABLES[phase][1], rows, mode="w")
+
+    def log(self, phase: str, step: int, metrics: dict) -> None:
+        row = {"step": step, **{k: metrics[k] for k in TABLES[phase][1] if k != "step"}}
+        self._rows[phase].append(row)
+        for sink in self.sinks:
+            sink.log(phase, step, row)
+
+    def flush(self) -> None:
+        for phase, rows in self._rows.items():
+            if rows:
+                name, columns = TABLES[phase]
+                self._write_rows(self.run_dir / name, columns, rows, mode="a")
+                rows.clear()
+
+    @staticmethod
+    def _write_rows(path: Path, columns, rows, mode: str) -> None:
+        new = mode == "w" or not path.exists()
+        with open(path, mode, newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            if new:
+                writer.writeheader()
+            writer.writerows(rows)
+
+    def write_summary(self, summary: dict) -> None:
+        write_json(self.summary_path, summary)
+
+    def finish(self, summary: dict) -> None:
+        """Flushes the tables, writes summary.json and closes the sinks."""
+        self.flush()
+        self.write_summary(summary)
+        for sink in self.sinks:
+            try:
+                sink.set_summary(summary)
+                sink.finish(summary["status"], summary.get("reason"))
+            except Exception as err:  # a sink never takes a run down
+                warnings.warn(f"sink {type(sink).__name__} failed to finish: {err}")

@@ -1,0 +1,291 @@
+"""Read W&B's offline transaction logs (``run-<id>.wandb``) back from disk.
+
+A W&B run, online or offline, is recorded as a ``.wandb`` file: a LevelDB-style log of
+``wandb.proto.wandb_internal_pb2.Record`` protobuf messages. wandb 0.31 writes it from its Go
+core and no longer ships a Python reader (the old ``wandb.sdk.internal.datastore`` is gone), so
+the block format is decoded here; the records themselves are parsed with wandb's own protobuf
+types.
+
+File format (unchanged since the Python ``datastore`` days):
+
+- a 7-byte file header: ``b":W&B"``, magic ``0xBEE1`` (uint16 LE), version ``0`` (uint8);
+- then 32 KiB blocks (the file header counts towards the first block) of chunks, each with a
+  7-byte header ``crc32 (uint32 LE), length (uint16 LE), type (uint8)`` and ``length`` bytes of
+  data; ``type`` is FULL=1, FIRST=2, MIDDLE=3, LAST=4 (a record split over blocks); the checksum
+  is ``zlib.crc32(data, zlib.crc32(bytes([type])))``; fewer than 7 bytes left in a block are
+  zero padding.
+
+Usage (tests, and users checking offline runs before ``wandb sync``)::
+
+    from ablate.wandb_records import find_run_files, read_run
+    for path in find_run_files("runs/width"):
+        run = read_run(path)
+        print(run["name"], run["group"], run["exit_code"], run["summary"].get("energy"))
+
+Command line: ``python -m ablate.wandb_records PATH...`` prints one JSON line per run file
+(``--history`` includes the history rows).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import sys
+import zlib
+from pathlib import Path
+from typing import Any, Iterator
+
+HEADER_LEN = 7
+BLOCK_LEN = 32768
+FILE_IDENT = b":W&B"
+FILE_MAGIC = 0xBEE1
+FILE_VERSION = 0
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+_TYPE_CRC = {t: zlib.crc32(bytes([t])) & 0xFFFFFFFF for t in (FULL, FIRST, MIDDLE, LAST)}
+
+
+class WandbFileError(ValueError):
+    """The file is not a W&B transaction log, or a record in it is corrupt."""
+
+
+def iter_chunks(path: str | Path) -> Iterator[bytes]:
+    """Yield the payload of each logical record (chunks joined) in a ``.wandb`` file.
+
+    A truncated tail (a run killed while writing) ends the iteration quietly; a checksum
+    mismatch raises :class:`WandbFileError` naming the byte offset.
+    """
+    data = Path(path).read_bytes()
+    if len(data) < HEADER_LEN:
+        raise WandbFileError(f"{path}: too short for a W&B transaction log ({len(data)} bytes)")
+    ident, magic, version = struct.unpack("<4sHB", data[:HEADER_LEN])
+    if ident != FILE_IDENT or magic != FILE_MAGIC:
+        raise WandbFileError(f"{path}: not a W&B transaction log (header {data[:HEADER_LEN]!r})")
+    if version != FILE_VERSION:
+        raise WandbFileError(f"{path}: unsupported W&B log version {version} (reader knows {FILE_VERSION})")
+
+    pos = HEADER_LEN
+    pending: list[bytes] | None = None
+    while True:
+        space_left = BLOCK_LEN - pos % BLOCK_LEN
+        if space_left < HEADER_LEN:  # zero padding at the end of a block
+            pos += space_left
+        if pos + HEADER_LEN > len(data):
+            return
+        checksum, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER_LEN])
+        if kind == 0 and length == 0 and checksum == 0:  # zeroed rest of a block
+            pos += BLOCK_LEN - pos % BLOCK_LEN
+            continue
+        start = pos + HEADER_LEN
+        if start + length > len(data):
+            return  # truncated final record
+        payload = data[start : start + length]
+        if kind not in _TYPE_CRC:
+            raise WandbFileError(f"{path}: bad chunk type {kind} at byte {pos}")
+        if zlib.crc32(payload, _TYPE_CRC[kind]) & 0xFFFFFFFF != checksum:
+            raise WandbFileError(f"{path}: record checksum mismatch at byte {pos}; file may be corrupt")
+        pos = start + length
+        if kind == FULL:
+            pending = None
+            yield payload
+        elif kind == FIRST:
+            pending = [payload]
+        elif kind == MIDDLE and pending is not None:
+            pending.append(payload)
+        elif kind == LAST and pending is not None:
+            pending.append(payload)
+            yield b"".join(pending)
+            pending = None
+
+
+def iter_records(path: str | Path) -> Iterator[Any]:
+    """Yield each ``wandb_internal_pb2.Record`` in a ``.wandb`` file, in order."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    for payload in iter_chunks(path):
+        record = pb.Record()
+        record.ParseFromString(payload)
+        yield record
+
+
+def _key(item) -> str:
+    """Dotted key of a config/summary/history item (``nested_key`` joined by '.')."""
+    return item.key if item.key else ".".join(item.nested_key)
+
+
+def _json(text: str) -> Any:
+    if text == "":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        # wandb writes NaN/Infinity as bare tokens, which json.loads accepts; anything else
+        # unreadable is returned as the raw text rather than dropped.
+        return text
+
+
+def _history_value(item) -> Any:
+    """Value of a ``HistoryItem``: typed oneof fields (newer writers) or ``value_json``."""
+    which = item.WhichOneof("value")
+    if which is None:
+        return _json(item.value_json)
+    if which == "none":
+        return None
+    if which == "json":
+        return _json(item.json)
+    return getattr(item, which)
+
+
+def _is_wandb_key(key: str) -> bool:
+    """wandb's own bookkeeping entries (``_wandb``, ``_wandb.runtime``)."""
+    return key == "_wandb" or key.startswith("_wandb.")
+
+
+def read_run(path: str | Path) -> dict[str, Any]:
+    """Read one ``run-<id>.wandb`` file back into a plain dict.
+
+    Returns a dict with ``path``, ``run_id``, ``project``, ``entity``, ``group``,
+    ``job_type``, ``name``, ``tags`` (list), ``resumed`` (bool), ``config`` (dict, without
+    wandb's own ``_wandb`` entry), ``history`` (list of row dicts, wandb's ``_step``,
+    ``_runtime``, ``_timestamp`` included), ``summary`` (dict, the last value of each key),
+    ``metrics`` (``{name or glob: step_metric}`` from ``define_metric``), ``exit_code``
+    (int, or None when the run did not finish) and ``complete`` (an exit record was found).
+    """
+    path = Path(path)
+    out: dict[str, Any] = {
+        "path": str(path),
+        "run_id": None,
+        "project": None,
+        "entity": None,
+        "group": None,
+        "job_type": None,
+        "name": None,
+        "tags": [],
+        "resumed": False,
+        "config": {},
+        "history": [],
+        "summary": {},
+        "metrics": {},
+        "exit_code": None,
+        "complete": False,
+    }
+    config: dict[str, Any] = {}
+    summary: dict[str, Any] = {}
+
+    def apply(target: dict, update) -> None:
+        for item in update.update:
+            target[_key(item)] = _json(item.value_json)
+        for item in update.remove:
+            target.pop(_key(item), None)
+
+    for record in iter_records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run = record.run
+            out.update(
+                run_id=run.run_id or out["run_id"],
+                project=run.project or out["project"],
+                entity=run.entity or out["entity"],
+                group=run.run_group or out["group"],
+                job_type=run.job_type or out["job_type"],
+                name=run.display_name or out["name"],
+                tags=list(run.tags) or out["tags"],
+                resumed=bool(run.resumed or run.resume) or out["resumed"],
+            )
+            apply(config, run.config)
+            apply(summary, run.summary)
+        elif kind == "config":
+            apply(config, record.config)
+        elif kind == "history":
+            row = {_key(item): _history_value(item) for item in record.history.item}
+            if "_step" not in row and record.history.HasField("step"):
+                row["_step"] = record.history.step.num
+            out["history"].append(row)
+        elif kind == "summary":
+            apply(summary, record.summary)
+        elif kind == "metric":
+            metric = record.metric
+            name = metric.name or metric.glob_name
+            if name:
+                out["metrics"][name] = metric.step_metric or None
+        elif kind == "exit":
+            out["exit_code"] = int(record.exit.exit_code)
+            out["complete"] = True
+    # config items may be stored wrapped as {"value": v, "desc": ...} by older writers
+    out["config"] = {
+        k: (v["value"] if isinstance(v, dict) and set(v) <= {"value", "desc"} and "value" in v else v)
+        for k, v in config.items()
+        if not _is_wandb_key(k)
+    }
+    out["summary"] = {k: v for k, v in summary.items() if not _is_wandb_key(k)}
+    return out
+
+
+def find_run_files(root: str | Path) -> list[Path]:
+    """All ``run-*.wandb`` files under ``root`` (a run dir, a study dir or the output root), sorted.
+
+    ``root`` may also be a ``.wandb`` file itself. A resumed run has one file per process
+    that ran it (same run id, successive ``offline-run-<time>-<id>`` folders); they sort by time.
+    """
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    return sorted(root.rglob("run-*.wandb"), key=lambda p: (p.parent.name.split("-", 2)[-1], str(p)))
+
+
+def history_frame(run: dict[str, Any], phase: str):
+    """History rows of one phase (``train``, ``pretrain``, ``eval``) as a pandas DataFrame.
+
+    Columns drop the ``<phase>/`` prefix (``step``, ``energy``, ...); wandb's own ``_``-keys are
+    dropped. Rows without the phase's step key are skipped.
+    """
+    import pandas as pd
+
+    prefix = f"{phase}/"
+    rows = []
+    for row in run["history"]:
+        if f"{prefix}step" not in row:
+            continue
+        rows.append({k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix)})
+    return pd.DataFrame(rows)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with_history = "--history" in argv
+    paths = [a for a in argv if a != "--history"]
+    if not paths:
+        print("usage: python -m ablate.wandb_records [--history] PATH...  (run dirs, study dirs or .wandb files)")
+        return 2
+    status = 0
+    for root in paths:
+        files = find_run_files(root)
+        if not files:
+            print(f"{root}: no run-*.wandb files", file=sys.stderr)
+            status = 1
+        for path in files:
+            try:
+                run = read_run(path)
+            except WandbFileError as err:
+                print(str(err), file=sys.stderr)
+                status = 1
+                continue
+            if not with_history:
+                run["history"] = len(run["history"])
+            print(json.dumps(_jsonable(run)))
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,448 @@
+"""Weights & Biases sink: every run and every sweep trial becomes a W&B run.
+
+The engine's Recorder forwards to this sink (see ``docs/contracts.md``, "Sinks (W&B)")::
+
+    sink = make_sink(cfg, run_dir)          # None for logger=none / logger.mode=disabled
+    sink.log("train", step, {"energy": ..., "variance": ..., ...})   # every iteration
+    sink.set_summary(summary)               # the summary.json dict
+    sink.finish("completed", None)          # or ("failed", reason) / ("pruned", reason)
+
+- W&B files go under ``<run_dir>/wandb/`` (offline by default; ``wandb sync`` uploads them).
+- The W&B run id is kept in ``<run_dir>/wandb_id.txt``: a resumed run directory continues the
+  same W&B run (``resume="allow"``).
+- Config: the flat resolved config (``network.width`` ...), the swept values at their own keys.
+- History: ``<phase>/<metric>`` with one step axis per phase (``train/step``, ``pretrain/step``,
+  ``eval/step``), so the three phases plot against their own iteration counts.
+- Summary: the summary.json keys (energy, energy_stderr, error_mha, param_count, wall_time_s,
+  ms_per_iteration, status, reason, ...) except the nested ``config``/``params``.
+- ``finish``: exit code 0 for ``completed``, 1 otherwise (failed, pruned, interrupted).
+
+W&B never blocks or crashes a trial: a failure to start (no network in online mode, bounded by
+``logger.init_timeout`` seconds) is one warning line and ``make_sink`` returns None; an error in
+``log``/``set_summary``/``finish`` is caught and warned about once.
+
+``log_study`` adds one run of job_type ``analysis`` to a finished study's group, with the
+Optuna trial table and (when the ``analysis`` package can draw it) the sweep's figure.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import secrets
+import string
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+log = logging.getLogger("ablate.wandb")
+
+PHASES = ("pretrain", "train", "eval")
+ID_FILE = "wandb_id.txt"
+# summary.json keys that are not copied to the W&B summary (they are in the W&B config)
+_SUMMARY_SKIP = ("config", "params")
+
+
+def _warn(message: str) -> None:
+    """One line on stderr (through logging, so it shows with or without Hydra's handlers)."""
+    log.warning("W&B: %s", " ".join(str(message).split())[:400])
+
+
+def _select(cfg, key: str, default=None):
+    from omegaconf import OmegaConf
+
+    value = OmegaConf.select(cfg, key, default=default)
+    return default if value is None else value
+
+
+def _new_id() -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def run_id_for(run_dir: str | Path) -> str:
+    """The W&B run id of a run directory: read from ``wandb_id.txt``, created on first use."""
+    path = Path(run_dir) / ID_FILE
+    try:
+        existing = path.read_text().strip()
+        if existing:
+            return existing
+    except OSError:
+        pass
+    run_id = _new_id()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(run_id + "\n")
+    os.replace(tmp, path)
+    return run_id
+
+
+def wandb_config(cfg) -> dict[str, Any]:
+    """Flat W&B run config: the resolved config with dotted keys plus the swept parameters.
+
+    ``trial.params`` (already flat: ``{"network.width": 64}``) is written at its own keys, so a
+    swept value sits under the same name as the config key it set; ``trial.swept`` lists them.
+    """
+    from ablate.config import flatten
+
+    flat = flatten(cfg)
+    params = flat.pop("trial.params", None) or {}
+    out = {k: v for k, v in flat.items() if not k.startswith("hydra.")}
+    for key, value in dict(params).items():
+        out[str(key)] = value
+    out["trial.swept"] = sorted(str(k) for k in params)
+    return out
+
+
+def _settings(init_timeout: float):
+    import wandb
+
+    return wandb.Settings(
+        init_timeout=float(init_timeout),
+        silent=True,  # no banner or sync hints in every trial's log; make_sink prints one line
+        console="off",  # stdout/stderr of the trial are not captured
+        x_disable_stats=True,  # no system-metrics sampler (CPU/GPU every 15 s) per trial
+        save_code=False,
+        disable_code=True,
+        disable_job_creation=True,
+        x_save_requirements=False,
+    )
+
+
+def _scalar(value):
+    """Python scalar for W&B history (numpy/jax 0-d arrays become float/int)."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    try:
+        if getattr(value, "ndim", 0) == 0 and hasattr(value, "item"):
+            return value.item()
+    except Exception:  # noqa: BLE001 - an odd value is logged as its text
+        pass
+    return value
+
+
+def _summary_value(value):
+    """Summary values W&B stores well: non-finite floats become None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class WandbSink:
+    """A live W&B run; created by `make_sink`. Every method is exception-safe."""
+
+    def __init__(self, run, run_dir: Path):
+        self.run = run
+        self.run_dir = Path(run_dir)
+        self._warned = False
+        self._log_ok = True
+        self._axes: set[str] = set()
+        for phase in PHASES:
+            self._define_phase(phase)
+
+    # -- internals ---------------------------------------------------------------------
+    def _fail(self, where: str, err: BaseException) -> None:
+        if not self._warned:
+            self._warned = True
+            _warn(f"{where} failed ({type(err).__name__}: {err}); the run goes on without W&B updates")
+
+    def _define_phase(self, phase: str) -> None:
+        if phase in self._axes:
+            return
+        self._axes.add(phase)
+        try:
+            self.run.define_metric(f"{phase}/step", hidden=True)
+            self.run.define_metric(f"{phase}/*", step_metric=f"{phase}/step")
+        except Exception as err:  # noqa: BLE001
+            self._fail("define_metric", err)
+
+    # -- Sink interface ----------------------------------------------------------------
+    def log(self, phase: str, step: int, metrics: Mapping[str, Any]) -> None:
+        """One row of history: ``{<phase>/step: step, <phase>/<key>: value}``. Cheap: one wandb.log."""
+        if not self._log_ok or self.run is None:
+            return
+        try:
+            if phase not in self._axes:
+                self._define_phase(phase)
+            row = {f"{phase}/{k}": _scalar(v) for k, v in metrics.items() if k != "step"}
+            row[f"{phase}/step"] = int(step)
+            self.run.log(row)
+        except Exception as err:  # noqa: BLE001
+            self._log_ok = False
+            self._fail("log", err)
+
+    def set_summary(self, summary: Mapping[str, Any]) -> None:
+        """Copies summary.json into the W&B summary (nested ``config``/``params`` left out)."""
+        if self.run is None:
+            return
+        try:
+            self.run.summary.update(
+                {k: _summary_value(v) for k, v in summary.items() if k not in _SUMMARY_SKIP}
+            )
+        except Exception as err:  # noqa: BLE001
+            self._fail("set_summary", err)
+
+    def finish(self, status: str, reason: str | None = None) -> None:
+        """Ends the W&B run: exit code 0 for ``completed``, 1 otherwise; status and reason in summary."""
+        run, self.run = self.run, None
+        if run is None:
+            return
+        exit_code = 0 if status == "completed" else 1
+        try:
+            run.summary.update({"status": status, "reason": reason})
+        except Exception as err:  # noqa: BLE001
+            self._fail("finish", err)
+        try:
+            run.finish(exit_code=exit_code)
+        except Exception as err:  # noqa: BLE001
+            self._fail("finish", err)
+
+
+def _init(wandb, *, run_dir: Path, mode: str, init_timeout: float, **kwargs):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return wandb.init(
+            dir=str(run_dir),
+            mode=mode,
+            resume="allow",
+            reinit="create_new",  # a worker process runs many trials in turn; never touches wandb.run
+            settings=_settings(init_timeout),
+            **kwargs,
+        )
+    except Exception:
+        _release_stream(kwargs.get("id"))
+        raise
+
+
+def _release_stream(run_id: str | None) -> None:
+    """After a failed wandb.init, tell wandb-core to drop the run's stream.
+
+    Otherwise the id stays "in use" in this process's wandb-core and a retry of the same run
+    directory (same id) in the same worker process cannot start W&B. Private API: best effort.
+    """
+    if not run_id:
+        return
+    try:
+        from wandb.sdk import wandb_setup
+
+        connection = getattr(wandb_setup.singleton(), "_connection", None)
+        if connection is not None:
+            connection.inform_finish(run_id)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def make_sink(cfg, run_dir: str | Path) -> WandbSink | None:
+    """The W&B sink for a run directory, or None (``logger.kind=none``, mode ``disabled``, or
+    wandb could not start: one warning line, and the run goes on). Never raises."""
+    try:
+        if str(_select(cfg, "logger.kind", "none")) != "wandb":
+            return None
+        mode = str(_select(cfg, "logger.mode", "offline"))
+        if mode == "disabled":
+            return None
+        if mode not in ("offline", "online"):
+            _warn(f"logger.mode={mode!r} is not one of offline, online, disabled; W&B is off for this run")
+            return None
+        run_dir = Path(run_dir)
+        init_timeout = float(_select(cfg, "logger.init_timeout", 30))
+        try:
+            import wandb
+        except Exception as err:  # noqa: BLE001
+            _warn(f"cannot import wandb ({type(err).__name__}: {err}); W&B is off for this run")
+            return None
+        tags = [str(t)[:64] for t in (_select(cfg, "logger.tags", []) or []) if t is not None and str(t)]
+        run = _init(
+            wandb,
+            run_dir=run_dir,
+            mode=mode,
+            init_timeout=init_timeout,
+            id=run_id_for(run_dir),
+            project=str(_select(cfg, "logger.project", "ablate")),
+            entity=_select(cfg, "logger.entity"),
+            group=_select(cfg, "logger.group") or _select(cfg, "trial.study"),
+            job_type=_select(cfg, "logger.job_type"),
+            name=_select(cfg, "logger.name") or run_dir.name,
+            tags=tags,
+            config=wandb_config(cfg),
+        )
+    except Exception as err:  # noqa: BLE001 - W&B must never stop a run
+        _warn(f"could not start ({type(err).__name__}: {err}); the run goes on without W&B")
+        return None
+    try:
+        if mode == "online" and getattr(run, "url", None):
+            print(f"W&B run: {run.url}", file=sys.stderr)
+        return WandbSink(run, run_dir)
+    except Exception as err:  # noqa: BLE001
+        _warn(f"could not start ({type(err).__name__}: {err}); the run goes on without W&B")
+        return None
+
+
+# -- study-level run ------------------------------------------------------------------------
+
+
+def _jsonish(value):
+    """Table cell: scalars as they are, other values as their text."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def study_table(study) -> tuple[list[str], list[list[Any]]]:
+    """Columns and rows of an Optuna study: one row per trial.
+
+    Columns: ``number, state, value, duration_s``, then ``params.<key>`` for every swept key and
+    ``attrs.<key>`` for every user attribute (``run_dir``, ``energy``, ``error_mha``, ...).
+    """
+    trials = study.get_trials(deepcopy=False)
+    param_keys = sorted({k for t in trials for k in t.params})
+    attr_keys = sorted({k for t in trials for k in t.user_attrs})
+    columns = ["number", "state", "value", "duration_s"]
+    columns += [f"params.{k}" for k in param_keys] + [f"attrs.{k}" for k in attr_keys]
+    rows = []
+    for t in trials:
+        duration = t.duration.total_seconds() if t.duration is not None else None
+        value = t.values[0] if t.values else None
+        row = [t.number, t.state.name, value, duration]
+        row += [t.params.get(k) for k in param_keys] + [t.user_attrs.get(k) for k in attr_keys]
+        rows.append([_jsonish(v) for v in row])
+    return columns, rows
+
+
+def _trial_logger_settings(study) -> dict[str, Any]:
+    """logger.* of the first trial whose run directory holds a config.yaml (empty if none)."""
+    from omegaconf import OmegaConf
+
+    for t in study.get_trials(deepcopy=False):
+        run_dir = t.user_attrs.get("run_dir")
+        if not run_dir or not (Path(run_dir) / "config.yaml").is_file():
+            continue
+        cfg = OmegaConf.load(Path(run_dir) / "config.yaml")
+        logger_cfg = OmegaConf.select(cfg, "logger")
+        if logger_cfg is not None:
+            return dict(OmegaConf.to_container(logger_cfg, resolve=True))
+    return {}
+
+
+def _study_figure(study_name: str, storage_url: str, sweep: str | None):
+    """The sweep's figure from the ``analysis`` package, or None when it cannot draw one."""
+    try:
+        import analysis  # noqa: F401
+    except ImportError:
+        return None
+    try:
+        from analysis import sweep_figure  # type: ignore[attr-defined]
+    except ImportError:
+        sweep_figure = None
+    try:
+        if sweep_figure is not None:
+            return sweep_figure(study_name, storage=storage_url)
+    except Exception as err:  # noqa: BLE001
+        _warn(f"analysis figure for study {study_name!r} failed ({type(err).__name__}: {err})")
+    return None
+
+
+def log_study(
+    study_name: str,
+    storage_url: str,
+    output_root: str | Path,
+    *,
+    mode: str | None = None,
+    project: str | None = None,
+    entity: str | None = None,
+    init_timeout: float | None = None,
+) -> Path | None:
+    """One W&B run of job_type ``analysis`` in the study's group, with the trial table and figure.
+
+    Mode, project, entity and tags default to those of the study's trials (their config.yaml);
+    nothing is written when the trials ran with ``logger=none`` or mode ``disabled``. Its W&B files
+    go under ``<output_root>/<study>/analysis/``. Returns that directory, or None. Never raises.
+    """
+    try:
+        import optuna
+
+        study = optuna.load_study(study_name=study_name, storage=storage_url)
+        trial_logger = _trial_logger_settings(study)
+        if mode is None and trial_logger.get("kind", "wandb") != "wandb":
+            return None
+        mode = mode or trial_logger.get("mode") or "offline"
+        if mode == "disabled":
+            return None
+        project = project or trial_logger.get("project") or "ablate"
+        entity = entity or trial_logger.get("entity")
+        timeout = init_timeout if init_timeout is not None else trial_logger.get("init_timeout", 30)
+        tags = [str(t)[:64] for t in trial_logger.get("tags") or []]
+        attrs = dict(study.user_attrs)
+        sweep = attrs.get("sweep")
+        out_dir = Path(output_root) / study_name / "analysis"
+
+        import wandb
+
+        run = _init(
+            wandb,
+            run_dir=out_dir,
+            mode=mode,
+            init_timeout=float(timeout),
+            id=run_id_for(out_dir),
+            project=project,
+            entity=entity,
+            group=study_name,
+            job_type="analysis",
+            name=f"{study_name}-analysis",
+            tags=tags,
+            config={f"study.{k}": _jsonish(v) if not isinstance(v, (list, dict)) else v for k, v in attrs.items()}
+            | {"study.name": study_name, "study.storage": _redact(storage_url)},
+        )
+    except Exception as err:  # noqa: BLE001
+        _warn(f"study run for {study_name!r} could not start ({type(err).__name__}: {err})")
+        return None
+
+    try:
+        columns, rows = study_table(study)
+        payload: dict[str, Any] = {"study_table": wandb.Table(columns=columns, data=rows, allow_mixed_types=True)}
+        figure = _study_figure(study_name, storage_url, sweep)
+        if figure is not None:
+            payload["sweep_figure"] = wandb.Image(figure)
+        run.log(payload)
+        states = [r[1] for r in rows]
+        summary: dict[str, Any] = {
+            "n_trials": len(rows),
+            "n_complete": states.count("COMPLETE"),
+            "n_failed": states.count("FAIL"),
+            "n_pruned": states.count("PRUNED"),
+        }
+        try:
+            best = study.best_trial
+            summary.update(best_value=best.value, best_trial=best.number,
+                           **{f"best.{k}": v for k, v in best.params.items()})
+        except Exception:  # noqa: BLE001 - no complete trial, or a multi-objective study
+            pass
+        run.summary.update({k: _summary_value(v) for k, v in summary.items()})
+        if figure is not None:
+            try:
+                import matplotlib.pyplot as plt
+
+                plt.close(figure)
+            except Exception:  # noqa: BLE001
+                pass
+        run.finish(exit_code=0)
+    except Exception as err:  # noqa: BLE001
+        _warn(f"study run for {study_name!r} failed ({type(err).__name__}: {err})")
+        try:
+            run.finish(exit_code=1)
+        except Exception:  # noqa: BLE001
+            pass
+        return None
+    return out_dir
+
+
+def _redact(url: str) -> str:
+    """Storage URL without a password (postgresql://user:secret@host/db -> user:***@host)."""
+    import re
+
+    return re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", str(url))
