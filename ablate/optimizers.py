@@ -62,10 +62,14 @@ def make_loss(apply: Callable, e_local: Callable, clip_width: float) -> Callable
     return loss
 
 
-def learning_rate(cfg) -> Callable:
-    """lr / (1 + t/delay)^decay, the FermiNet schedule (t = iteration)."""
+def learning_rate(cfg, dtype=jnp.float32) -> Callable:
+    """lr / (1 + t/delay)^decay, the FermiNet schedule (t = iteration), in `dtype`."""
     lr, delay, decay = float(cfg.lr), float(cfg.lr_delay), float(cfg.lr_decay)
-    return lambda t: lr * jnp.power(1.0 / (1.0 + t / delay), decay)
+
+    def schedule(t):
+        t = jnp.asarray(t).astype(dtype)
+        return (lr * jnp.power(1.0 / (1.0 + t / delay), decay)).astype(dtype)
+    return schedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,10 +80,10 @@ class Optimizer:
     schedule: Callable   # iteration -> learning rate
 
 
-def make_kfac(cfg, loss: Callable) -> Optimizer:
+def make_kfac(cfg, loss: Callable, dtype) -> Optimizer:
     import kfac_jax
 
-    schedule = learning_rate(cfg)
+    schedule = learning_rate(cfg, dtype)
     optimizer = kfac_jax.Optimizer(
         value_and_grad_func=jax.value_and_grad(loss, has_aux=True),
         l2_reg=0.0,
@@ -94,8 +98,8 @@ def make_kfac(cfg, loss: Callable) -> Optimizer:
         estimation_mode="fisher_exact",
         multi_device=False,
     )
-    momentum = jnp.asarray(float(cfg.momentum))
-    damping = jnp.asarray(float(cfg.damping))
+    momentum = jnp.asarray(float(cfg.momentum), dtype)
+    damping = jnp.asarray(float(cfg.damping), dtype)
 
     def init(params, key, walkers):
         return optimizer.init(params, key, walkers)
@@ -108,10 +112,10 @@ def make_kfac(cfg, loss: Callable) -> Optimizer:
     return Optimizer("kfac", init, step, schedule)
 
 
-def make_adam(cfg, loss: Callable) -> Optimizer:
+def make_adam(cfg, loss: Callable, dtype) -> Optimizer:
     import optax
 
-    schedule = learning_rate(cfg)
+    schedule = learning_rate(cfg, dtype)
     tx = optax.adam(learning_rate=schedule, b1=float(cfg.b1), b2=float(cfg.b2),
                     eps=float(cfg.eps))
     grad = jax.value_and_grad(loss, has_aux=True)
@@ -125,10 +129,11 @@ def make_adam(cfg, loss: Callable) -> Optimizer:
     return Optimizer("adam", lambda params, key, walkers: tx.init(params), step, schedule)
 
 
-def make_optimizer(cfg, loss: Callable) -> Optimizer:
-    """The optimiser named by ``optim.name``: kfac (kfac-jax) or adam (optax)."""
+def make_optimizer(cfg, loss: Callable, dtype=jnp.float32) -> Optimizer:
+    """The optimiser named by ``optim.name``: kfac (kfac-jax) or adam (optax); scalars in
+    `dtype` (the parameters' precision)."""
     if cfg.name == "kfac":
-        return make_kfac(cfg, loss)
+        return make_kfac(cfg, loss, dtype)
     if cfg.name == "adam":
-        return make_adam(cfg, loss)
+        return make_adam(cfg, loss, dtype)
     raise ValueError(f"optim.name={cfg.name!r}: allowed: kfac, adam")

@@ -35,10 +35,10 @@ def resolve_run_dir(cfg: DictConfig, run_dir=None) -> Path:
 
 
 def _configure_jax(cfg) -> None:
+    """64-bit JAX exactly when the run asks for float64 (kfac-jax mixes dtypes otherwise)."""
     import jax
 
-    if cfg.precision == "float64":
-        jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_enable_x64", cfg.precision == "float64")
 
 
 def _make_sinks(cfg, run_dir: Path) -> list:
@@ -113,9 +113,8 @@ def _restore(engine, recorder, saved: dict, progress):
         done = []
         recorder.truncate("train", int(saved["step"]))
         recorder.truncate("eval", 0)
-    if progress.enabled:
-        print(f"resuming from checkpoint: phase {saved['phase']}, step {int(saved['step'])}",
-              flush=True)
+    print(f"resuming from checkpoint: phase {saved['phase']}, step {int(saved['step'])}",
+          flush=True)
     return to_device(engine, state), done, None
 
 

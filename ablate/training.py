@@ -78,13 +78,13 @@ def build_engine(experiment) -> Engine:
         return walkers, key, width, pmove
 
     loss = make_loss(ansatz.apply, e_local, float(cfg.optim.clip_width))
-    optimizer = make_optimizer(cfg.optim, loss)
+    optimizer = make_optimizer(cfg.optim, loss, dtype)
     jit_mcmc = jax.jit(mcmc_iteration, static_argnames="adapt_now")
 
     def metrics_of(state, loss_value, aux, pmove, width):
         return {"energy": loss_value, "variance": aux.variance, "pmove": pmove,
                 "move_width": width,
-                "learning_rate": optimizer.schedule(state["step"].astype(dtype))}
+                "learning_rate": optimizer.schedule(state["step"])}
 
     def one_step(state):
         walkers, key, width, pmove = mcmc_iteration(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 import sys
 import zlib
@@ -110,8 +111,28 @@ def iter_records(path: str | Path) -> Iterator[Any]:
 
 
 def _key(item) -> str:
-    """Dotted key of a config/summary/history item (``nested_key`` joined by '.')."""
+    """Key of a config/summary/history item (a ``nested_key`` path joined by '.')."""
     return item.key if item.key else ".".join(item.nested_key)
+
+
+def _assign(target: dict, item, value) -> None:
+    """Sets ``target[key] = value``; a ``nested_key`` path (media, ``_wandb.runtime``) nests dicts."""
+    path = [item.key] if item.key else list(item.nested_key)
+    for part in path[:-1]:
+        child = target.get(part)
+        if not isinstance(child, dict):
+            child = target[part] = {}
+        target = child
+    target[path[-1]] = value
+
+
+def _remove(target: dict, item) -> None:
+    path = [item.key] if item.key else list(item.nested_key)
+    for part in path[:-1]:
+        target = target.get(part)
+        if not isinstance(target, dict):
+            return
+    target.pop(path[-1], None)
 
 
 def _json(text: str) -> Any:
@@ -137,18 +158,14 @@ def _history_value(item) -> Any:
     return getattr(item, which)
 
 
-def _is_wandb_key(key: str) -> bool:
-    """wandb's own bookkeeping entries (``_wandb``, ``_wandb.runtime``)."""
-    return key == "_wandb" or key.startswith("_wandb.")
-
-
 def read_run(path: str | Path) -> dict[str, Any]:
     """Read one ``run-<id>.wandb`` file back into a plain dict.
 
     Returns a dict with ``path``, ``run_id``, ``project``, ``entity``, ``group``,
-    ``job_type``, ``name``, ``tags`` (list), ``resumed`` (bool), ``config`` (dict, without
+    ``job_type``, ``name``, ``tags`` (list), ``resumed`` (bool: W&B resumed it online), ``config`` (dict, without
     wandb's own ``_wandb`` entry), ``history`` (list of row dicts, wandb's ``_step``,
-    ``_runtime``, ``_timestamp`` included), ``summary`` (dict, the last value of each key),
+    ``_runtime``, ``_timestamp`` included; media such as tables and images are dicts
+    describing the file), ``summary`` (dict, the last value of each key),
     ``metrics`` (``{name or glob: step_metric}`` from ``define_metric``), ``exit_code``
     (int, or None when the run did not finish) and ``complete`` (an exit record was found).
     """
@@ -175,9 +192,9 @@ def read_run(path: str | Path) -> dict[str, Any]:
 
     def apply(target: dict, update) -> None:
         for item in update.update:
-            target[_key(item)] = _json(item.value_json)
+            _assign(target, item, _json(item.value_json))
         for item in update.remove:
-            target.pop(_key(item), None)
+            _remove(target, item)
 
     for record in iter_records(path):
         kind = record.WhichOneof("record_type")
@@ -191,14 +208,16 @@ def read_run(path: str | Path) -> dict[str, Any]:
                 job_type=run.job_type or out["job_type"],
                 name=run.display_name or out["name"],
                 tags=list(run.tags) or out["tags"],
-                resumed=bool(run.resumed or run.resume) or out["resumed"],
+                resumed=bool(run.resumed) or out["resumed"],
             )
             apply(config, run.config)
             apply(summary, run.summary)
         elif kind == "config":
             apply(config, record.config)
         elif kind == "history":
-            row = {_key(item): _history_value(item) for item in record.history.item}
+            row: dict[str, Any] = {}
+            for item in record.history.item:
+                _assign(row, item, _history_value(item))
             if "_step" not in row and record.history.HasField("step"):
                 row["_step"] = record.history.step.num
             out["history"].append(row)
@@ -216,9 +235,10 @@ def read_run(path: str | Path) -> dict[str, Any]:
     out["config"] = {
         k: (v["value"] if isinstance(v, dict) and set(v) <= {"value", "desc"} and "value" in v else v)
         for k, v in config.items()
-        if not _is_wandb_key(k)
+        if k != "_wandb"
     }
-    out["summary"] = {k: v for k, v in summary.items() if not _is_wandb_key(k)}
+    summary.pop("_wandb", None)
+    out["summary"] = summary
     return out
 
 
@@ -231,7 +251,15 @@ def find_run_files(root: str | Path) -> list[Path]:
     root = Path(root)
     if root.is_file():
         return [root]
-    return sorted(root.rglob("run-*.wandb"), key=lambda p: (p.parent.name.split("-", 2)[-1], str(p)))
+    return sorted(root.rglob("run-*.wandb"), key=_start_order)
+
+
+def _start_order(path: Path):
+    """Sort key: (start time, run id, collision suffix) from ``[offline-]run-<time>-<id>[-<n>]``."""
+    m = re.search(r"run-(\d{8}_\d{6})-([^-]+)(?:-(\d+))?$", path.parent.name)
+    if not m:
+        return ("", "", 0, str(path))
+    return (m.group(1), m.group(2), int(m.group(3) or 0), str(path))
 
 
 def history_frame(run: dict[str, Any], phase: str):

@@ -201,36 +201,18 @@ class WandbSink:
 
 def _init(wandb, *, run_dir: Path, mode: str, init_timeout: float, **kwargs):
     run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        return wandb.init(
-            dir=str(run_dir),
-            mode=mode,
-            resume="allow",
-            reinit="create_new",  # a worker process runs many trials in turn; never touches wandb.run
-            settings=_settings(init_timeout),
-            **kwargs,
-        )
-    except Exception:
-        _release_stream(kwargs.get("id"))
-        raise
-
-
-def _release_stream(run_id: str | None) -> None:
-    """After a failed wandb.init, tell wandb-core to drop the run's stream.
-
-    Otherwise the id stays "in use" in this process's wandb-core and a retry of the same run
-    directory (same id) in the same worker process cannot start W&B. Private API: best effort.
-    """
-    if not run_id:
-        return
-    try:
-        from wandb.sdk import wandb_setup
-
-        connection = getattr(wandb_setup.singleton(), "_connection", None)
-        if connection is not None:
-            connection.inform_finish(run_id)
-    except Exception:  # noqa: BLE001
-        pass
+    # No cleanup after a failed init: wandb-core keeps the failed run's id "in use" for the
+    # rest of this process (a retry of the same run directory in the same process then warns
+    # and runs without W&B). Telling wandb-core to drop the stream (ServiceConnection.
+    # inform_finish) makes the next wandb.init with that id wait forever, so it is not done.
+    return wandb.init(
+        dir=str(run_dir),
+        mode=mode,
+        resume="allow",
+        reinit="create_new",  # a worker process runs many trials in turn; never touches wandb.run
+        settings=_settings(init_timeout),
+        **kwargs,
+    )
 
 
 def make_sink(cfg, run_dir: str | Path) -> WandbSink | None:
@@ -329,19 +311,14 @@ def _trial_logger_settings(study) -> dict[str, Any]:
     return {}
 
 
-def _study_figure(study_name: str, storage_url: str, sweep: str | None):
-    """The sweep's figure from the ``analysis`` package, or None when it cannot draw one."""
-    try:
-        import analysis  # noqa: F401
-    except ImportError:
-        return None
+def _study_figure(study_name: str, storage_url: str, output_root: str | Path):
+    """The sweep's figure from the ``analysis`` package (``analysis.sweep_figure``), or None."""
     try:
         from analysis import sweep_figure  # type: ignore[attr-defined]
-    except ImportError:
-        sweep_figure = None
+    except ImportError:  # no analysis package (or an older one without the figure)
+        return None
     try:
-        if sweep_figure is not None:
-            return sweep_figure(study_name, storage=storage_url)
+        return sweep_figure(study_name, storage=storage_url, output_root=output_root)
     except Exception as err:  # noqa: BLE001
         _warn(f"analysis figure for study {study_name!r} failed ({type(err).__name__}: {err})")
     return None
@@ -378,7 +355,6 @@ def log_study(
         timeout = init_timeout if init_timeout is not None else trial_logger.get("init_timeout", 30)
         tags = [str(t)[:64] for t in trial_logger.get("tags") or []]
         attrs = dict(study.user_attrs)
-        sweep = attrs.get("sweep")
         out_dir = Path(output_root) / study_name / "analysis"
 
         import wandb
@@ -405,9 +381,13 @@ def log_study(
     try:
         columns, rows = study_table(study)
         payload: dict[str, Any] = {"study_table": wandb.Table(columns=columns, data=rows, allow_mixed_types=True)}
-        figure = _study_figure(study_name, storage_url, sweep)
+        figure = _study_figure(study_name, storage_url, output_root)
         if figure is not None:
-            payload["sweep_figure"] = wandb.Image(figure)
+            # saved as a PNG first: wandb.Image(figure) needs pyplot, and the analysis figures
+            # are plain matplotlib Figures
+            png = out_dir / "sweep_figure.png"
+            figure.savefig(png, dpi=150, bbox_inches="tight")
+            payload["sweep_figure"] = wandb.Image(str(png), caption=study_name)
         run.log(payload)
         states = [r[1] for r in rows]
         summary: dict[str, Any] = {
@@ -423,13 +403,6 @@ def log_study(
         except Exception:  # noqa: BLE001 - no complete trial, or a multi-objective study
             pass
         run.summary.update({k: _summary_value(v) for k, v in summary.items()})
-        if figure is not None:
-            try:
-                import matplotlib.pyplot as plt
-
-                plt.close(figure)
-            except Exception:  # noqa: BLE001
-                pass
         run.finish(exit_code=0)
     except Exception as err:  # noqa: BLE001
         _warn(f"study run for {study_name!r} failed ({type(err).__name__}: {err})")

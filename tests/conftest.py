@@ -1,0 +1,24 @@
+"""Shared test set-up: float64 JAX for the numerical tests, tiny-run overrides."""
+
+import os
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+# A run small enough for a few seconds on a 2-core CPU (H2, tiny network, no pretraining).
+TINY = [
+    "system=H2", "network.width=8", "network.depth=1", "network.pairwise_width=4",
+    "network.determinants=1", "batch_size=32", "optim.iterations=20", "mcmc.burn_in=5",
+    "mcmc.steps=2", "pretrain=none", "evaluation.iterations=10", "evaluation.burn_in=5",
+    "logger=none", "progress=false",
+]
+
+
+@pytest.fixture
+def tiny_overrides(tmp_path):
+    return TINY + [f"output_root={tmp_path}"]

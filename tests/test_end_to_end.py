@@ -1,0 +1,107 @@
+"""End to end at quick scale: energies near the exact ones, exact resume after a kill."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ablate.config import compose
+from ablate.run import run_experiment
+from conftest import TINY
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("system, tolerance_mha", [("He", 2.0), ("H2", 3.0)])
+def test_quick_scale_reaches_the_exact_energy(system, tolerance_mha, tmp_path):
+    cfg = compose([f"system={system}", "logger=none", "progress=false",
+                   f"output_root={tmp_path}", "optim.iterations=1500"])
+    summary = run_experiment(cfg)
+    assert summary["status"] == "completed"
+    # Variational: not meaningfully below the exact energy, and within a few mHa of it.
+    assert summary["error_mha"] > -4 * summary["error_stderr_mha"] - 0.2
+    assert summary["error_mha"] < tolerance_mha, summary
+    assert summary["hf_energy"] > summary["reference_energy"]
+
+
+def test_run_directory_contract(tiny_overrides, tmp_path):
+    summary = run_experiment(compose(tiny_overrides))
+    run_dir = tmp_path / "single"
+    (folder,) = list(run_dir.iterdir())
+    on_disk = json.loads((folder / "summary.json").read_text())
+    for key in ("status", "system", "electrons", "energy", "energy_stderr", "reference_energy",
+                "error_mha", "param_count", "iterations", "wall_time_s", "ms_per_iteration",
+                "seed", "params", "config"):
+        assert key in on_disk, key
+    assert on_disk["status"] == "completed" and on_disk["iterations"] == 20
+    metrics = pd.read_csv(folder / "metrics.csv")
+    assert list(metrics.columns) == ["step", "energy", "variance", "pmove", "move_width",
+                                     "learning_rate", "step_time_s"]
+    assert metrics["step"].tolist() == list(range(20))
+    evaluation = pd.read_csv(folder / "eval.csv")
+    assert len(evaluation) == 10
+    assert summary["energy"] == pytest.approx(evaluation["energy"].mean())
+    assert (folder / "config.yaml").exists() and any((folder / "checkpoints").iterdir())
+    # A completed run is not rerun: the same run directory returns the same summary.
+    again = run_experiment(compose(tiny_overrides + [f"run_dir={folder}"]))
+    assert again == on_disk
+
+
+class StopAt:
+    """Interrupts training (like a kill) after a given step."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_step(self, step, metrics):
+        if step == self.step:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("optim", ["kfac", "adam"])
+def test_interrupted_run_resumes_exactly(optim, tmp_path):
+    common = TINY + [f"optim={optim}", "optim.iterations=30", "checkpoint_every=10",
+                     "evaluation.iterations=6", f"output_root={tmp_path}"]
+    whole = run_experiment(compose(common + [f"run_dir={tmp_path / 'whole'}"]))
+    cut = compose(common + [f"run_dir={tmp_path / 'cut'}"])
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cut, callbacks=StopAt(24))
+    assert json.loads((tmp_path / "cut" / "summary.json").read_text())["status"] == "failed"
+    resumed = run_experiment(cut)
+    a = pd.read_csv(tmp_path / "whole" / "metrics.csv")
+    b = pd.read_csv(tmp_path / "cut" / "metrics.csv")
+    assert b["step"].tolist() == list(range(30))
+    np.testing.assert_allclose(a["energy"], b["energy"], rtol=1e-10)
+    assert resumed["energy"] == pytest.approx(whole["energy"], rel=1e-10)
+    assert resumed["iterations"] == whole["iterations"] == 30
+
+
+@pytest.mark.slow
+def test_killed_process_resumes_from_its_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "ablate", *TINY, "optim.iterations=400",
+            "checkpoint_every=25", f"run_dir={run_dir}", f"output_root={tmp_path}"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        ckpts = list((run_dir / "checkpoints").glob("ckpt_*.pkl"))
+        if any(int(p.stem.split("_")[1]) >= 50 for p in ckpts):
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    status = json.loads((run_dir / "summary.json").read_text())["status"]
+    assert status == "running"
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "resuming from checkpoint" in out.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["iterations"] == 400
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert metrics["step"].tolist() == list(range(400))

@@ -1,0 +1,73 @@
+"""Antisymmetry and shapes of the ansatzes (float64)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from ablate.config import compose, validate
+from ablate.networks import logsumdet, make_ansatz, param_count
+
+VARIANTS = [
+    ["system=LiH"],
+    ["system=Li", "network.full_det=false", "network.envelope=diagonal"],
+    ["system=B", "network.envelope=full", "network.determinants=3"],
+    ["system=H_chain", "network.hidden_dims=[[8,4],[8,4],[6,2]]"],
+    ["system=LiH", "network=slater_jastrow"],
+    ["system=Be", "network=slater_jastrow", "network.backflow=true", "network.full_det=true"],
+]
+
+
+def build(overrides):
+    exp = validate(compose(["precision=float64", "network.width=8",
+                            "network.pairwise_width=4"] + overrides))
+    ansatz = make_ansatz(exp)
+    return exp, ansatz, ansatz.init(jax.random.PRNGKey(0))
+
+
+@pytest.fixture(scope="module", params=range(len(VARIANTS)), ids=lambda i: " ".join(VARIANTS[i]))
+def network(request):
+    exp, ansatz, params = build(VARIANTS[request.param])
+    return exp, jax.jit(ansatz.apply), params
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), data=st.data())
+def test_same_spin_swap_flips_sign_and_keeps_amplitude(network, seed, data):
+    exp, apply, params = network
+    n_up, n_down = exp.system.electrons
+    groups = [g for g in (range(n_up), range(n_up, n_up + n_down)) if len(g) >= 2]
+    if not groups:
+        pytest.skip("no two electrons of the same spin")
+    group = data.draw(st.sampled_from(groups))
+    i, j = data.draw(st.lists(st.sampled_from(list(group)), min_size=2, max_size=2, unique=True))
+    x = jnp.asarray(np.random.default_rng(seed).normal(size=(exp.system.n_electrons, 3)) * 1.5)
+    perm = np.arange(exp.system.n_electrons)
+    perm[[i, j]] = perm[[j, i]]
+    s1, l1 = apply(params, x)
+    s2, l2 = apply(params, x[perm])
+    assert float(s1) == -float(s2)
+    assert float(l1) == pytest.approx(float(l2), abs=1e-9)
+
+
+def test_opposite_spin_swap_is_not_a_symmetry():
+    exp, ansatz, params = build(["system=H2"])
+    x = jnp.asarray([[0.3, -0.2, 0.5], [-0.4, 0.6, 1.2]])
+    _, l1 = ansatz.apply(params, x)
+    _, l2 = ansatz.apply(params, x[::-1])
+    assert abs(float(l1) - float(l2)) > 1e-6
+
+
+def test_logsumdet_matches_the_direct_sum():
+    m = jnp.asarray(np.random.default_rng(3).normal(size=(5, 4, 4)))
+    sign, log = logsumdet([m])
+    assert float(sign * jnp.exp(log)) == pytest.approx(float(jnp.sum(jnp.linalg.det(m))))
+
+
+def test_orbital_shapes_and_parameter_count_grow_with_width():
+    exp, ansatz, params = build(["system=LiH", "network.determinants=2"])
+    up, down = ansatz.orbitals(params, jnp.ones((4, 3)) * 0.1 + jnp.arange(12.).reshape(4, 3))
+    assert up.shape == (2, 2, 4) and down.shape == (2, 2, 4)
+    _, _, wider = build(["system=LiH", "network.determinants=2", "network.width=16"])
+    assert param_count(wider) > param_count(params)
