@@ -42,6 +42,8 @@ class Engine:
     train_step: Callable          # (state) -> state, device metrics
     eval_step: Callable           # (params, walkers, key, width) -> walkers, key, metrics
     optimizer: Optimizer
+    loss: Callable                # (params, key, walkers) -> (energy, LossAux), VMC gradient
+    local_energy: Callable        # (params, x) -> E_L (Hartree) of one walker
 
 
 class Progress:
@@ -119,7 +121,7 @@ def build_engine(experiment) -> Engine:
                               "pmove": pmove}
 
     return Engine(experiment, ansatz, dtype, walker_sharding, replicated, jit_mcmc,
-                  train_step, eval_step, optimizer)
+                  train_step, eval_step, optimizer, loss, e_local)
 
 
 def initial_state(engine: Engine) -> dict:
@@ -131,22 +133,21 @@ def initial_state(engine: Engine) -> dict:
     walkers = mcmc.init_walkers(kwalkers, engine.experiment.system, int(cfg.batch_size),
                                 float(cfg.mcmc.init_width), engine.dtype)
     walkers = jax.device_put(walkers, engine.walker_sharding)
-    return {"params": params, "opt_state": None, "walkers": walkers, "key": key,
-            "width": jnp.asarray(float(cfg.mcmc.move_width), engine.dtype),
-            "step": jnp.asarray(0, jnp.int32)}
+    scalars = {"key": key, "width": jnp.asarray(float(cfg.mcmc.move_width), engine.dtype),
+               "step": jnp.asarray(0, jnp.int32)}
+    return {"params": params, "opt_state": None, "walkers": walkers,
+            **jax.device_put(scalars, engine.replicated)}
 
 
 def to_device(engine: Engine, state: dict) -> dict:
-    """Puts a checkpointed (host) state back on the devices with the right shardings."""
-    out = dict(state)
-    out["walkers"] = jax.device_put(jnp.asarray(state["walkers"]), engine.walker_sharding)
-    for name in ("params", "opt_state"):
-        if state.get(name) is not None:
-            out[name] = jax.device_put(state[name], engine.replicated)
-    out["key"] = jnp.asarray(state["key"])
-    out["width"] = jnp.asarray(state["width"], engine.dtype)
-    out["step"] = jnp.asarray(state["step"], jnp.int32)
-    return out
+    """Puts a (host) state on the devices: walkers sharded over the batch, all else
+    replicated. Every array is committed to the same mesh as the step outputs, so the
+    compiled steps are reused rather than traced again for new input shardings."""
+    rest = {k: v for k, v in state.items() if k != "walkers"}
+    rest["width"] = jnp.asarray(rest["width"], engine.dtype)
+    rest["step"] = jnp.asarray(rest["step"], jnp.int32)
+    return {"walkers": jax.device_put(jnp.asarray(state["walkers"]), engine.walker_sharding),
+            **jax.device_put(rest, engine.replicated)}
 
 
 def pretrain(engine: Engine, state: dict, hf, recorder, progress: Progress) -> dict:
@@ -276,7 +277,7 @@ def evaluate(engine: Engine, state: dict, recorder, run_dir, progress: Progress,
 def init_optimizer(engine: Engine, state: dict) -> dict:
     key, kinit = jax.random.split(state["key"])
     opt_state = engine.optimizer.init(state["params"], kinit, state["walkers"])
-    return dict(state, opt_state=opt_state, key=key)
+    return to_device(engine, dict(state, opt_state=opt_state, key=key))
 
 
 def log_stderr(message: str) -> None:

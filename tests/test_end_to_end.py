@@ -105,3 +105,17 @@ def test_killed_process_resumes_from_its_checkpoint(tmp_path):
     assert summary["status"] == "completed" and summary["iterations"] == 400
     metrics = pd.read_csv(run_dir / "metrics.csv")
     assert metrics["step"].tolist() == list(range(400))
+
+
+@pytest.mark.slow
+def test_walkers_shared_over_two_devices_give_the_same_run(tmp_path):
+    """Data parallel over 2 (host) devices with jax.sharding reproduces the 1-device run."""
+    args = TINY + [f"output_root={tmp_path}"]
+    single = run_experiment(compose(args + [f"run_dir={tmp_path / 'one'}"]))
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-m", "ablate", *args, f"run_dir={tmp_path / 'two'}"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    double = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert double["energy"] == pytest.approx(single["energy"], rel=1e-4)

@@ -1,0 +1,139 @@
+"""Milliseconds per VMC training iteration, and where they go; prints one JSON object.
+
+    python benchmarks/iteration.py --system LiH --scale paper            # the paper network, batch 4096
+    python benchmarks/iteration.py --system LiH --scale quick --batch 128 # the CI-machine line
+    python benchmarks/iteration.py --system N2 --scale paper --laplacian hessian
+
+Times (medians over --iterations after --warmup) of: the whole training step (MCMC +
+local energy + gradient + optimiser update, as the trainer runs it), and its parts run alone:
+sampling (the MCMC moves of one iteration), local energy (E_L of the batch), gradient
+(loss value and VMC gradient, E_L included). The optimiser update is the step minus the
+sampling and the gradient. Start-up = config to the end of the first training step (JIT
+compilation included). No pretraining and no logging: pyscf and wandb are never imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+T_START = time.time()
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--system", default="LiH")
+    p.add_argument("--scale", default="paper", choices=["quick", "paper"])
+    p.add_argument("--network", default="ferminet", choices=["ferminet", "slater_jastrow"])
+    p.add_argument("--width", type=int)
+    p.add_argument("--depth", type=int)
+    p.add_argument("--pairwise", type=int)
+    p.add_argument("--determinants", type=int)
+    p.add_argument("--batch", type=int)
+    p.add_argument("--steps", type=int, help="MCMC steps per iteration")
+    p.add_argument("--laplacian", default="forward", choices=["forward", "hessian"])
+    p.add_argument("--optim", default="kfac", choices=["kfac", "adam"])
+    p.add_argument("--precision", default="float32", choices=["float32", "float64"])
+    p.add_argument("--iterations", type=int, default=20, help="timed iterations")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--override", action="append", default=[], help="extra Hydra override")
+    return p.parse_args()
+
+
+def overrides(args) -> list[str]:
+    out = [f"system={args.system}", f"scale={args.scale}", f"network={args.network}",
+           f"laplacian={args.laplacian}", f"optim={args.optim}", f"precision={args.precision}",
+           "pretrain=none", "logger=none", "progress=false", "mcmc.burn_in=0"]
+    for flag, key in (("width", "network.width"), ("depth", "network.depth"),
+                      ("pairwise", "network.pairwise_width"),
+                      ("determinants", "network.determinants"), ("batch", "batch_size"),
+                      ("steps", "mcmc.steps")):
+        if getattr(args, flag) is not None:
+            out.append(f"{key}={getattr(args, flag)}")
+    return out + args.override
+
+
+def median_ms(fn, warmup: int, iterations: int) -> float:
+    import jax
+
+    for _ in range(warmup):
+        jax.block_until_ready(fn())
+    times = []
+    for _ in range(iterations):
+        t = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(times)
+
+
+def main() -> None:
+    args = parse()
+    import jax
+
+    from ablate import training
+    from ablate.config import compose, validate
+    from ablate.networks import param_count
+    from ablate.run import _configure_jax
+
+    t_imported = time.time()
+    cfg = compose(overrides(args))
+    _configure_jax(cfg)
+    experiment = validate(cfg)
+    engine = training.build_engine(experiment)
+    state = training.init_optimizer(engine, training.initial_state(engine))
+    state, _ = engine.train_step(state)
+    jax.block_until_ready(state["params"])
+    startup = time.time() - t_imported
+
+    holder = {"state": state}
+
+    def step():
+        holder["state"], metrics = engine.train_step(holder["state"])
+        return metrics["energy"]
+
+    step_ms = median_ms(step, args.warmup, args.iterations)
+    state = holder["state"]
+    params, walkers, key, width = state["params"], state["walkers"], state["key"], state["width"]
+    sample_ms = median_ms(lambda: engine.mcmc_iteration(params, walkers, key, width)[0],
+                          args.warmup, args.iterations)
+    e_local = jax.jit(jax.vmap(engine.local_energy, in_axes=(None, 0)))
+    energy_ms = median_ms(lambda: e_local(params, walkers), args.warmup, args.iterations)
+    grad = jax.jit(jax.value_and_grad(engine.loss, has_aux=True))
+    grad_ms = median_ms(lambda: grad(params, key, walkers), args.warmup, args.iterations)
+
+    device = jax.devices()[0]
+    print(json.dumps({
+        "benchmark": "iteration",
+        "system": experiment.system.name,
+        "electrons": list(experiment.system.electrons),
+        "network": cfg.network.type,
+        "hidden_dims": [list(d) for d in experiment.hidden_dims],
+        "determinants": int(cfg.network.determinants),
+        "batch_size": int(cfg.batch_size),
+        "mcmc_steps": int(cfg.mcmc.steps),
+        "laplacian": cfg.laplacian,
+        "optimizer": cfg.optim.name,
+        "precision": cfg.precision,
+        "param_count": param_count(params),
+        "device": f"{device.platform}:{getattr(device, 'device_kind', '')}",
+        "device_count": jax.device_count(),
+        "ms_per_iteration": round(step_ms, 3),
+        "split_ms": {
+            "sampling": round(sample_ms, 3),
+            "local_energy": round(energy_ms, 3),
+            "gradient_incl_local_energy": round(grad_ms, 3),
+            "optimizer_update": round(max(step_ms - sample_ms - grad_ms, 0.0), 3),
+        },
+        "startup_s": {"imports": round(t_imported - T_START, 2),
+                      "config_to_first_iteration": round(startup, 2)},
+        "iterations_timed": args.iterations,
+    }))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test suite on a fresh machine: set up .venv, start PostgreSQL on loopback for the
+# shared-study tests, run pytest. Extra arguments go to pytest (e.g. -m "not slow").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+if url="$(bash .ci/start_postgres.sh)"; then
+  export ABLATE_TEST_POSTGRES_URL="$url"
+elif [ "${CI:-}" = "true" ]; then
+  echo "PostgreSQL could not be started; CI needs it for the shared-study tests" >&2
+  exit 1
+else
+  echo "warning: PostgreSQL could not be started; its tests will be skipped" >&2
+fi
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
+exec .venv/bin/python -m pytest "$@"
