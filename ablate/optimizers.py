@@ -78,6 +78,7 @@ class Optimizer:
     init: Callable       # (params, key, walkers) -> opt_state
     step: Callable       # (params, opt_state, walkers, key, iteration) -> (params, state, loss, aux)
     schedule: Callable   # iteration -> learning rate
+    backend: object = None  # the kfac_jax.Optimizer (kfac only)
 
 
 def make_kfac(cfg, loss: Callable, dtype) -> Optimizer:
@@ -109,7 +110,7 @@ def make_kfac(cfg, loss: Callable, dtype) -> Optimizer:
             params, state, key, batch=walkers, momentum=momentum, damping=damping)
         return params, state, stats["loss"], stats["aux"]
 
-    return Optimizer("kfac", init, step, schedule)
+    return Optimizer("kfac", init, step, schedule, optimizer)
 
 
 def make_adam(cfg, loss: Callable, dtype) -> Optimizer:
@@ -127,6 +128,16 @@ def make_adam(cfg, loss: Callable, dtype) -> Optimizer:
         return optax.apply_updates(params, updates), state, value, aux
 
     return Optimizer("adam", lambda params, key, walkers: tx.init(params), step, schedule)
+
+
+def kfac_blocks(optimizer: Optimizer, params) -> dict[str, str]:
+    """Curvature block type per parameter path (after init), e.g. to check that every dense
+    layer got a Kronecker-factored block rather than a generic diagonal one."""
+    estimator = optimizer.backend._estimator
+    names = [jax.tree_util.keystr(path) for path, _ in
+             jax.tree_util.tree_flatten_with_path(params)[0]]
+    return {names[i]: type(block).__name__
+            for indices, block in estimator.indices_to_block_map.items() for i in indices}
 
 
 def make_optimizer(cfg, loss: Callable, dtype=jnp.float32) -> Optimizer:
