@@ -110,9 +110,40 @@ def iter_records(path: str | Path) -> Iterator[Any]:
         yield record
 
 
-def _key(item) -> str:
-    """Key of a config/summary/history item (a ``nested_key`` path joined by '.')."""
-    return item.key if item.key else ".".join(item.nested_key)
+def is_complete(path: str | Path) -> bool:
+    """Whether the file ends with the run's exit record (wandb has finished writing it).
+
+    ``run.finish()`` returns before wandb-core has flushed and closed the file, so a reader in
+    the same process should wait for this (see :func:`wait_complete`). Only the last few records
+    are decoded, so this is cheap even for long runs.
+    """
+    from collections import deque
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    try:
+        tail = deque(iter_chunks(path), maxlen=4)
+    except (OSError, WandbFileError):
+        return False
+    for payload in tail:
+        record = pb.Record()
+        record.ParseFromString(payload)
+        if record.WhichOneof("record_type") == "exit":
+            return True
+    return False
+
+
+def wait_complete(path: str | Path, timeout: float = 10.0, interval: float = 0.02) -> bool:
+    """Polls until :func:`is_complete` or ``timeout`` seconds pass; returns whether it completed."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if is_complete(path):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
 
 
 def _assign(target: dict, item, value) -> None:
@@ -162,8 +193,8 @@ def read_run(path: str | Path) -> dict[str, Any]:
     """Read one ``run-<id>.wandb`` file back into a plain dict.
 
     Returns a dict with ``path``, ``run_id``, ``project``, ``entity``, ``group``,
-    ``job_type``, ``name``, ``tags`` (list), ``resumed`` (bool: W&B resumed it online), ``config`` (dict, without
-    wandb's own ``_wandb`` entry), ``history`` (list of row dicts, wandb's ``_step``,
+    ``job_type``, ``name``, ``tags`` (list), ``resumed`` (bool: W&B resumed it online),
+    ``config`` (dict, without wandb's own ``_wandb`` entry), ``history`` (list of row dicts, wandb's ``_step``,
     ``_runtime``, ``_timestamp`` included; media such as tables and images are dicts
     describing the file), ``summary`` (dict, the last value of each key),
     ``metrics`` (``{name or glob: step_metric}`` from ``define_metric``), ``exit_code``
@@ -251,7 +282,8 @@ def find_run_files(root: str | Path) -> list[Path]:
     root = Path(root)
     if root.is_file():
         return [root]
-    return sorted(root.rglob("run-*.wandb"), key=_start_order)
+    files = [p for p in root.rglob("run-*.wandb") if not p.parent.is_symlink()]  # skip latest-run/
+    return sorted(files, key=_start_order)
 
 
 def _start_order(path: Path):

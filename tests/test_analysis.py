@@ -7,8 +7,10 @@ the checks read the DataFrames, the matplotlib artists' data and the CSV files.
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -317,12 +319,13 @@ def test_negative_errors_are_clipped_to_their_error_bar(tmp_path: Path):
     assert any(c.topic == "study" and "<= 0" in c.statement and "width: network.width=16" in c.evidence for c in claims)
 
 
-@pytest.mark.parametrize("swept_type", [True, False], ids=["network.type-param", "network-from-summary"])
-def test_determinants_figure_puts_both_ansatzes_on_one_axes(tmp_path: Path, swept_type: bool):
+@pytest.mark.parametrize("network_key", ["network", "network.type", None],
+                         ids=["network-group-param", "network.type-param", "network-from-summary"])
+def test_determinants_figure_puts_both_ansatzes_on_one_axes(tmp_path: Path, network_key: str | None):
     specs = []
     for net, errors in (("ferminet", {1: 6.0, 4: 3.0, 16: 2.9}), ("slater_jastrow", {1: 60.0, 4: 45.0, 16: 40.0})):
         for k, err in errors.items():
-            params = {"network.determinants": k, **({"network.type": net} if swept_type else {})}
+            params = {"network.determinants": k, **({network_key: net} if network_key else {})}
             specs.append(Spec(params, err, network=net))
     make_study(tmp_path, "determinants", specs)
     frame = analysis.load_study("determinants", output_root=tmp_path)
@@ -339,8 +342,18 @@ def test_determinants_figure_puts_both_ansatzes_on_one_axes(tmp_path: Path, swep
     claims = {c.statement: c for c in check_claims(frame, {"determinants": data})}
     versus = claims["FermiNet is more accurate than Slater–Jastrow at the same number of determinants"]
     assert versus.verdict == "supported" and "K=4: FermiNet 3.00 ± 0.20 mHa" in versus.evidence
-    assert claims["FermiNet gains little from more determinants (FermiNet)"].verdict == "supported"
-    assert "no gain beyond K 4" in claims["FermiNet gains little from more determinants (FermiNet)"].evidence
+    assert claims["FermiNet gains little from more determinants"].verdict == "supported"
+    assert "no gain beyond K 4" in claims["FermiNet gains little from more determinants"].evidence
+
+
+def test_determinants_with_one_ansatz_names_it_and_makes_no_comparison(tmp_path: Path):
+    make_study(tmp_path, "determinants", [Spec({"network.determinants": k}, e) for k, e in ((1, 6.0), (4, 3.0))])
+    frame = analysis.load_study("determinants", output_root=tmp_path)
+    data = F.determinants_data(frame)
+    assert set(containers(F.draw_error_figure(data).axes[0])) == {"FermiNet"}
+    claims = {c.statement: c for c in check_claims(frame, {"determinants": data})}
+    versus = claims["FermiNet is more accurate than Slater–Jastrow at the same number of determinants"]
+    assert versus.verdict == "inconclusive" and versus.evidence == "only FermiNet has complete trials: no comparison"
 
 
 def test_depth_and_pairwise_saturation_claims(tmp_path: Path):
@@ -411,6 +424,33 @@ def test_tuning_study_guards_importances_and_plots_history(tmp_path: Path):
     np.testing.assert_allclose(widths, sorted(importances["importance"]))
     assert sum(widths) == pytest.approx(1.0)
 
+    result = run_report("tune", output_root=tmp_path / "many", stream=io.StringIO())
+    assert set(result.figures) == {"importances", "optimization_history"}
+    assert "training_curves: not drawn (no history to plot)" in result.notes  # no metrics.csv written
+    csv = pd.read_csv(result.figures["importances"][2])
+    ax = result.drawn["importances"].axes[0]
+    label_at = {round(t.get_position()[1]): t.get_text() for t in ax.get_yticklabels()}
+    plotted = {label_at[round(b.get_y() + b.get_height() / 2)]: b.get_width() for b in ax.patches}
+    assert plotted == pytest.approx(dict(zip(csv["param"], csv["importance"])))
+    top = max(ax.patches, key=lambda b: b.get_y())
+    assert label_at[round(top.get_y() + top.get_height() / 2)] == csv["param"].iloc[0]  # largest on top
+    claims = {c.statement: c for c in result.claims}
+    assert claims["best trial"].evidence.startswith("t8: error_mha")
+
+
+def test_study_without_reference_energy_plots_energy(tmp_path: Path):
+    specs = [Spec({"network.width": w}, e) for w, e in ((8, 20.0), (16, 10.0))]
+    make_study(tmp_path, "width", specs, reference=None)
+    frame = analysis.load_study("width", output_root=tmp_path)
+    assert frame["error_mha"].isna().all() and frame["correlation_pct"].isna().all()
+    data = F.width_data(frame)
+    assert (data["y_name"] == "energy").all()
+    np.testing.assert_allclose(data["y"], [H2_EXACT + 0.020, H2_EXACT + 0.010])
+    fig = F.draw_error_figure(data)
+    assert fig.axes[0].get_yscale() == "linear" and not fig.axes[0].patches  # no chemical-accuracy band
+    (claim,) = check_claims(frame, {"width": data})
+    assert claim.verdict == "inconclusive" and "no reference energy" in claim.evidence
+
 
 def test_training_curves_are_trailing_means(width_depth_root: Path):
     history = analysis.load_history("width_depth", output_root=width_depth_root)
@@ -466,7 +506,7 @@ def test_matplotlib_is_imported_lazily():
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """``python -m analysis ARGS`` in a subprocess with the repository importable."""
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "analysis", *args], cwd=cwd, env=env, capture_output=True, text=True)
 
 
@@ -498,3 +538,6 @@ def test_cli_empty_study_and_missing_storage_exit_2(tmp_path: Path, capsys):
 def test_sweep_figure_is_the_studys_main_figure(width_depth_root: Path):
     fig = sweep_figure("width_depth", storage=f"sqlite:///{width_depth_root / 'studies.db'}")
     assert set(containers(fig.axes[0])) == {"depth 1", "depth 2"}
+    import wandb  # ablate.wandb_sink.log_study logs it as wandb.Image(fig)
+
+    assert wandb.Image(fig).image.size[0] > 0

@@ -1,0 +1,66 @@
+"""``python -m analysis STUDY [--storage URL] [--output-root DIR] [--wandb ENTITY/PROJECT]``.
+
+Prints the trial table and the checked claims, and writes ``<output_root>/<study>/figures/``
+(PNG, PDF and CSV per figure), ``trials.csv`` and ``report.md``. An unknown study, a missing
+storage or a study without complete trials prints one line on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .loaders import DEFAULT_OUTPUT_ROOT, AnalysisError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis",
+        description="Tables, paper-style figures and a claims report for an ablate study.",
+    )
+    parser.add_argument("study", help="study name (the sweep file's study, e.g. width)")
+    parser.add_argument("--storage", default=None,
+                        help="Optuna storage URL (default: sqlite:///<output-root>/studies.db)")
+    parser.add_argument("--output-root", default=DEFAULT_OUTPUT_ROOT,
+                        help="folder of the study's run directories; figures go to <output-root>/<study>/figures "
+                             f"(default: {DEFAULT_OUTPUT_ROOT})")
+    parser.add_argument("--wandb", metavar="ENTITY/PROJECT", default=None,
+                        help="read the trials from the W&B runs grouped under STUDY instead of Optuna")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the report; returns the exit code (0, or 2 with one line on stderr)."""
+    args = parse_args(argv)
+    try:
+        if args.wandb:
+            from .report import report_from_frame
+
+            report_from_frame(_wandb_frame(args.study, args.wandb), args.output_root)
+        else:
+            from .report import run_report
+
+            run_report(args.study, storage=args.storage, output_root=args.output_root)
+    except AnalysisError as err:
+        print(f"analysis: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _wandb_frame(study: str, path: str):
+    """The trial frame from W&B; any API failure becomes one AnalysisError line."""
+    from .loaders import load_wandb_study
+
+    entity, _, project = path.rpartition("/")
+    try:
+        return load_wandb_study(study, project=project, entity=entity or None)
+    except AnalysisError:
+        raise
+    except Exception as err:  # network, auth, unknown project: one line for the user
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise AnalysisError(f"cannot read W&B runs of {path} group {study!r}: {type(err).__name__} {first}".strip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
