@@ -39,6 +39,11 @@ def _configure_jax(cfg) -> None:
     import jax
 
     jax.config.update("jax_enable_x64", cfg.precision == "float64")
+    # Runs of the same shapes compile once: later runs (and sweep trials) load the
+    # executables from disk. The first directory set in a process stays (JAX's rule).
+    if cfg.get("compilation_cache") and not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", str(cfg.compilation_cache))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def _make_sinks(cfg, run_dir: Path) -> list:

@@ -1,9 +1,15 @@
 """Shared test set-up: float64 JAX for the numerical tests, tiny-run overrides."""
 
 import os
+import tempfile
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 os.environ.setdefault("WANDB_SILENT", "true")
+# One persistent compilation cache for the whole session, subprocesses included: the tests
+# compile the same tiny networks many times.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), "ablate-tests-jax-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
