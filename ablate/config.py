@@ -32,6 +32,8 @@ def check_group_overrides(overrides: list[str]) -> None:
 
     Hydra's own message for this is several lines long; users get one line from us.
     """
+    if any(item.lstrip("+").startswith("hydra.searchpath") for item in overrides):
+        return  # configs may come from other folders: Hydra itself checks them
     for item in overrides:
         m = re.fullmatch(r"[+~]{0,2}([A-Za-z_]+)=(.*)", item)
         if not m or m.group(1) not in GROUPS:

@@ -1,0 +1,143 @@
+"""Resolve a sweep before anything runs: the spec, the trials' overrides, and their configs.
+
+:func:`build_plan` does every check that can fail (sweep file, config keys, each swept
+value composed and validated, storage URL, worker slots) without writing anything, so
+a bad sweep leaves no storage file and no study behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ablate.errors import ConfigError
+
+from . import overrides as ov
+from .space import SweepSpec, parse_spec
+from .storage import check_storage_url, default_storage_url
+from .workers import Slot, plan_slots
+
+_MISSING = object()
+MAX_FULL_GRID_CHECK = 64  # compose+validate every grid point when there are at most this many
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """Everything the driver needs to know about a study before it starts."""
+
+    spec: SweepSpec
+    sweep_name: str                 # the sweep file (``+sweep=NAME``)
+    study_name: str                 # ``sweep.name`` (defaults to the file name)
+    trial_overrides: tuple[str, ...]  # sweep.base + the user's overrides
+    output_root: Path               # absolute
+    storage_url: str
+    slots: tuple[Slot, ...]
+    system: str
+    scale: str | None
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.output_root / self.study_name / run_id
+
+    def study_attrs(self) -> dict[str, Any]:
+        """Study user attributes (the analysis reads these)."""
+        return {
+            "sweep": self.sweep_name,
+            "objective": self.spec.objective,
+            "direction": self.spec.direction,
+            "output_root": str(self.output_root),
+            "base_overrides": list(self.trial_overrides),
+            "trial_overrides": ov.trial_relevant(self.trial_overrides),
+            "sampler": self.spec.sampler,
+            "space": [d.key for d in self.spec.dimensions],
+            "n_planned": self.spec.n_planned(),
+        }
+
+
+def build_plan(cfg, task_overrides: list[str]) -> StudyPlan:
+    """Parse ``cfg.sweep``, compose the base config and check every swept value."""
+    from omegaconf import OmegaConf
+
+    sweep_name = ov.sweep_choice(task_overrides) or "sweep"
+    node = OmegaConf.to_container(cfg.sweep, resolve=True) if cfg.get("sweep") is not None else None
+    spec = parse_spec(node, default_name=sweep_name)
+
+    # Trials print no per-iteration progress (the driver shows theirs); progress=true brings it back.
+    trial_overrides = ov.merge(["progress=false"], spec.base, ov.user_overrides(task_overrides))
+    base_cfg = compose(trial_overrides)
+    check_keys(spec, base_cfg)
+    slots = tuple(plan_slots(spec))
+    check_values(spec, trial_overrides, device_count=slots[0].device_count)
+
+    output_root = Path(str(base_cfg.output_root)).expanduser().resolve()
+    storage_url = spec.storage or default_storage_url(output_root)
+    check_storage_url(storage_url)
+    scale = _choice_of(trial_overrides, "scale") or "quick"
+    return StudyPlan(spec, sweep_name, spec.name, tuple(trial_overrides), output_root, storage_url,
+                     slots, str(base_cfg.system.name), scale)
+
+
+def compose(overrides: list[str]):
+    """``ablate.config.compose`` (imported late: it pulls in Hydra)."""
+    from ablate.config import compose as _compose
+
+    return _compose(list(overrides))
+
+
+def check_keys(spec: SweepSpec, base_cfg) -> None:
+    """Every swept key must exist in the composed base config (a group name counts)."""
+    from omegaconf import OmegaConf
+
+    for dim in spec.dimensions:
+        if OmegaConf.select(base_cfg, dim.key, default=_MISSING) is _MISSING:
+            raise ConfigError(f"sweep.space.{dim.key}", list(dim.probe_values()),
+                              f"a key of the config: '{dim.key}' is not one (see conf/config.yaml and its groups)")
+
+
+def check_values(spec: SweepSpec, trial_overrides: list[str], device_count: int = 1) -> None:
+    """Compose and validate trial configs: every grid point when few, else each value alone."""
+    if spec.sampler == "grid" and spec.n_planned() <= MAX_FULL_GRID_CHECK:
+        probes = spec.grid_points()
+    else:
+        probes = [{d.key: v} for d in spec.dimensions for v in d.probe_values()]
+    seen = set()
+    for params in probes:
+        key = tuple(sorted((k, repr(v)) for k, v in params.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            trial_config(trial_overrides, params, device_count=device_count)
+        except ConfigError as err:
+            where = ", ".join(f"{k}={v!r}" for k, v in params.items())
+            raise ConfigError(err.key, err.value, f"{err.allowed} (sweep point {where})") from None
+
+
+def trial_config(trial_overrides, params: dict[str, Any], *, study: str | None = None,
+                 number: int | None = None, run_dir: Path | None = None, logger: dict | None = None,
+                 device_count: int = 1):
+    """The composed, validated config of one trial: base + user + params, then trial metadata.
+
+    ``device_count`` is the number of devices the trial's worker will see; passing it keeps
+    ``validate`` from importing JAX in the driver.
+    """
+    from ablate.config import validate
+    from omegaconf import OmegaConf, open_dict
+
+    cfg = compose(ov.merge(trial_overrides, ov.param_overrides(params)))
+    with open_dict(cfg):
+        cfg.trial = {"study": study, "number": number, "params": dict(params)}
+        if run_dir is not None:
+            cfg.run_dir = str(run_dir)
+        for key, value in (logger or {}).items():
+            OmegaConf.update(cfg, f"logger.{key}", value, force_add=True)
+    validate(cfg, device_count=device_count)
+    return cfg
+
+
+def _choice_of(overrides: list[str], group: str) -> str | None:
+    value = None
+    for o in overrides:
+        if ov.override_key(o) == group and "=" in o:
+            value = o.split("=", 1)[1]
+    return value

@@ -1,0 +1,279 @@
+"""A pool of worker processes over GPU slots (or CPU workers) that run trials in turn.
+
+Each worker is a separate process (``multiprocessing`` spawn context) started with its
+own environment: ``CUDA_VISIBLE_DEVICES`` set to its slot's GPUs (and a memory share when
+several workers share a GPU) *before* it imports JAX. A worker stays alive and runs one
+trial after another, so Python imports, SCF and JAX's compiled functions stay warm; JAX's
+persistent compilation cache (``<output_root>/.jax_cache``) serves the later workers.
+
+Driver <-> worker messages go over one duplex pipe per worker (no shared locks, so a
+worker killed mid-message cannot block the others):
+
+- driver -> worker: ``("run", payload)``, ``("prune", number)``, ``("stop",)``
+- worker -> driver: ``("ready", import_s)``, ``("progress", number, step, energy, report)``,
+  ``("done", number, summary)``, ``("failed", number, reason, summary_or_None)``
+
+The driver never imports JAX: GPUs are found with ``CUDA_VISIBLE_DEVICES`` or
+``nvidia-smi -L``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ablate.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where one worker runs: a name for the display and the environment it starts with."""
+
+    name: str
+    env: dict[str, str]
+    gpus: tuple[str, ...] = ()
+
+    @property
+    def device_count(self) -> int:
+        """JAX devices a trial in this slot sees (its GPUs, or the one CPU device)."""
+        return max(1, len(self.gpus))
+
+
+def detect_gpus() -> list[str]:
+    """Visible GPU ids without importing JAX: ``CUDA_VISIBLE_DEVICES`` if set, else ``nvidia-smi -L``."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if out.returncode != 0:
+        return []
+    return [str(i) for i, line in enumerate(l for l in out.stdout.splitlines() if l.startswith("GPU "))]
+
+
+def plan_slots(spec, gpus: list[str] | None = None) -> list[Slot]:
+    """Worker slots for a sweep spec: ``gpus_per_trial`` GPUs per slot, ``trials_per_gpu`` workers each."""
+    gpus = list(spec.gpus) if spec.gpus is not None else (detect_gpus() if gpus is None else gpus)
+    if not gpus:
+        return cpu_slots(spec.workers)
+    n = spec.gpus_per_trial
+    if n > len(gpus):
+        raise ConfigError("sweep.gpus_per_trial", n, f"at most the {len(gpus)} GPU(s) available ({','.join(gpus)})")
+    groups = [gpus[i:i + n] for i in range(0, len(gpus) - n + 1, n)]
+    k = spec.trials_per_gpu
+    slots = []
+    for group in groups:
+        for j in range(k):
+            env = {"CUDA_VISIBLE_DEVICES": ",".join(group)}
+            if k > 1:
+                env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+                env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 / k:.3f}"
+            name = "gpu" + "+".join(group) + (f"/{j}" if k > 1 else "")
+            slots.append(Slot(name, env, tuple(group)))
+    return slots
+
+
+def cpu_slots(workers: int) -> list[Slot]:
+    """``workers`` CPU slots; with several, each gets an equal share of the cores."""
+    cores = os.cpu_count() or 1
+    share = max(1, cores // workers)
+    slots = []
+    for i in range(workers):
+        # TF_CPP_MIN_LOG_LEVEL=3: XLA:CPU logs an ERROR line for every executable it loads from
+        # the persistent cache (harmless "+prefer-no-scatter" feature-name mismatch); hide them.
+        env = {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+        if workers > 1:
+            env.update({v: str(share) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+            flags = os.environ.get("XLA_FLAGS", "")
+            if "intra_op_parallelism_threads" not in flags:
+                env["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={share}".strip()
+        slots.append(Slot(f"cpu{i}", env))
+    return slots
+
+
+@dataclass(eq=False)
+class Worker:
+    """The driver's handle on one worker process (compared and hashed by identity)."""
+
+    slot: Slot
+    process: Any
+    conn: Any
+    started: float = field(default_factory=time.monotonic)
+    ready: bool = False
+    trial: Any = None          # the driver's record of the trial it runs, or None
+    trials_run: int = 0
+
+    @property
+    def busy(self) -> bool:
+        return self.trial is not None
+
+    def send(self, *msg) -> bool:
+        try:
+            self.conn.send(msg)
+            return True
+        except (OSError, EOFError, BrokenPipeError):
+            return False
+
+
+def start_worker(slot: Slot, cache_dir: str) -> Worker:
+    """Spawn a worker process with the slot's environment in place before it imports anything."""
+    ctx = mp.get_context("spawn")
+    ours, theirs = ctx.Pipe(duplex=True)
+    proc = ctx.Process(target=worker_main, args=(theirs, slot.name, slot.env, cache_dir, os.getpid()),
+                       name=f"ablate-sweep-{slot.name}", daemon=True)
+    saved = {k: os.environ.get(k) for k in slot.env}
+    os.environ.update(slot.env)   # spawn copies the parent's environment at start()
+    try:
+        proc.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    theirs.close()
+    return Worker(slot, proc, ours)
+
+
+def stop_worker(worker: Worker, timeout_s: float = 10.0) -> None:
+    """Terminate a worker (SIGTERM, then SIGKILL) and close its pipe."""
+    proc = worker.process
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(timeout_s)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+    try:
+        worker.conn.close()
+    except OSError:
+        pass
+
+
+def describe_exit(code: int | None) -> str:
+    """``-9`` -> ``killed by SIGKILL``."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+# --- inside the worker process -----------------------------------------------------------
+
+
+def worker_main(conn, slot_name: str, env: dict[str, str], cache_dir: str, parent_pid: int) -> None:
+    """Entry point of a worker process: import the engine once, then run trials until told to stop."""
+    os.environ.update(env)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    t0 = time.perf_counter()
+    _setup_jax_cache(cache_dir)
+    from ablate.run import run_experiment
+
+    conn.send(("ready", time.perf_counter() - t0))
+    while True:
+        if not conn.poll(1.0):
+            if os.getppid() != parent_pid:
+                return  # the driver died: the next driver recovers our trial
+            continue
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg[0] == "stop":
+            return
+        if msg[0] == "run":
+            _run_trial(conn, run_experiment, msg[1], parent_pid)
+
+
+def _setup_jax_cache(cache_dir: str) -> None:
+    """Point JAX's persistent compilation cache at ``cache_dir`` (unless the user set one)."""
+    import jax
+
+    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", cache_dir)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+class TrialCallbacks:
+    """``run_experiment`` callbacks: progress to the driver, prune orders back."""
+
+    def __init__(self, conn, number: int, report_every: int, parent_pid: int, display_every_s: float = 5.0):
+        self.conn, self.number, self.report_every, self.parent_pid = conn, number, report_every, parent_pid
+        self.display_every_s = display_every_s
+        self.pruned = False
+        self._window: list[float] = []
+        self._last_sent = time.monotonic()
+
+    def on_train_step(self, step: int, metrics: dict) -> bool:
+        if os.getppid() != self.parent_pid:
+            os._exit(3)  # orphaned: stop writing to a run directory another driver will resume
+        energy = float(metrics.get("energy", math.nan))
+        self._window.append(energy)
+        report = (step + 1) % self.report_every == 0
+        now = time.monotonic()
+        if report or now - self._last_sent > self.display_every_s:
+            mean = sum(self._window) / len(self._window) if self._window else energy
+            self.conn.send(("progress", self.number, int(step), mean if report else energy, report))
+            self._last_sent = now
+            if report:
+                self._window.clear()
+        while self.conn.poll(0):
+            msg = self.conn.recv()
+            if msg[0] == "prune" and msg[1] == self.number:
+                self.pruned = True
+            elif msg[0] == "stop":
+                os._exit(0)
+        return self.pruned
+
+
+def _run_trial(conn, run_experiment, payload: dict, parent_pid: int) -> None:
+    from omegaconf import OmegaConf
+
+    number = payload["number"]
+    run_dir = payload["run_dir"]
+    callbacks = TrialCallbacks(conn, number, payload["report_every"], parent_pid)
+    try:
+        cfg = OmegaConf.create(payload["config"])
+        summary = run_experiment(cfg, run_dir=run_dir, callbacks=callbacks)
+    except Exception as err:  # noqa: BLE001 - any failure ends this trial, not the worker
+        summary = _read_summary(run_dir)
+        reason = (summary or {}).get("reason") or f"{type(err).__name__}: {err}".strip()
+        conn.send(("failed", number, reason.splitlines()[0] if reason else type(err).__name__, summary))
+        return
+    conn.send(("done", number, _jsonable(summary)))
+
+
+def _read_summary(run_dir: str) -> dict | None:
+    try:
+        return json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _jsonable(summary: Any) -> dict:
+    """A plain dict copy of the summary (drops anything that cannot cross a pipe)."""
+    try:
+        return json.loads(json.dumps(summary, default=str))
+    except (TypeError, ValueError):
+        return {k: v for k, v in dict(summary).items() if isinstance(v, (str, int, float, bool, type(None)))}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("sweeps.workers is started by the sweep driver")

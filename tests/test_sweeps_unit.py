@@ -1,0 +1,296 @@
+"""Fast unit tests of the sweep driver's pieces (no trials run, no subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from ablate.errors import ConfigError
+from sweeps import overrides as ov
+from sweeps import storage as st
+from sweeps.plan import build_plan
+from sweeps.space import parse_spec
+from sweeps.status import format_params, format_table
+from sweeps.workers import cpu_slots, plan_slots
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+BUILTIN = sorted(p.stem for p in (CONF / "sweep").glob("*.yaml"))
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+# --- the sweep file -------------------------------------------------------------------
+
+
+def test_parse_grid_with_seeds_and_nested_space():
+    spec = parse_spec({"name": "w", "space": {"network": {"width": [8, 16]}}, "seeds": 2})
+    assert spec.keys == ["network.width", "seed"]
+    assert spec.grid_points() == [
+        {"network.width": 8, "seed": 0}, {"network.width": 8, "seed": 1},
+        {"network.width": 16, "seed": 0}, {"network.width": 16, "seed": 1}]
+    assert spec.n_planned() == 4
+
+
+def test_parse_flat_group_key_next_to_its_subkey():
+    spec = parse_spec({"name": "d", "space": {"network": ["ferminet", "slater_jastrow"],
+                                              "network.determinants": [1, 4]}})
+    assert spec.keys == ["network", "network.determinants"]
+    assert len(spec.grid_points()) == 4
+
+
+def test_parse_tpe_ranges():
+    spec = parse_spec({"name": "t", "sampler": "tpe", "n_trials": 5, "space": {
+        "optim.lr": {"low": 1e-3, "high": 0.1, "log": True},
+        "mcmc.steps": {"low": 1, "high": 10, "type": "int"},
+        "optim": {"name": ["kfac", "adam"]}}})
+    kinds = {d.key: d.kind for d in spec.dimensions}
+    assert kinds == {"optim.lr": "float", "mcmc.steps": "int", "optim.name": "choice"}
+    study = optuna.create_study()
+    trial = study.ask()
+    values = {d.key: d.suggest(trial) for d in spec.dimensions}
+    assert 1e-3 <= values["optim.lr"] <= 0.1 and values["optim.name"] in ("kfac", "adam")
+
+
+@pytest.mark.parametrize("node, key", [
+    ({"name": "x", "space": {}}, "sweep.space"),
+    ({"name": "x", "space": {"network.width": []}}, "sweep.space.network.width"),
+    ({"name": "x", "space": {"network.width": 8}}, "sweep.space.network.width"),
+    ({"name": "x", "space": {"network.width": [8, 8]}}, "sweep.space.network.width"),
+    ({"name": "x", "space": {"a": [[1, 2]]}}, "sweep.space.a"),
+    ({"name": "x", "sampler": "bayes", "space": {"a": [1]}}, "sweep.sampler"),
+    ({"name": "x", "pruner": "sometimes", "space": {"a": [1]}}, "sweep.pruner"),
+    ({"name": "x", "objective": "loss", "space": {"a": [1]}}, "sweep.objective"),
+    ({"name": "x", "space": {"a": {"low": 0.1, "high": 1}}}, "sweep.space.a"),  # range in a grid
+    ({"name": "x", "sampler": "tpe", "n_trials": 3, "space": {"a": {"low": 1, "high": 1}}}, "sweep.space.a"),
+    ({"name": "x", "sampler": "tpe", "n_trials": 3, "space": {"a": {"low": "abc", "high": 1}}}, "sweep.space.a.low"),
+    ({"name": "x", "sampler": "tpe", "n_trials": 3, "space": {"a": {"low": 0, "high": 1, "log": True}}},
+     "sweep.space.a.low"),
+    ({"name": "x", "sampler": "tpe", "n_trials": 3, "space": {"a": {"low": 0.5, "high": 2, "type": "int"}}},
+     "sweep.space.a.low"),
+    ({"name": "x", "sampler": "tpe", "space": {"a": [1]}}, "sweep.n_trials"),
+    ({"name": "x", "space": {"a": [1]}, "workers": 0}, "sweep.workers"),
+    ({"name": "x", "space": {"a": [1]}, "base": "system=LiH"}, "sweep.base"),
+    ({"name": "x", "space": {"a": [1]}, "colour": "red"}, "sweep.colour"),
+    ({"name": "a b", "space": {"a": [1]}}, "sweep.name"),
+])
+def test_bad_sweep_files_name_the_key(node, key):
+    with pytest.raises(ConfigError) as err:
+        parse_spec(node)
+    assert err.value.key == key
+    assert "\n" not in str(err.value)
+
+
+def test_builtin_sweeps_resolve():
+    """Every conf/sweep file parses, its keys exist and each value composes and validates."""
+    from ablate.config import compose
+
+    assert {"width", "depth", "width_depth", "pairwise", "determinants", "sampler", "tune"} <= set(BUILTIN)
+    for name in BUILTIN:
+        cfg = compose([f"+sweep={name}"])
+        plan = build_plan(cfg, [f"+sweep={name}", "sweep.gpus=[]"])
+        assert plan.study_name == name and plan.spec.n_planned() >= 4
+        assert plan.storage_url.endswith("/studies.db")
+
+
+def test_unknown_space_key_is_a_config_error():
+    from ablate.config import compose
+
+    overrides = ["+sweep=width", "+sweep.space.network.colour=[1,2]", "sweep.gpus=[]"]
+    with pytest.raises(ConfigError, match="network.colour"):
+        build_plan(compose(overrides), overrides)
+
+
+# --- overrides ------------------------------------------------------------------------
+
+
+def test_user_overrides_drop_the_sweeps_own_and_win_over_base():
+    task = ["+sweep=width", "sweep.workers=2", "system=N2", "hydra.verbose=true", "seed=3"]
+    assert ov.sweep_choice(task) == "width"
+    user = ov.user_overrides(task)
+    assert user == ["system=N2", "seed=3"]
+    assert ov.merge(["system=LiH", "scale=quick"], user, ["seed=0"]) == ["scale=quick", "system=N2", "seed=0"]
+
+
+@pytest.mark.parametrize("value, text", [
+    (None, "null"), (True, "true"), (3, "3"), (1e-05, "1e-05"), ("ferminet", "ferminet"),
+    ("1.5", "'1.5'"), ("null", "'null'"), ("a b", "'a b'"), ([1, None], "[1,null]")])
+def test_format_value_round_trips_through_hydra(value, text):
+    assert ov.format_value(value) == text
+
+
+def test_trial_relevant_ignores_output_and_logging():
+    assert ov.trial_relevant(["output_root=/x", "logger=none", "logger.mode=online", "system=He"]) == ["system=He"]
+
+
+# --- slots ----------------------------------------------------------------------------
+
+
+def test_plan_slots_packs_and_groups_gpus():
+    spec = SimpleNamespace(gpus=None, workers=1, gpus_per_trial=1, trials_per_gpu=2)
+    slots = plan_slots(spec, gpus=["0", "1"])
+    assert [s.name for s in slots] == ["gpu0/0", "gpu0/1", "gpu1/0", "gpu1/1"]
+    assert slots[0].env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert slots[0].env["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.450"
+    big = plan_slots(SimpleNamespace(gpus=("0", "1", "2", "3"), workers=1, gpus_per_trial=2, trials_per_gpu=1))
+    assert [s.env["CUDA_VISIBLE_DEVICES"] for s in big] == ["0,1", "2,3"] and big[0].device_count == 2
+    with pytest.raises(ConfigError):
+        plan_slots(SimpleNamespace(gpus=("0",), workers=1, gpus_per_trial=2, trials_per_gpu=1))
+
+
+def test_cpu_slots_share_the_cores():
+    slots = cpu_slots(2)
+    assert [s.name for s in slots] == ["cpu0", "cpu1"]
+    assert slots[0].env["CUDA_VISIBLE_DEVICES"] == "" and slots[0].device_count == 1
+    assert "intra_op_parallelism_threads" in slots[0].env["XLA_FLAGS"]
+
+
+# --- storage: claiming, staleness, recovery ---------------------------------------------
+
+
+@pytest.fixture
+def sqlite_storage(tmp_path):
+    return st.open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
+
+
+def _open(storage, grid, attrs=None):
+    return st.open_study(storage, "s", direction="minimize", sampler=optuna.samplers.RandomSampler(),
+                         pruner=None, attrs=attrs or {"trial_overrides": ["system=H2"], "objective": "energy"},
+                         grid=grid, log=lambda m: None)
+
+
+def test_creator_enqueues_grid_and_joiner_does_not_duplicate(sqlite_storage):
+    grid = [{"network.width": w} for w in (4, 8, 16)]
+    study, created = _open(sqlite_storage, grid)
+    again, created2 = _open(sqlite_storage, grid)
+    assert created and not created2
+    assert study.user_attrs[st.GRID_READY] is True
+    assert len(again.get_trials(states=(TrialState.WAITING,))) == 3
+    # a grown grid enqueues only the new point
+    _open(sqlite_storage, grid + [{"network.width": 32}])
+    assert len(study.get_trials()) == 4
+
+
+def test_joiner_with_other_overrides_is_refused(sqlite_storage):
+    _open(sqlite_storage, [{"a": 1}])
+    with pytest.raises(ConfigError, match="sweep.name"):
+        _open(sqlite_storage, [{"a": 1}], attrs={"trial_overrides": ["system=N2"], "objective": "energy"})
+
+
+def test_claim_each_waiting_trial_once(sqlite_storage):
+    study, _ = _open(sqlite_storage, [{"a": 1}, {"a": 2}])
+    first = st.claim_waiting(study, sqlite_storage)
+    second = st.claim_waiting(study, sqlite_storage)
+    assert {first.number, second.number} == {0, 1}
+    assert st.claim_waiting(study, sqlite_storage) is None
+
+
+def test_stale_reason_dead_pid_and_old_heartbeat():
+    me = st.Owner("here", os.getpid(), st.process_ticks(os.getpid()))
+    started = datetime.now()
+
+    def trial(**attrs):
+        return SimpleNamespace(user_attrs=attrs, datetime_start=started)
+
+    assert st.stale_reason(trial(driver=me.ident, driver_ticks=me.ticks, heartbeat=0), me, 60) is None
+    dead = 2 ** 22 + 12345  # above the default pid_max: never a live pid
+    assert st.stale_reason(trial(driver=f"here:{dead}", heartbeat=time.time()), me, 60) == \
+        f"stale: driver here:{dead} died"
+    assert st.stale_reason(trial(driver="elsewhere:1", heartbeat=time.time()), me, 60) is None
+    assert "no heartbeat" in st.stale_reason(trial(driver="elsewhere:1", heartbeat=time.time() - 120), me, 60)
+    # same pid number but another process (pid reused): the start time tells them apart
+    assert st.stale_reason(trial(driver=f"here:{os.getpid()}", driver_ticks=-1, heartbeat=time.time()),
+                           st.Owner("here", 1, None), 60).startswith("stale: driver")
+
+
+def test_fail_trial_requeues_once_with_same_run_dir(sqlite_storage):
+    study, _ = _open(sqlite_storage, [{"a": 1}])
+    frozen = st.claim_waiting(study, sqlite_storage)
+    trial = optuna.Trial(study, frozen._trial_id)
+    trial.suggest_categorical("a", [1])
+    trial.set_user_attr("run_dir", "/runs/s/t0000")
+    trial.set_user_attr("run_id", "t0000")
+    fresh = study.get_trials()[0]
+    assert st.fail_trial(study, sqlite_storage, fresh, "stale: driver x:1 died", requeue=True)
+    assert not st.fail_trial(study, sqlite_storage, fresh, "again", requeue=True)  # second recoverer loses
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[0].user_attrs["fail_reason"] == "stale: driver x:1 died"
+    assert trials[1].user_attrs["run_dir"] == "/runs/s/t0000" and trials[1].user_attrs["recovered_from"] == 0
+    assert "FAIL*" in format_table(study)
+
+
+def test_sqlite_study_lock_is_exclusive(tmp_path):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    lock = st.lock_sqlite_study(url, "s")
+    with pytest.raises(ConfigError, match="another driver"):
+        st.lock_sqlite_study(url, "s")
+    lock.release()
+    st.lock_sqlite_study(url, "s").release()
+
+
+def test_unreachable_storage_fails_fast():
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError, match="cannot connect"):
+        st.open_storage("postgresql://nobody@127.0.0.1:1/x")
+    assert time.monotonic() - t0 < 15
+
+
+def test_format_params_shortens_unambiguous_keys():
+    assert format_params({"network.width": 8, "seed": 0}) == "width=8 seed=0"
+    assert format_params({"network.width": 8, "other.width": 2}) == "network.width=8 other.width=2"
+
+
+def test_retry_failed_requeues_only_points_that_never_succeeded(sqlite_storage):
+    study, _ = _open(sqlite_storage, [{"a": 1}, {"a": 2}])
+    for _ in range(2):
+        frozen = st.claim_waiting(study, sqlite_storage)
+        trial = optuna.Trial(study, frozen._trial_id)
+        trial.suggest_categorical("a", [1, 2])
+        study.tell(trial, state=TrialState.FAIL) if frozen.number == 0 else study.tell(trial, 1.0)
+    assert st.requeue_failed_points(study, [{"a": 1}, {"a": 2}]) == 1
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.system_attrs["fixed_params"] for t in waiting] == [{"a": 1}]
+
+
+@pytest.mark.parametrize("name, cls", [("none", "NopPruner"), ("median", "MedianPruner"),
+                                       ("hyperband", "HyperbandPruner")])
+def test_make_pruner(name, cls):
+    from sweeps.driver import make_pruner
+
+    spec = parse_spec({"name": "t", "sampler": "tpe", "n_trials": 4, "pruner": name,
+                       "space": {"optim.lr": {"low": 0.01, "high": 0.1}}})
+    assert type(make_pruner(spec, 1000)).__name__ == cls
+
+
+def test_objective_value_falls_back_to_energy():
+    from sweeps.driver import objective_value
+
+    assert objective_value({"error_mha": 3.0, "energy": -1.0}, "error_mha") == 3.0
+    assert objective_value({"error_mha": None, "energy": -1.0}, "error_mha") == -1.0
+    assert objective_value({"error_mha": 3.0, "energy": -1.0}, "energy") == -1.0
+    assert objective_value({"energy": float("nan")}, "energy") is None
+
+
+def _open_storage_in_child(url: str) -> None:
+    st.open_storage(url)
+
+
+def test_drivers_opening_a_fresh_database_at_once(tmp_path):
+    """Several processes creating Optuna's schema together all succeed (no 'already exists')."""
+    import multiprocessing as mp
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_open_storage_in_child, args=(url,)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
