@@ -83,34 +83,26 @@ def build_engine(experiment) -> Engine:
     optimizer = make_optimizer(cfg.optim, loss, dtype)
     jit_mcmc = jax.jit(mcmc_iteration, static_argnames="adapt_now")
 
-    def metrics_of(state, loss_value, aux, pmove, width):
-        return {"energy": loss_value, "variance": aux.variance, "pmove": pmove,
-                "move_width": width,
-                "learning_rate": optimizer.schedule(state["step"])}
-
-    def one_step(state):
-        walkers, key, width, pmove = mcmc_iteration(
-            state["params"], state["walkers"], state["key"], state["width"])
-        key, kopt = jax.random.split(key)
-        params, opt_state, value, aux = optimizer.step(
-            state["params"], state["opt_state"], walkers, kopt, state["step"])
-        new = dict(state, params=params, opt_state=opt_state, walkers=walkers, key=key,
-                   width=width, step=state["step"] + 1)
-        return new, metrics_of(state, value, aux, pmove, width)
-
-    if optimizer.name == "kfac":
-        # kfac-jax compiles its own step and must not be wrapped in jit: sample, then step.
+    def make_train_step(sample):
         def train_step(state):
-            walkers, key, width, pmove = jit_mcmc(
+            walkers, key, width, pmove = sample(
                 state["params"], state["walkers"], state["key"], state["width"])
             key, kopt = jax.random.split(key)
             params, opt_state, value, aux = optimizer.step(
                 state["params"], state["opt_state"], walkers, kopt, state["step"])
             new = dict(state, params=params, opt_state=opt_state, walkers=walkers, key=key,
                        width=width, step=state["step"] + 1)
-            return new, metrics_of(state, value, aux, pmove, width)
+            return new, {"energy": value, "variance": aux.variance, "pmove": pmove,
+                         "move_width": width,
+                         "learning_rate": optimizer.schedule(state["step"])}
+        return train_step
+
+    # kfac-jax compiles its own step and must not be wrapped in jit: sample (jitted), then
+    # step. The optax step is pure, so sampling and update compile into one program.
+    if optimizer.name == "kfac":
+        train_step = make_train_step(jit_mcmc)
     else:
-        train_step = jax.jit(one_step)
+        train_step = jax.jit(make_train_step(mcmc_iteration))
 
     @jax.jit
     def eval_step(params, walkers, key, width):
