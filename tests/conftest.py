@@ -16,6 +16,14 @@ import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
+
+@pytest.fixture(autouse=True)
+def float64_by_default():
+    """Numerical tests run in float64; a run_experiment call sets the flag to its precision,
+    so it is put back before every test."""
+    jax.config.update("jax_enable_x64", True)
+    yield
+
 # A run small enough for a few seconds on a 2-core CPU (H2, tiny network, no pretraining).
 TINY = [
     "system=H2", "network.width=8", "network.depth=1", "network.pairwise_width=4",
