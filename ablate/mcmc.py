@@ -24,13 +24,26 @@ def _share(n: int, weights: np.ndarray) -> np.ndarray:
 
 
 def electron_sites(system) -> np.ndarray:
-    """Index of the nucleus each electron starts at: spin-up then spin-down electrons,
-    each spin spread over the nuclei in proportion to their charge."""
-    sites = []
-    for n_spin in system.electrons:
-        counts = _share(n_spin, np.asarray(system.charges, dtype=float))
-        sites.extend(np.repeat(np.arange(len(counts)), counts))
-    return np.asarray(sites, dtype=int)
+    """Index of the nucleus each electron starts at (spin-up electrons first).
+
+    Electrons are shared over the nuclei in proportion to their charge, then paired on each
+    nucleus; unpaired ones are spin up until the system's n_up is reached.
+    """
+    n_up, n_down = system.electrons
+    counts = _share(n_up + n_down, np.asarray(system.charges, dtype=float))
+    up, down = counts // 2, counts // 2
+    need = n_up - up.sum()
+    for a in np.flatnonzero(counts % 2):
+        if need > 0:
+            up[a], need = up[a] + 1, need - 1
+        else:
+            down[a] += 1
+    for a in np.argsort(-down, kind="stable"):      # high spin: turn pairs up
+        flip = min(need, down[a])
+        up[a], down[a], need = up[a] + flip, down[a] - flip, need - flip
+    sites = np.concatenate([np.repeat(np.arange(len(counts)), up),
+                            np.repeat(np.arange(len(counts)), down)])
+    return sites.astype(int)
 
 
 def init_walkers(key, system, batch: int, width: float = 1.0, dtype=jnp.float32):

@@ -49,3 +49,12 @@ def test_walkers_start_on_the_nuclei_by_charge_and_spin():
     walkers = mcmc.init_walkers(jax.random.PRNGKey(0), lih, 4096, 0.5, jnp.float64)
     near_h = np.linalg.norm(np.asarray(walkers) - lih.positions[1], axis=-1) < 1.5
     assert near_h.mean(axis=0).sum() == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize("name", ["H", "Li", "N", "N2", "CH4", "H2O", "LiH", "C2H4"])
+def test_every_electron_gets_a_site_with_the_right_spin_counts(name):
+    s = system(name)
+    sites = mcmc.electron_sites(s)
+    assert len(sites) == s.n_electrons
+    per_atom = np.bincount(sites, minlength=len(s.charges))
+    assert np.all(np.abs(per_atom - s.charges) <= 1)
