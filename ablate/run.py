@@ -40,8 +40,11 @@ def _configure_jax(cfg) -> None:
 
     jax.config.update("jax_enable_x64", cfg.precision == "float64")
     # Runs of the same shapes compile once: later runs (and sweep trials) load the
-    # executables from disk. The first directory set in a process stays (JAX's rule).
-    if cfg.get("compilation_cache") and not jax.config.jax_compilation_cache_dir:
+    # executables from disk. The first directory set in a process stays (JAX's rule). Not on
+    # CPU by default: XLA:CPU logs a spurious machine-feature error for every program it loads
+    # from the cache (JAX_COMPILATION_CACHE_DIR turns it on there; sweep workers silence it).
+    if cfg.get("compilation_cache") and not jax.config.jax_compilation_cache_dir \
+            and jax.default_backend() != "cpu":
         jax.config.update("jax_compilation_cache_dir", str(cfg.compilation_cache))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
