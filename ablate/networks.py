@@ -255,12 +255,9 @@ def make_slater_jastrow(system, cfg, hidden_dims, dtype) -> Ansatz:
     def coordinates(params, x):
         if not backflow:
             return x
-        ee = x[:, None, :] - x[None, :, :]
-        n = x.shape[0]
-        eye = jnp.eye(n, dtype=x.dtype)[..., None]
-        r = jnp.sqrt(jnp.sum(ee**2, axis=-1, keepdims=True) + eye) * (1.0 - eye)
-        eta = _dense(params["backflow"]["out"], act(_dense(params["backflow"]["hidden"], r)))
-        return x + jnp.sum(eta * (1.0 - eye) * ee, axis=1)
+        _, _, ee, r_ee = _pair_features(x, atoms)
+        eta = _dense(params["backflow"]["out"], act(_dense(params["backflow"]["hidden"], r_ee)))
+        return x + jnp.sum(eta * ee, axis=1)          # ee_ii = 0: no self term
 
     def orbitals(params, x):
         q = coordinates(params, x)

@@ -107,7 +107,7 @@ def _read_column(path: Path, column: str) -> list[float]:
         return [float(r[column]) for r in csv.DictReader(fh)]
 
 
-def _restore(engine, recorder, saved: dict, progress):
+def _restore(engine, recorder, saved: dict):
     """State and evaluation progress from a checkpoint; the tables are cut back to match."""
     from ablate.training import to_device
 
@@ -123,7 +123,7 @@ def _restore(engine, recorder, saved: dict, progress):
         recorder.truncate("eval", 0)
     print(f"resuming from checkpoint: phase {saved['phase']}, step {int(saved['step'])}",
           flush=True)
-    return to_device(engine, state), done, None
+    return to_device(engine, state), done
 
 
 def _train_and_evaluate(experiment, recorder: Recorder, run_dir: Path, callbacks,
@@ -137,24 +137,23 @@ def _train_and_evaluate(experiment, recorder: Recorder, run_dir: Path, callbacks
     timing = {"step_times": [], "first_step_done": None}
     saved = checkpoint.latest(run_dir / "checkpoints")
     if saved is not None:
-        state, done, hf_energy = _restore(engine, recorder, saved, progress)
-        hf_energy = summary.get("hf_energy")
+        state, done = _restore(engine, recorder, saved)  # hf_energy is in summary
     else:
         for phase in ("pretrain", "train", "eval"):
             recorder.truncate(phase, 0)
-        state, done, hf_energy = training.initial_state(engine), [], None
+        state, done = training.initial_state(engine), []
+        summary["hf_energy"] = None
         if cfg.pretrain.method == "hf" and int(cfg.pretrain.iterations) > 0:
             from ablate.pretrain import hartree_fock
 
             hf = hartree_fock(experiment.system, str(cfg.pretrain.basis))
-            hf_energy = hf.energy
-            summary["hf_energy"] = hf_energy
+            summary["hf_energy"] = hf.energy
             recorder.write_summary(summary)          # kept for a resumed run
             state = training.pretrain(engine, state, hf, recorder, progress)
         state = training.burn_in(engine, state, int(cfg.mcmc.burn_in), progress, "burn-in")
         state = training.init_optimizer(engine, state)
         training.save_checkpoint(run_dir, recorder, "train", state)
-    summary.update(param_count=param_count(state["params"]), hf_energy=hf_energy)
+    summary["param_count"] = param_count(state["params"])
 
     if not done:
         state = training.train(engine, state, recorder, run_dir, callbacks, progress, timing)
@@ -183,8 +182,7 @@ def run_experiment(cfg: DictConfig, run_dir=None, callbacks=None) -> dict:
     _configure_jax(cfg)
     recorder.write_config(cfg)
     summary = _base_summary(experiment, run_dir)
-    if previous and previous.get("hf_energy") is not None:
-        summary["hf_energy"] = previous["hf_energy"]
+    summary["hf_energy"] = (previous or {}).get("hf_energy")  # kept when a run resumes
     recorder.write_summary(summary)
     recorder.sinks = [s for s in _make_sinks(cfg, run_dir) if s is not None]
     from ablate.training import Pruned

@@ -10,7 +10,6 @@ checkpoint stores. Walkers are sharded over all visible devices along the batch 
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from typing import Callable
 
@@ -270,7 +269,3 @@ def init_optimizer(engine: Engine, state: dict) -> dict:
     key, kinit = jax.random.split(state["key"])
     opt_state = engine.optimizer.init(state["params"], kinit, state["walkers"])
     return to_device(engine, dict(state, opt_state=opt_state, key=key))
-
-
-def log_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
