@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from ablate.config import CONF_DIR, compose, validate
@@ -30,16 +31,14 @@ def _overrides(argv: list[str]) -> list[str] | None:
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
 def main(cfg: DictConfig) -> None:
-    from hydra.core.hydra_config import HydraConfig
-
     try:
         if "sweep" in cfg:
-            from sweeps.driver import run_sweep
+            from sweeps.driver import run_sweep  # lazy: Optuna, only for +sweep= (contracts.md)
 
             code = run_sweep(cfg, list(HydraConfig.get().overrides.task))
             raise SystemExit(code)
         validate(cfg)
-        from ablate.run import format_result, run_experiment
+        from ablate.run import format_result, run_experiment  # lazy: JAX, only on the run path
 
         summary = run_experiment(cfg)
         print(format_result(summary), flush=True)

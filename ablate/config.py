@@ -1,24 +1,360 @@
-"""Composing and validating experiment configs.
+"""Composing configs and validating them into a typed :class:`Experiment`.
 
-`compose` builds a config from the Hydra groups in ``conf/`` (the same tree the CLI uses);
-`validate` checks every value a run depends on and raises `ConfigError` with one line
-naming the key, the value and what is allowed, before any expensive work starts.
+`compose` builds a config from the Hydra groups in ``conf/`` (the same tree the CLI uses).
+`validate` checks every value a run depends on and returns an :class:`Experiment`: frozen
+dataclasses per group (system, network, MCMC, optimiser, pretraining, evaluation, logger),
+which is all the engine ever sees (never a DictConfig). A bad value raises `ConfigError` with
+one line naming the key, the value and what is allowed, before any expensive work starts.
+
+The allowed values live in one place: the field declarations below (their types, ``Literal``
+choices, bounds, meanings and units). Validation, the ``--help`` page and docs read them.
+This module imports neither JAX nor Hydra at import time (the sweep driver and ``--help`` use it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
+import typing
 from pathlib import Path
+from typing import Any, Literal, Mapping
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from ablate import records
 from ablate.errors import ConfigError
 from ablate.systems import System, build_system
 
 CONF_DIR = Path(os.environ.get("ABLATE_CONF_DIR", Path(__file__).resolve().parents[1] / "conf"))
 GROUPS = ("system", "network", "mcmc", "optim", "pretrain", "logger", "scale", "sweep")
+
+
+# ----------------------------------------------------------------------------- declaring keys
+
+
+def key(doc: str, default: Any = dataclasses.MISSING, *, unit: str | None = None,
+        low: float | None = None, high: float | None = None, low_open: bool = False,
+        high_open: bool = False, parse=None, allowed: str | None = None):
+    """A config key: its meaning, unit and bounds (``low <= value`` or ``low < value`` with
+    ``low_open``). The type annotation gives the kind (int, float, bool, str, a ``Literal`` of
+    choices, ``X | None`` for nullable); ``parse(name, raw)`` replaces the generic check."""
+    meta = {"doc": doc, "unit": unit, "low": low, "high": high, "low_open": low_open,
+            "high_open": high_open, "parse": parse, "allowed": allowed}
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _bounds_text(meta) -> str:
+    parts = []
+    if meta["low"] is not None:
+        parts.append((">" if meta["low_open"] else ">=") + f" {meta['low']:g}")
+    if meta["high"] is not None:
+        parts.append(("<" if meta["high_open"] else "<=") + f" {meta['high']:g}")
+    return " and ".join(parts)
+
+
+def _in_bounds(value, meta) -> bool:
+    low, high = meta["low"], meta["high"]
+    if low is not None and (value <= low if meta["low_open"] else value < low):
+        return False
+    if high is not None and (value >= high if meta["high_open"] else value > high):
+        return False
+    return True
+
+
+def _kind(tp) -> tuple[Any, bool]:
+    """(base type, nullable) of an annotation like ``int | None``."""
+    args = typing.get_args(tp)
+    if type(tp).__name__ in ("UnionType", "_UnionGenericAlias") or typing.get_origin(tp) is typing.Union:
+        rest = [a for a in args if a is not type(None)]
+        return (rest[0] if len(rest) == 1 else tp), len(rest) != len(args)
+    return tp, False
+
+
+def choices(tp) -> tuple | None:
+    """The allowed values of a ``Literal[...]`` annotation (else None)."""
+    base, _ = _kind(tp)
+    return typing.get_args(base) if typing.get_origin(base) is Literal else None
+
+
+def describe(tp, meta) -> str:
+    """What a key allows, as the error message and the help page say it."""
+    base, nullable = _kind(tp)
+    opts = choices(tp)
+    if meta.get("allowed"):
+        text = meta["allowed"]
+    elif opts is not None:
+        text = "allowed: " + ", ".join("true" if o is True else "false" if o is False else str(o) for o in opts)
+    elif base is bool:
+        text = "true or false"
+    elif base is int:
+        text = "an integer" + (f" {_bounds_text(meta)}" if _bounds_text(meta) else "")
+    elif base is float:
+        text = "a number" + (f" {_bounds_text(meta)}" if _bounds_text(meta) else "")
+    elif base is str:
+        text = "a string"
+    else:
+        text = meta["doc"]
+    return text + (" (or null)" if nullable and opts is None else "")
+
+
+def _check(name: str, raw: Any, tp, meta) -> Any:
+    if meta["parse"] is not None:
+        return meta["parse"](name, raw)
+    base, nullable = _kind(tp)
+    if raw is None and nullable:
+        return None
+    opts = choices(tp)
+    bad = ConfigError(name, raw, describe(tp, meta) if opts is not None else "must be " + describe(tp, meta))
+    if opts is not None:
+        if raw not in opts or isinstance(raw, bool) != any(isinstance(o, bool) for o in opts):
+            raise bad
+        return raw
+    if base is bool:
+        if not isinstance(raw, bool):
+            raise bad
+        return raw
+    if base is int:
+        if not _is_int(raw) or not _in_bounds(raw, meta):
+            raise bad
+        return int(raw)
+    if base is float:
+        if not _is_number(raw) or not _in_bounds(raw, meta):
+            raise bad
+        return float(raw)
+    if base is str:
+        if not isinstance(raw, str):
+            raise bad
+        return raw
+    return raw
+
+
+def _container(node) -> Any:
+    if isinstance(node, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def read_group(cls, node: Mapping | None, prefix: str):
+    """Builds the frozen dataclass ``cls`` from a config mapping, checking every key."""
+    node = _container(node) or {}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        name = f"{prefix}{f.name}"
+        if f.name in node:
+            values[f.name] = _check(name, node[f.name], hints[f.name], f.metadata)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(name, None, "missing: " + describe(hints[f.name], f.metadata))
+    return cls(**values)
+
+
+def key_table(cls, prefix: str) -> list[tuple[str, str, str | None, str]]:
+    """(dotted key, meaning, unit, allowed values) for every key of a group (the help page)."""
+    hints = typing.get_type_hints(cls)
+    return [(f"{prefix}{f.name}", f.metadata["doc"], f.metadata["unit"], describe(hints[f.name], f.metadata))
+            for f in dataclasses.fields(cls) if f.init and "doc" in f.metadata]
+
+
+# ----------------------------------------------------------------------------- the groups
+
+
+def _hidden_dims(name: str, raw) -> tuple[tuple[int, int], ...] | None:
+    if raw is None:
+        return None
+    ok = isinstance(raw, (list, tuple)) and bool(raw) and all(
+        isinstance(layer, (list, tuple)) and len(layer) == 2 and all(_is_int(w) and w >= 1 for w in layer)
+        for layer in raw)
+    if not ok:
+        raise ConfigError(name, raw, "a non-empty list of [one_electron_width, two_electron_width], both >= 1")
+    return tuple((int(a), int(b)) for a, b in raw)
+
+
+NetworkType = Literal["ferminet", "slater_jastrow"]
+Envelope = Literal["isotropic", "diagonal", "full"]
+Activation = Literal["tanh", "silu", "gelu"]
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """The ansatz (``network=ferminet|slater_jastrow``) and its size."""
+
+    type: NetworkType = key("ansatz: FermiNet or Slater-Jastrow(-backflow)", "ferminet")
+    width: int = key("one-electron stream units per layer (Slater-Jastrow: orbital MLP units)", 32, low=1)
+    depth: int = key("number of layers", 2, low=1)
+    pairwise_width: int = key("two-electron stream units per layer (Slater-Jastrow: backflow units)", 8, low=1)
+    hidden_dims: tuple | None = key("explicit per-layer [[one, two], ...]; overrides width/depth/pairwise_width",
+                                    None, parse=_hidden_dims, allowed="a list of [one, two] layer widths, each >= 1")
+    determinants: int = key("number of determinants K", 4, low=1)
+    full_det: bool = key("true: one n x n determinant; false: det(up) * det(down)", True)
+    envelope: Envelope = key("exponential envelope of the orbitals", "isotropic")
+    residual: bool = key("residual connections between equal-width layers", True)
+    activation: Activation = key("activation function", "tanh")
+    backflow: bool = key("Slater-Jastrow only: pairwise backflow of the electron coordinates", False)
+
+    @property
+    def layers(self) -> tuple[tuple[int, int], ...]:
+        """(one-electron, two-electron) widths of each layer."""
+        if self.hidden_dims is not None:
+            return self.hidden_dims
+        return tuple((self.width, self.pairwise_width) for _ in range(self.depth))
+
+
+@dataclasses.dataclass(frozen=True)
+class McmcConfig:
+    """Metropolis-Hastings sampling of |psi|^2."""
+
+    steps: int = key("MCMC steps per training iteration", 10, low=1)
+    move_width: float = key("initial Gaussian proposal width", 0.02, unit="bohr", low=0, low_open=True)
+    adapt: bool = key("adapt the move width toward target_acceptance", True)
+    target_acceptance: float = key("acceptance the width adaptation steers to", 0.5, low=0, high=1,
+                                   low_open=True, high_open=True)
+    burn_in: int = key("MCMC iterations (of `steps` moves) before training", 100, low=0)
+    init_width: float = key("std of the initial walker cloud around each nucleus", 1.0, unit="bohr",
+                            low=0, low_open=True)
+
+
+OptimName = Literal["kfac", "adam"]
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    """The optimiser (``optim=kfac|adam``) and the learning-rate schedule lr / (1 + t/delay)^decay."""
+
+    name: OptimName = key("optimiser: KFAC (kfac-jax) or Adam (optax)", "kfac")
+    iterations: int = key("training iterations", 2000, low=0)
+    lr: float = key("learning rate", 0.05, low=0, low_open=True)
+    lr_delay: float = key("schedule delay (iterations)", 10000.0, low=0, low_open=True)
+    lr_decay: float = key("schedule decay exponent", 1.0, low=0)
+    clip_width: float = key("local energies clipped to median +- clip_width * mean|E_L - median| in the gradient",
+                            5.0, low=0, low_open=True)
+    damping: float = key("KFAC damping", 1e-3, low=0, low_open=True)
+    norm_constraint: float = key("KFAC norm constraint on the update", 1e-3, low=0, low_open=True)
+    momentum: float = key("KFAC momentum", 0.0, low=0)
+    cov_ema_decay: float = key("KFAC curvature moving-average decay", 0.95, low=0, high=1, high_open=True)
+    b1: float = key("Adam beta1", 0.9, low=0, high=1, high_open=True)
+    b2: float = key("Adam beta2", 0.999, low=0, high=1, high_open=True)
+    eps: float = key("Adam epsilon", 1e-8, low=0, low_open=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+    """Pretraining of the orbitals to pyscf Hartree-Fock (``pretrain=hf|none``)."""
+
+    method: Literal["hf", "none"] = key("hf: fit the orbitals to Hartree-Fock; none: start from random", "hf")
+    basis: str = key("Gaussian basis of the HF calculation (pyscf name)", "sto-3g")
+    iterations: int = key("pretraining iterations", 100, low=0)
+    lr: float = key("pretraining (Adam) learning rate", 1e-3, low=0, low_open=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """Frozen-parameter evaluation after training."""
+
+    iterations: int = key("MCMC iterations with frozen parameters whose energies are averaged", 500, low=1)
+    burn_in: int = key("MCMC iterations to re-equilibrate the walkers before evaluation", 100, low=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoggerConfig:
+    """Weights & Biases (``logger=wandb|none``)."""
+
+    kind: Literal["wandb", "none"] = key("wandb: every run is a W&B run; none: run directory only", "none")
+    mode: Literal["offline", "online", "disabled"] = key("W&B mode (offline: `wandb sync` uploads later)", "disabled")
+    project: str = key("W&B project", "ablate")
+    entity: str | None = key("W&B entity (team or user)", None)
+    group: str | None = key("W&B group (the study name for sweep trials)", None)
+    job_type: str | None = key("W&B job type (the sweep name for sweep trials)", "single")
+    name: str | None = key("W&B run name (the trial id for sweep trials)", None)
+    tags: list = key("W&B tags", [])
+    init_timeout: float = key("seconds to wait for wandb to start before going on without it", 30.0, unit="s",
+                              low=0, low_open=True)
+    finish_timeout: float = key("seconds to wait for uploads when an online run ends", 300.0, unit="s", low=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialInfo:
+    """Set by the sweep driver; copied into summary.json."""
+
+    study: str | None = key("sweep study name", None)
+    number: int | None = key("Optuna trial number", None)
+    params: dict = key("the swept values, flat keys", {})
+
+
+Precision = Literal["float32", "float64"]
+Laplacian = Literal["forward", "hessian"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """Top-level keys of conf/config.yaml."""
+
+    seed: int = key("random seed (parameters, walkers, MCMC)", 0)
+    batch_size: int = key("walkers, split over all visible devices", 256, low=1)
+    precision: Precision = key("floating-point precision of parameters and walkers", "float32")
+    laplacian: Laplacian = key("kinetic energy: folx forward Laplacian or the trace of the Hessian", "forward")
+    checkpoint_every: int = key("iterations between checkpoints (a killed run loses at most this many)", 200, low=1)
+    output_root: str = key("folder everything a run or study writes goes under", "runs")
+    run_dir: str | None = key("explicit run directory; the same one again resumes it", None)
+    progress: bool = key("print a progress line every few seconds", True)
+    compilation_cache: str | None = key("JAX persistent compilation cache folder (GPU; null: off)", None)
+
+
+@dataclasses.dataclass(frozen=True)
+class DebugConfig:
+    inject_nan_step: int | None = key("fault injection: energies become NaN from this training step on", None)
+
+
+# The groups of an Experiment: (attribute, config key prefix, dataclass).
+GROUP_TYPES = (
+    ("network", "network.", NetworkConfig),
+    ("mcmc", "mcmc.", McmcConfig),
+    ("optim", "optim.", OptimConfig),
+    ("pretrain", "pretrain.", PretrainConfig),
+    ("evaluation", "evaluation.", EvaluationConfig),
+    ("logger", "logger.", LoggerConfig),
+    ("trial", "trial.", TrialInfo),
+    ("debug", "debug.", DebugConfig),
+    ("run", "", RunSettings),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A validated run: what the engine needs, typed; ``config`` is the flat resolved config
+    (dotted keys) recorded in summary.json and W&B."""
+
+    system: System
+    network: NetworkConfig
+    mcmc: McmcConfig
+    optim: OptimConfig
+    pretrain: PretrainConfig
+    evaluation: EvaluationConfig
+    logger: LoggerConfig
+    trial: TrialInfo
+    debug: DebugConfig
+    run: RunSettings
+    config: dict
+
+    @property
+    def hidden_dims(self) -> tuple[tuple[int, int], ...]:
+        return self.network.layers
+
+
+# ----------------------------------------------------------------------------- Hydra
 
 
 def group_options(group: str) -> list[str]:
@@ -49,6 +385,7 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
     Safe to call many times in one process (and inside a Hydra app).
     Raises ConfigError for an unknown group option or config key.
     """
+    # Hydra is imported here, not at the top: the sweep workers and `validate` need only OmegaConf.
     from hydra import compose as hydra_compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
@@ -65,126 +402,38 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
         raise ConfigError("overrides", " ".join(overrides), first) from None
 
 
-def flatten(cfg, prefix: str = "") -> dict:
+def flatten(cfg) -> dict:
     """Flat ``{"network.width": 32, ...}`` view of a (resolved) config; lists kept as lists."""
-    if isinstance(cfg, (DictConfig, ListConfig)):
-        cfg = OmegaConf.to_container(cfg, resolve=True)
-    out = {}
-    for key, value in cfg.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value and key != "params":
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
+    return records.flatten(_container(cfg))
 
 
-@dataclasses.dataclass(frozen=True)
-class Experiment:
-    """A validated run: the config, the system and the resolved layer widths."""
-
-    cfg: DictConfig
-    system: System
-    hidden_dims: tuple[tuple[int, int], ...]
+# ----------------------------------------------------------------------------- validation
 
 
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+def visible_devices() -> int:
+    """JAX devices of this process (imports JAX; the sweep driver passes its slot's count instead)."""
+    import jax  # lazy: the driver process and --help never import JAX
+
+    return jax.device_count()
 
 
-def _positive_int(cfg, key: str, minimum: int = 1) -> int:
-    value = OmegaConf.select(cfg, key)
-    if not _is_int(value) or value < minimum:
-        raise ConfigError(key, value, f"must be an integer >= {minimum}")
-    return value
+def validate(cfg, device_count: int | None = None) -> Experiment:
+    """Checks every value a run depends on and returns the typed Experiment.
 
-
-def _positive_float(cfg, key: str, allow_zero: bool = False) -> float:
-    value = OmegaConf.select(cfg, key)
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
-        value >= 0 if allow_zero else value > 0)
-    if not ok:
-        raise ConfigError(key, value, "must be a number " + (">= 0" if allow_zero else "> 0"))
-    return float(value)
-
-
-def _choice(cfg, key: str, allowed: tuple):
-    value = OmegaConf.select(cfg, key)
-    if value not in allowed:
-        raise ConfigError(key, value, "allowed: " + ", ".join(map(str, allowed)))
-    return value
-
-
-def _hidden_dims(cfg) -> tuple[tuple[int, int], ...]:
-    dims = cfg.network.get("hidden_dims")
-    if dims is None:
-        depth = _positive_int(cfg, "network.depth")
-        width = _positive_int(cfg, "network.width")
-        pair = _positive_int(cfg, "network.pairwise_width")
-        return tuple((width, pair) for _ in range(depth))
-    if not isinstance(dims, (list, ListConfig)) or not dims:
-        raise ConfigError("network.hidden_dims", dims, "a non-empty list of [one, two] widths")
-    out = []
-    for layer in dims:
-        layer = list(layer) if isinstance(layer, (list, ListConfig)) else layer
-        if not (isinstance(layer, list) and len(layer) == 2 and all(_is_int(w) and w >= 1
-                                                                    for w in layer)):
-            raise ConfigError("network.hidden_dims", OmegaConf.to_container(dims),
-                              "each layer is [one_electron_width, two_electron_width], both >= 1")
-        out.append((layer[0], layer[1]))
-    return tuple(out)
-
-
-def validate(cfg: DictConfig, device_count: int | None = None) -> Experiment:
-    """Checks every value a run depends on; raises ConfigError naming the first bad key."""
-    system = build_system(cfg.system)
-    _choice(cfg, "network.type", ("ferminet", "slater_jastrow"))
-    hidden = _hidden_dims(cfg)
-    _positive_int(cfg, "network.determinants")
-    _choice(cfg, "network.envelope", ("isotropic", "diagonal", "full"))
-    _choice(cfg, "network.activation", ("tanh", "silu", "gelu"))
-    _choice(cfg, "network.full_det", (True, False))
-
-    _positive_int(cfg, "mcmc.steps")
-    _positive_float(cfg, "mcmc.move_width")
-    _positive_float(cfg, "mcmc.init_width")
-    _positive_int(cfg, "mcmc.burn_in", minimum=0)
-    target = OmegaConf.select(cfg, "mcmc.target_acceptance")
-    if not (isinstance(target, (int, float)) and 0 < target < 1):
-        raise ConfigError("mcmc.target_acceptance", target, "must be between 0 and 1")
-
-    name = _choice(cfg, "optim.name", ("kfac", "adam"))
-    _positive_int(cfg, "optim.iterations", minimum=0)
-    _positive_float(cfg, "optim.lr")
-    _positive_float(cfg, "optim.lr_delay")
-    _positive_float(cfg, "optim.lr_decay", allow_zero=True)
-    _positive_float(cfg, "optim.clip_width")
-    if name == "kfac":
-        _positive_float(cfg, "optim.damping")
-        _positive_float(cfg, "optim.norm_constraint")
-        _positive_float(cfg, "optim.momentum", allow_zero=True)
-
-    _choice(cfg, "pretrain.method", ("hf", "none"))
-    _positive_int(cfg, "pretrain.iterations", minimum=0)
-    _positive_float(cfg, "pretrain.lr")
-
-    batch = _positive_int(cfg, "batch_size")
-    if device_count is None:
-        import jax
-        device_count = jax.device_count()
-    if batch % device_count:
-        raise ConfigError("batch_size", batch,
-                          f"must be divisible by the number of devices ({device_count})")
-    if not _is_int(cfg.get("seed")):
-        raise ConfigError("seed", cfg.get("seed"), "must be an integer")
-    _choice(cfg, "precision", ("float32", "float64"))
-    _choice(cfg, "laplacian", ("forward", "hessian"))
-    _positive_int(cfg, "evaluation.iterations")
-    _positive_int(cfg, "evaluation.burn_in", minimum=0)
-    _positive_int(cfg, "checkpoint_every")
-    _choice(cfg, "logger.kind", ("wandb", "none"))
-    _choice(cfg, "logger.mode", ("offline", "online", "disabled"))
-    nan_step = OmegaConf.select(cfg, "debug.inject_nan_step")
-    if nan_step is not None and not _is_int(nan_step):
-        raise ConfigError("debug.inject_nan_step", nan_step, "must be null or an integer")
-    return Experiment(cfg=cfg, system=system, hidden_dims=hidden)
+    ``cfg``: a composed DictConfig or the same as a plain dict. Raises ConfigError naming the
+    first bad key.
+    """
+    node = _container(cfg)
+    if not isinstance(node, Mapping):
+        raise ConfigError("config", node, "a mapping")
+    system = build_system(node.get("system") or {})
+    groups = {}
+    for attr, prefix, cls in GROUP_TYPES:
+        sub = node if prefix == "" else (node.get(attr) or {})
+        groups[attr] = read_group(cls, sub, prefix)
+    run = groups["run"]
+    devices = visible_devices() if device_count is None else device_count
+    if run.batch_size % devices:
+        raise ConfigError("batch_size", run.batch_size,
+                          f"must be divisible by the number of devices ({devices})")
+    return Experiment(system=system, config=records.flatten(node), **groups)

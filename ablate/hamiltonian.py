@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import folx
 import jax
 import jax.numpy as jnp
 
@@ -36,8 +37,6 @@ def kinetic_energy(log_abs: Callable, method: str = "forward") -> Callable:
         raise ValueError(f"laplacian={method!r}: allowed: {', '.join(LAPLACIANS)}")
 
     if method == "forward":
-        import folx
-
         def kinetic(params, x):
             flat = lambda y: log_abs(params, y.reshape(x.shape))
             out = folx.forward_laplacian(flat, sparsity_threshold=0)(x.reshape(-1))

@@ -19,6 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ablate.config import NetworkConfig
+from ablate.jax_setup import dtype_of
+
 ACTIVATIONS = {"tanh": jnp.tanh, "silu": jax.nn.silu, "gelu": jax.nn.gelu}
 
 
@@ -59,13 +62,14 @@ def _pair_features(x, atoms):
 
 def _envelope_init(kind: str, n_atoms: int, n_out: int, dtype) -> dict:
     pi = jnp.ones((n_atoms, n_out), dtype)
-    if kind == "isotropic":
-        sigma = jnp.ones((n_atoms, n_out), dtype)
-    elif kind == "diagonal":
-        sigma = jnp.ones((n_atoms, 3, n_out), dtype)
-    else:
-        sigma = jnp.tile(jnp.eye(3, dtype=dtype)[None, :, :, None], (n_atoms, 1, 1, n_out))
-    return {"pi": pi, "sigma": sigma}
+    sigma_shapes = {
+        "isotropic": lambda: jnp.ones((n_atoms, n_out), dtype),
+        "diagonal": lambda: jnp.ones((n_atoms, 3, n_out), dtype),
+        "full": lambda: jnp.tile(jnp.eye(3, dtype=dtype)[None, :, :, None], (n_atoms, 1, 1, n_out)),
+    }
+    if kind not in sigma_shapes:
+        raise ValueError(f"network.envelope={kind!r}: allowed: {', '.join(sigma_shapes)}")
+    return {"pi": pi, "sigma": sigma_shapes[kind]()}
 
 
 def _envelope(kind: str, p: dict, ae, r_ae):
@@ -75,9 +79,11 @@ def _envelope(kind: str, p: dict, ae, r_ae):
     elif kind == "diagonal":
         scaled = ae[..., None] * p["sigma"][None]                        # (m, A, 3, n_out)
         decay = jnp.sqrt(jnp.sum(scaled**2, axis=2) + 1e-12)
-    else:
+    elif kind == "full":
         scaled = jnp.einsum("mai,aijo->majo", ae, p["sigma"])
         decay = jnp.sqrt(jnp.sum(scaled**2, axis=2) + 1e-12)
+    else:
+        raise ValueError(f"network.envelope={kind!r}: allowed: isotropic, diagonal, full")
     return jnp.sum(jnp.exp(-jnp.abs(decay)) * p["pi"][None], axis=1)
 
 
@@ -162,7 +168,7 @@ def _n_spin_groups(electrons) -> int:
     return sum(1 for e in electrons if e > 0)
 
 
-def make_ferminet(system, cfg, hidden_dims, dtype) -> Ansatz:
+def make_ferminet(system, cfg: NetworkConfig, hidden_dims, dtype) -> Ansatz:
     """FermiNet: one- and two-electron streams with spin-mean mixing, K determinants."""
     atoms = jnp.asarray(system.positions, dtype)
     electrons = system.electrons
@@ -226,14 +232,14 @@ def _jastrow(params, r_ee, n_up: int):
     return jnp.sum(jnp.where(upper, u, 0.0))
 
 
-def make_slater_jastrow(system, cfg, hidden_dims, dtype) -> Ansatz:
+def make_slater_jastrow(system, cfg: NetworkConfig, hidden_dims, dtype) -> Ansatz:
     """Slater-Jastrow(-backflow): single-particle orbitals, envelopes, a cusp Jastrow."""
     atoms = jnp.asarray(system.positions, dtype)
     electrons = system.electrons
     n_up = electrons[0]
     n_atoms = atoms.shape[0]
     act = ACTIVATIONS[cfg.activation]
-    backflow = bool(cfg.get("backflow", False))
+    backflow = cfg.backflow
 
     def init(key):
         params = {"layers": []}
@@ -277,12 +283,13 @@ def make_slater_jastrow(system, cfg, hidden_dims, dtype) -> Ansatz:
     return Ansatz(init, apply, orbitals, cfg.full_det, cfg.determinants)
 
 
+MAKERS = {"ferminet": make_ferminet, "slater_jastrow": make_slater_jastrow}
+
+
 def make_ansatz(experiment) -> Ansatz:
-    """The ansatz named by ``network.type`` for the experiment's system."""
-    cfg = experiment.cfg.network
-    dtype = jnp.float64 if experiment.cfg.precision == "float64" else jnp.float32
-    maker = make_ferminet if cfg.type == "ferminet" else make_slater_jastrow
-    return maker(experiment.system, cfg, experiment.hidden_dims, dtype)
+    """The ansatz named by ``network.type`` for the experiment's system (an `Experiment`)."""
+    net = experiment.network
+    return MAKERS[net.type](experiment.system, net, net.layers, dtype_of(experiment.run.precision))
 
 
 def param_count(params) -> int:

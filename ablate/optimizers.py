@@ -19,6 +19,10 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import kfac_jax
+import optax
+
+from ablate.config import OptimConfig
 
 
 class LossAux(NamedTuple):
@@ -35,8 +39,6 @@ def clip_local_energy(e_local, clip_width: float):
 
 def make_loss(apply: Callable, e_local: Callable, clip_width: float) -> Callable:
     """loss(params, key, walkers) -> (mean E_L, LossAux) with the clipped VMC gradient."""
-    import kfac_jax
-
     batch_e_local = jax.vmap(e_local, in_axes=(None, 0))
     batch_log_abs = jax.vmap(lambda p, x: apply(p, x)[1], in_axes=(None, 0))
 
@@ -62,9 +64,9 @@ def make_loss(apply: Callable, e_local: Callable, clip_width: float) -> Callable
     return loss
 
 
-def learning_rate(cfg, dtype=jnp.float32) -> Callable:
+def learning_rate(cfg: OptimConfig, dtype=jnp.float32) -> Callable:
     """lr / (1 + t/delay)^decay, the FermiNet schedule (t = iteration), in `dtype`."""
-    lr, delay, decay = float(cfg.lr), float(cfg.lr_delay), float(cfg.lr_decay)
+    lr, delay, decay = cfg.lr, cfg.lr_delay, cfg.lr_decay
 
     def schedule(t):
         t = jnp.asarray(t).astype(dtype)
@@ -81,26 +83,24 @@ class Optimizer:
     backend: object = None  # the kfac_jax.Optimizer (kfac only)
 
 
-def make_kfac(cfg, loss: Callable, dtype) -> Optimizer:
-    import kfac_jax
-
+def make_kfac(cfg: OptimConfig, loss: Callable, dtype) -> Optimizer:
     schedule = learning_rate(cfg, dtype)
     optimizer = kfac_jax.Optimizer(
         value_and_grad_func=jax.value_and_grad(loss, has_aux=True),
         l2_reg=0.0,
-        norm_constraint=float(cfg.norm_constraint),
+        norm_constraint=cfg.norm_constraint,
         value_func_has_aux=True,
         value_func_has_rng=True,
         learning_rate_schedule=schedule,
-        curvature_ema=float(cfg.cov_ema_decay),
+        curvature_ema=cfg.cov_ema_decay,
         inverse_update_period=1,
         min_damping=1e-6,
         num_burnin_steps=0,
         estimation_mode="fisher_exact",
         multi_device=False,
     )
-    momentum = jnp.asarray(float(cfg.momentum), dtype)
-    damping = jnp.asarray(float(cfg.damping), dtype)
+    momentum = jnp.asarray(cfg.momentum, dtype)
+    damping = jnp.asarray(cfg.damping, dtype)
 
     def init(params, key, walkers):
         return optimizer.init(params, key, walkers)
@@ -113,12 +113,9 @@ def make_kfac(cfg, loss: Callable, dtype) -> Optimizer:
     return Optimizer("kfac", init, step, schedule, optimizer)
 
 
-def make_adam(cfg, loss: Callable, dtype) -> Optimizer:
-    import optax
-
+def make_adam(cfg: OptimConfig, loss: Callable, dtype) -> Optimizer:
     schedule = learning_rate(cfg, dtype)
-    tx = optax.adam(learning_rate=schedule, b1=float(cfg.b1), b2=float(cfg.b2),
-                    eps=float(cfg.eps))
+    tx = optax.adam(learning_rate=schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
     grad = jax.value_and_grad(loss, has_aux=True)
 
     @jax.jit
@@ -140,11 +137,10 @@ def kfac_blocks(optimizer: Optimizer, params) -> dict[str, str]:
             for indices, block in estimator.indices_to_block_map.items() for i in indices}
 
 
-def make_optimizer(cfg, loss: Callable, dtype=jnp.float32) -> Optimizer:
+MAKERS = {"kfac": make_kfac, "adam": make_adam}
+
+
+def make_optimizer(cfg: OptimConfig, loss: Callable, dtype=jnp.float32) -> Optimizer:
     """The optimiser named by ``optim.name``: kfac (kfac-jax) or adam (optax); scalars in
     `dtype` (the parameters' precision)."""
-    if cfg.name == "kfac":
-        return make_kfac(cfg, loss, dtype)
-    if cfg.name == "adam":
-        return make_adam(cfg, loss, dtype)
-    raise ValueError(f"optim.name={cfg.name!r}: allowed: kfac, adam")
+    return MAKERS[cfg.name](cfg, loss, dtype)

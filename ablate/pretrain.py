@@ -15,6 +15,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+
+from ablate.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -40,9 +43,7 @@ class HartreeFock:
 
 def hartree_fock(system, basis: str) -> HartreeFock:
     """Runs pyscf RHF/UHF; raises ConfigError for a basis pyscf does not know."""
-    from pyscf import gto, scf
-
-    from ablate.errors import ConfigError
+    from pyscf import gto, scf  # lazy: pyscf is heavy and not needed without pretraining
 
     try:
         mol = gto.M(atom=[(s, tuple(p)) for s, p in zip(system.symbols, system.positions)],
@@ -77,8 +78,6 @@ def targets(hf: HartreeFock, walkers: np.ndarray, electrons, full_det: bool):
 
 def make_pretrain_step(orbitals, lr: float):
     """Adam step on mean_(batch) sum |network orbitals - HF orbitals|^2 over all determinants."""
-    import optax
-
     tx = optax.adam(lr)
     batch_orbitals = jax.vmap(orbitals, in_axes=(None, 0))
 

@@ -8,14 +8,14 @@ past the checkpoint's step are dropped.
 from __future__ import annotations
 
 import csv
-import json
-import math
 import os
 import warnings
 from pathlib import Path
 from typing import Protocol
 
 from omegaconf import OmegaConf
+
+from ablate.records import RunSummary
 
 TABLES = {
     "pretrain": ("pretrain.csv", ("step", "loss")),
@@ -26,24 +26,11 @@ TABLES = {
 
 
 class Sink(Protocol):
+    """Where the recorder mirrors a run (the W&B sink): history rows, the summary, the end."""
+
     def log(self, phase: str, step: int, metrics: dict) -> None: ...
-    def set_summary(self, summary: dict) -> None: ...
+    def set_summary(self, summary: dict) -> None: ...  # RunSummary.to_dict()
     def finish(self, status: str, reason: str | None) -> None: ...
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Atomic JSON write (temp file + rename); NaN/Inf become null."""
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(clean(data), indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 class Recorder:
@@ -59,15 +46,14 @@ class Recorder:
     def summary_path(self) -> Path:
         return self.run_dir / "summary.json"
 
-    def read_summary(self) -> dict | None:
-        try:
-            return json.loads(self.summary_path.read_text())
-        except (OSError, ValueError):
-            return None
+    def read_summary(self) -> RunSummary | None:
+        """The run directory's summary.json, or None when absent or unreadable."""
+        return RunSummary.read_or_none(self.run_dir)
 
     def write_config(self, cfg) -> None:
         tmp = self.run_dir / "config.yaml.tmp"
-        tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        node = cfg if OmegaConf.is_config(cfg) else OmegaConf.create(dict(cfg))
+        tmp.write_text(OmegaConf.to_yaml(node, resolve=True))
         os.replace(tmp, self.run_dir / "config.yaml")
 
     def truncate(self, phase: str, upto_step: int) -> None:
@@ -101,16 +87,16 @@ class Recorder:
                 writer.writeheader()
             writer.writerows(rows)
 
-    def write_summary(self, summary: dict) -> None:
-        write_json(self.summary_path, summary)
+    def write_summary(self, summary: RunSummary) -> None:
+        summary.write(self.run_dir)
 
-    def finish(self, summary: dict) -> None:
+    def finish(self, summary: RunSummary) -> None:
         """Flushes the tables, writes summary.json and closes the sinks."""
         self.flush()
         self.write_summary(summary)
         for sink in self.sinks:
             try:
-                sink.set_summary(summary)
-                sink.finish(summary["status"], summary.get("reason"))
+                sink.set_summary(summary.to_dict())
+                sink.finish(summary.status, summary.reason)
             except Exception as err:  # a sink never takes a run down
                 warnings.warn(f"sink {type(sink).__name__} failed to finish: {err}")

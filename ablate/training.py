@@ -2,43 +2,62 @@
 
 `build_engine` compiles the pieces of one experiment once (sampler, loss, optimiser,
 evaluation step); the phase functions below are short loops over them. The training state
-is a plain dict pytree ``{params, opt_state, walkers, key, width, step}``, which is what a
-checkpoint stores. Walkers are sharded over all visible devices along the batch axis
-(``jax.sharding``), parameters replicated: data parallel by the XLA partitioner.
+is a `TrainState` (a NamedTuple pytree ``params, opt_state, walkers, key, width, step``);
+its ``_asdict()`` is what a checkpoint stores. Walkers are sharded over all visible devices
+along the batch axis (``jax.sharding``), parameters replicated: data parallel by the XLA
+partitioner. The engine reads only the typed `Experiment` (ablate.config), never a DictConfig.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ablate import checkpoint, mcmc
+from ablate.config import Experiment
 from ablate.errors import NonFiniteEnergy, RunFailed
 from ablate.hamiltonian import local_energy
+from ablate.jax_setup import dtype_of
 from ablate.networks import Ansatz, make_ansatz
 from ablate.optimizers import Optimizer, make_loss, make_optimizer
+from ablate.pretrain import make_pretrain_step, targets
 
 
 class Pruned(RunFailed):
     """Training was stopped early by a callback (an Optuna pruner)."""
 
 
+class TrainState(NamedTuple):
+    """Everything a run needs to go on exactly: a pytree, and what a checkpoint stores."""
+
+    params: Any        # network parameters (replicated over devices)
+    opt_state: Any     # optimiser state (None before the optimiser is initialised)
+    walkers: Any       # (batch, n_electrons, 3) bohr, sharded over devices along the batch
+    key: Any           # PRNG key
+    width: Any         # MCMC move width, bohr
+    step: Any          # training iterations done (int32)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> "TrainState":
+        return cls(**{f: saved[f] for f in cls._fields})
+
+
 @dataclasses.dataclass
 class Engine:
     """Compiled pieces of one experiment."""
 
-    experiment: object
+    experiment: Experiment
     ansatz: Ansatz
     dtype: object
     walker_sharding: object
     replicated: object
     mcmc_iteration: Callable      # (params, walkers, key, width) -> walkers, key, width, pmove
-    train_step: Callable          # (state) -> state, device metrics
+    train_step: Callable          # (TrainState) -> TrainState, device metrics
     eval_step: Callable           # (params, walkers, key, width) -> walkers, key, metrics
     optimizer: Optimizer
     loss: Callable                # (params, key, walkers) -> (energy, LossAux), VMC gradient
@@ -46,26 +65,38 @@ class Engine:
 
 
 class Progress:
-    """Prints one progress line every `every_s` seconds (and always on the last step)."""
+    """Prints one progress line every `every_s` seconds (and always on the last step).
 
-    def __init__(self, enabled: bool, every_s: float = 5.0):
+    ``listener(phase, step, total)``, when given, hears of every step of every phase (the sweep
+    worker forwards the phase to the driver's study line); it must be cheap.
+    """
+
+    def __init__(self, enabled: bool, every_s: float = 5.0, listener: Callable | None = None):
         self.enabled, self.every_s, self.last = enabled, every_s, 0.0
+        self.listener = listener
 
-    def __call__(self, phase: str, step: int, total: int, text: str) -> None:
+    @property
+    def wanted(self) -> bool:
+        """Whether anyone reads progress (so callers may skip building the text)."""
+        return self.enabled or self.listener is not None
+
+    def __call__(self, phase: str, step: int, total: int, text: str | Callable[[], str]) -> None:
+        if self.listener is not None:
+            self.listener(phase, step, total)
         now = time.time()
         if self.enabled and (now - self.last >= self.every_s or step + 1 == total):
             self.last = now
-            print(f"[{phase:8s}] {step + 1:>7d}/{total:<7d} {text}", flush=True)
+            print(f"[{phase:8s}] {step + 1:>7d}/{total:<7d} {text() if callable(text) else text}", flush=True)
 
 
-def build_engine(experiment) -> Engine:
-    cfg = experiment.cfg
-    dtype = jnp.float64 if cfg.precision == "float64" else jnp.float32
+def build_engine(experiment: Experiment) -> Engine:
+    run, mc = experiment.run, experiment.mcmc
+    dtype = dtype_of(run.precision)
     ansatz = make_ansatz(experiment)
-    e_local = local_energy(ansatz.apply, experiment.system, cfg.laplacian, dtype)
+    e_local = local_energy(ansatz.apply, experiment.system, run.laplacian, dtype)
     batch_e_local = jax.vmap(e_local, in_axes=(None, 0))
-    sample = mcmc.make_sampler(ansatz.apply, int(cfg.mcmc.steps))
-    target, adapt = float(cfg.mcmc.target_acceptance), bool(cfg.mcmc.adapt)
+    sample = mcmc.make_sampler(ansatz.apply, mc.steps)
+    target, adapt = mc.target_acceptance, mc.adapt
 
     mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("walkers",))
     walker_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("walkers"))
@@ -78,22 +109,19 @@ def build_engine(experiment) -> Engine:
             width = mcmc.adapt_width(width, pmove, target)
         return walkers, key, width, pmove
 
-    loss = make_loss(ansatz.apply, e_local, float(cfg.optim.clip_width))
-    optimizer = make_optimizer(cfg.optim, loss, dtype)
+    loss = make_loss(ansatz.apply, e_local, experiment.optim.clip_width)
+    optimizer = make_optimizer(experiment.optim, loss, dtype)
     jit_mcmc = jax.jit(mcmc_iteration, static_argnames="adapt_now")
 
     def make_train_step(sample):
-        def train_step(state):
-            walkers, key, width, pmove = sample(
-                state["params"], state["walkers"], state["key"], state["width"])
+        def train_step(state: TrainState):
+            walkers, key, width, pmove = sample(state.params, state.walkers, state.key, state.width)
             key, kopt = jax.random.split(key)
             params, opt_state, value, aux = optimizer.step(
-                state["params"], state["opt_state"], walkers, kopt, state["step"])
-            new = dict(state, params=params, opt_state=opt_state, walkers=walkers, key=key,
-                       width=width, step=state["step"] + 1)
+                state.params, state.opt_state, walkers, kopt, state.step)
+            new = TrainState(params, opt_state, walkers, key, width, state.step + 1)
             return new, {"energy": value, "variance": aux.variance, "pmove": pmove,
-                         "move_width": width,
-                         "learning_rate": optimizer.schedule(state["step"])}
+                         "move_width": width, "learning_rate": optimizer.schedule(state.step)}
         return train_step
 
     # kfac-jax compiles its own step and must not be wrapped in jit: sample (jitted), then
@@ -115,42 +143,40 @@ def build_engine(experiment) -> Engine:
                   train_step, eval_step, optimizer, loss, e_local)
 
 
-def initial_state(engine: Engine) -> dict:
-    """Fresh params, walkers around the nuclei, optimiser state (after pretraining, see below)."""
-    cfg = engine.experiment.cfg
-    key = jax.random.PRNGKey(int(cfg.seed))
+def initial_state(engine: Engine) -> TrainState:
+    """Fresh params, walkers around the nuclei; no optimiser state yet (see `init_optimizer`)."""
+    exp = engine.experiment
+    key = jax.random.PRNGKey(exp.run.seed)
     key, kparams, kwalkers = jax.random.split(key, 3)
     params = jax.device_put(engine.ansatz.init(kparams), engine.replicated)
-    walkers = mcmc.init_walkers(kwalkers, engine.experiment.system, int(cfg.batch_size),
-                                float(cfg.mcmc.init_width), engine.dtype)
+    walkers = mcmc.init_walkers(kwalkers, exp.system, exp.run.batch_size, exp.mcmc.init_width,
+                                engine.dtype)
     walkers = jax.device_put(walkers, engine.walker_sharding)
-    scalars = {"key": key, "width": jnp.asarray(float(cfg.mcmc.move_width), engine.dtype),
-               "step": jnp.asarray(0, jnp.int32)}
-    return {"params": params, "opt_state": None, "walkers": walkers,
-            **jax.device_put(scalars, engine.replicated)}
+    key, width, step = jax.device_put(
+        (key, jnp.asarray(exp.mcmc.move_width, engine.dtype), jnp.asarray(0, jnp.int32)),
+        engine.replicated)
+    return TrainState(params, None, walkers, key, width, step)
 
 
-def to_device(engine: Engine, state: dict) -> dict:
+def to_device(engine: Engine, state: TrainState) -> TrainState:
     """Puts a (host) state on the devices: walkers sharded over the batch, all else
     replicated. Every array is committed to the same mesh as the step outputs, so the
     compiled steps are reused rather than traced again for new input shardings."""
-    rest = {k: v for k, v in state.items() if k != "walkers"}
-    rest["width"] = jnp.asarray(rest["width"], engine.dtype)
-    rest["step"] = jnp.asarray(rest["step"], jnp.int32)
-    return {"walkers": jax.device_put(jnp.asarray(state["walkers"]), engine.walker_sharding),
-            **jax.device_put(rest, engine.replicated)}
+    walkers = jax.device_put(jnp.asarray(state.walkers), engine.walker_sharding)
+    params, opt_state, key, width, step = jax.device_put(
+        (state.params, state.opt_state, state.key, jnp.asarray(state.width, engine.dtype),
+         jnp.asarray(state.step, jnp.int32)), engine.replicated)
+    return TrainState(params, opt_state, walkers, key, width, step)
 
 
-def pretrain(engine: Engine, state: dict, hf, recorder, progress: Progress) -> dict:
+def pretrain(engine: Engine, state: TrainState, hf, recorder, progress: Progress) -> TrainState:
     """Fits the network orbitals to the HF orbitals; walkers follow the network's |psi|^2."""
-    from ablate.pretrain import make_pretrain_step, targets
-
-    cfg = engine.experiment.cfg
-    electrons = engine.experiment.system.electrons
-    init, step = make_pretrain_step(engine.ansatz.orbitals, float(cfg.pretrain.lr))
-    opt_state = init(state["params"])
-    params, walkers, key, width = state["params"], state["walkers"], state["key"], state["width"]
-    total = int(cfg.pretrain.iterations)
+    exp = engine.experiment
+    electrons = exp.system.electrons
+    init, step = make_pretrain_step(engine.ansatz.orbitals, exp.pretrain.lr)
+    opt_state = init(state.params)
+    params, walkers, key, width = state.params, state.walkers, state.key, state.width
+    total = exp.pretrain.iterations
     for i in range(total):
         walkers, key, width, pmove = engine.mcmc_iteration(params, walkers, key, width)
         up, down = targets(hf, np.asarray(walkers), electrons, engine.ansatz.full_det)
@@ -160,17 +186,18 @@ def pretrain(engine: Engine, state: dict, hf, recorder, progress: Progress) -> d
         loss = float(loss)
         recorder.log("pretrain", i, {"loss": loss})
         progress("pretrain", i, total, f"loss {loss:.5f}  pmove {float(pmove):.2f}")
-    return dict(state, params=params, walkers=walkers, key=key, width=width)
+    return state._replace(params=params, walkers=walkers, key=key, width=width)
 
 
-def burn_in(engine: Engine, state: dict, iterations: int, progress: Progress, phase: str) -> dict:
+def burn_in(engine: Engine, state: TrainState, iterations: int, progress: Progress,
+            phase: str) -> TrainState:
     """MCMC without parameter updates (the move width still adapts)."""
-    walkers, key, width = state["walkers"], state["key"], state["width"]
+    walkers, key, width = state.walkers, state.key, state.width
     for i in range(iterations):
-        walkers, key, width, pmove = engine.mcmc_iteration(state["params"], walkers, key, width)
-        if progress.enabled and (i + 1 == iterations or i % 50 == 0):
-            progress(phase, i, iterations, f"pmove {float(pmove):.2f}  width {float(width):.3f}")
-    return dict(state, walkers=walkers, key=key, width=width)
+        walkers, key, width, pmove = engine.mcmc_iteration(state.params, walkers, key, width)
+        if progress.wanted and (i + 1 == iterations or i % 50 == 0):
+            progress(phase, i, iterations, lambda: f"pmove {float(pmove):.2f}  width {float(width):.3f}")
+    return state._replace(walkers=walkers, key=key, width=width)
 
 
 def _host_row(metrics: dict, step_time: float) -> dict:
@@ -179,17 +206,17 @@ def _host_row(metrics: dict, step_time: float) -> dict:
     return row
 
 
-def train(engine: Engine, state: dict, recorder, run_dir, callbacks, progress: Progress,
-          timing: dict) -> dict:
-    """Training iterations from state['step'] to optim.iterations, checkpointing as it goes.
+def train(engine: Engine, state: TrainState, recorder, run_dir, callbacks, progress: Progress,
+          timing: dict) -> TrainState:
+    """Training iterations from state.step to optim.iterations, checkpointing as it goes.
 
     Metrics of step t are read after step t+1 is dispatched, so the host never stalls the
     device; a non-finite energy raises NonFiniteEnergy naming the step.
     """
-    cfg = engine.experiment.cfg
-    total = int(cfg.optim.iterations)
-    every = int(cfg.checkpoint_every)
-    nan_step = cfg.debug.get("inject_nan_step")
+    exp = engine.experiment
+    total = exp.optim.iterations
+    every = exp.run.checkpoint_every
+    nan_step = exp.debug.inject_nan_step
     on_step = getattr(callbacks, "on_train_step", None) if callbacks else None
     pending, last = None, time.perf_counter()
 
@@ -212,10 +239,10 @@ def train(engine: Engine, state: dict, recorder, run_dir, callbacks, progress: P
         if on_step is not None and on_step(step, row):
             raise Pruned(f"pruned at training step {step}")
 
-    start = int(state["step"])
+    start = int(state.step)
     for step in range(start, total):
-        if nan_step is not None and step >= int(nan_step):
-            state = dict(state, walkers=state["walkers"] * jnp.nan)
+        if nan_step is not None and step >= nan_step:
+            state = state._replace(walkers=state.walkers * jnp.nan)
         state, metrics = engine.train_step(state)
         if pending is not None:
             drain(pending)
@@ -229,28 +256,28 @@ def train(engine: Engine, state: dict, recorder, run_dir, callbacks, progress: P
     return state
 
 
-def save_checkpoint(run_dir, recorder, phase: str, state: dict, extra: dict | None = None):
+def save_checkpoint(run_dir, recorder, phase: str, state: TrainState, extra: dict | None = None):
     """Flushes the tables, then writes the checkpoint (so tables never run ahead of it)."""
     recorder.flush()
-    serial = int(state["step"]) + (10_000_000 if phase == "eval" else 0)
-    data = {"phase": phase, **state, **(extra or {})}
+    serial = int(state.step) + (10_000_000 if phase == "eval" else 0)
+    data = {"phase": phase, **state._asdict(), **(extra or {})}
     checkpoint.save(run_dir / "checkpoints", serial, data)
 
 
-def evaluate(engine: Engine, state: dict, recorder, run_dir, progress: Progress,
-             done: list | None = None) -> tuple[dict, list]:
+def evaluate(engine: Engine, state: TrainState, recorder, run_dir, progress: Progress,
+             done: list | None = None) -> tuple[TrainState, list]:
     """Frozen-parameter MCMC: burn-in, then evaluation.iterations batch-mean energies (Hartree).
 
     Returns the final state and the list of per-iteration energies, resuming from `done`.
     """
-    cfg = engine.experiment.cfg
-    total, every = int(cfg.evaluation.iterations), int(cfg.checkpoint_every)
+    exp = engine.experiment
+    total, every = exp.evaluation.iterations, exp.run.checkpoint_every
     energies = list(done or [])
     if not energies:
-        state = burn_in(engine, state, int(cfg.evaluation.burn_in), progress, "eval-burn")
-    walkers, key = state["walkers"], state["key"]
+        state = burn_in(engine, state, exp.evaluation.burn_in, progress, "eval-burn")
+    walkers, key = state.walkers, state.key
     for i in range(len(energies), total):
-        walkers, key, metrics = engine.eval_step(state["params"], walkers, key, state["width"])
+        walkers, key, metrics = engine.eval_step(state.params, walkers, key, state.width)
         row = {k: float(v) for k, v in jax.device_get(metrics).items()}
         if not np.isfinite(row["energy"]):
             raise NonFiniteEnergy(f"non-finite energy ({row['energy']}) at evaluation step {i}")
@@ -258,14 +285,13 @@ def evaluate(engine: Engine, state: dict, recorder, run_dir, progress: Progress,
         recorder.log("eval", i, row)
         progress("eval", i, total, f"E {row['energy']:.5f} Ha  pmove {row['pmove']:.2f}")
         if (i + 1) % every == 0 and i + 1 < total:
-            snapshot = dict(state, walkers=walkers, key=key)
-            save_checkpoint(run_dir, recorder, "eval",
-                            dict(snapshot, step=jnp.asarray(i + 1)),
-                            {"eval_energies": energies, "train_step": int(state["step"])})
-    return dict(state, walkers=walkers, key=key), energies
+            snapshot = state._replace(walkers=walkers, key=key, step=jnp.asarray(i + 1))
+            save_checkpoint(run_dir, recorder, "eval", snapshot,
+                            {"eval_energies": energies, "train_step": int(state.step)})
+    return state._replace(walkers=walkers, key=key), energies
 
 
-def init_optimizer(engine: Engine, state: dict) -> dict:
-    key, kinit = jax.random.split(state["key"])
-    opt_state = engine.optimizer.init(state["params"], kinit, state["walkers"])
-    return to_device(engine, dict(state, opt_state=opt_state, key=key))
+def init_optimizer(engine: Engine, state: TrainState) -> TrainState:
+    key, kinit = jax.random.split(state.key)
+    opt_state = engine.optimizer.init(state.params, kinit, state.walkers)
+    return to_device(engine, state._replace(opt_state=opt_state, key=key))

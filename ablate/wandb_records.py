@@ -33,7 +33,9 @@ import math
 import re
 import struct
 import sys
+import time
 import zlib
+from collections import deque
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -117,9 +119,7 @@ def is_complete(path: str | Path) -> bool:
     the same process should wait for this (see :func:`wait_complete`). Only the last few records
     are decoded, so this is cheap even for long runs.
     """
-    from collections import deque
-
-    from wandb.proto import wandb_internal_pb2 as pb
+    from wandb.proto import wandb_internal_pb2 as pb  # lazy: wandb is heavy
 
     try:
         tail = deque(iter_chunks(path), maxlen=4)
@@ -135,8 +135,6 @@ def is_complete(path: str | Path) -> bool:
 
 def wait_complete(path: str | Path, timeout: float = 10.0, interval: float = 0.02) -> bool:
     """Polls until :func:`is_complete` or ``timeout`` seconds pass; returns whether it completed."""
-    import time
-
     deadline = time.monotonic() + timeout
     while True:
         if is_complete(path):

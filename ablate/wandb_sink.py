@@ -21,14 +21,13 @@ W&B never blocks or crashes a trial: a failure to start (no network in online mo
 ``logger.init_timeout`` seconds) is one warning line and ``make_sink`` returns None; an error in
 ``log``/``set_summary``/``finish`` is caught and warned about once.
 
-``log_study`` adds one run of job_type ``analysis`` to a finished study's group, with the
-Optuna trial table and (when the ``analysis`` package can draw it) the sweep's figure.
+The study-level run (one W&B run of job_type ``analysis`` per finished study) lives with the
+sweeps (``sweeps.study_log``): the engine knows nothing of studies.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import queue
 import secrets
@@ -37,6 +36,10 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any, Mapping
+
+from ablate.config import Experiment
+from ablate.records import finite_or_none
+from ablate.wandb_records import wait_complete
 
 log = logging.getLogger("ablate.wandb")
 
@@ -52,13 +55,6 @@ _SUMMARY_SKIP = ("config", "params")
 def _warn(message: str) -> None:
     """One line on stderr (through logging, so it shows with or without Hydra's handlers)."""
     log.warning("W&B: %s", " ".join(str(message).split())[:400])
-
-
-def _select(cfg, key: str, default=None):
-    from omegaconf import OmegaConf
-
-    value = OmegaConf.select(cfg, key, default=default)
-    return default if value is None else value
 
 
 def _new_id() -> str:
@@ -83,15 +79,13 @@ def run_id_for(run_dir: str | Path) -> str:
     return run_id
 
 
-def wandb_config(cfg) -> dict[str, Any]:
-    """Flat W&B run config: the resolved config with dotted keys plus the swept parameters.
+def wandb_config(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat W&B run config: the flat resolved config (dotted keys) plus the swept parameters.
 
     ``trial.params`` (already flat: ``{"network.width": 64}``) is written at its own keys, so a
     swept value sits under the same name as the config key it set; ``trial.swept`` lists them.
     """
-    from ablate.config import flatten
-
-    flat = flatten(cfg)
+    flat = dict(flat)
     params = flat.pop("trial.params", None) or {}
     out = {k: v for k, v in flat.items() if not k.startswith("hydra.")}
     for key, value in dict(params).items():
@@ -127,13 +121,6 @@ def _scalar(value):
             return value.item()
     except Exception:  # noqa: BLE001 - an odd value is logged as its text
         pass
-    return value
-
-
-def _summary_value(value):
-    """Summary values W&B stores well: non-finite floats become None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
     return value
 
 
@@ -210,7 +197,7 @@ class WandbSink:
         if self._closed:
             return
         try:
-            data = {k: _summary_value(v) for k, v in summary.items() if k not in _SUMMARY_SKIP}
+            data = {k: finite_or_none(v) for k, v in summary.items() if k not in _SUMMARY_SKIP}
         except Exception as err:  # noqa: BLE001
             self._fail("set_summary", err)
             return
@@ -236,8 +223,6 @@ class WandbSink:
             run.finish(exit_code=exit_code)
             # run.finish() returns before wandb-core has flushed the run file; wait (bounded) so
             # the W&B record is on disk when the run is reported finished
-            from ablate.wandb_records import wait_complete
-
             if not wait_complete(path, timeout=FLUSH_TIMEOUT_S):
                 _warn(f"{path} was not complete {FLUSH_TIMEOUT_S:.0f} s after finish")
         except Exception as err:  # noqa: BLE001
@@ -261,46 +246,40 @@ def _init(wandb, *, run_dir: Path, mode: str, init_timeout: float,
     )
 
 
-def make_sink(cfg, run_dir: str | Path) -> WandbSink | None:
+def make_sink(experiment: Experiment, run_dir: str | Path) -> WandbSink | None:
     """The W&B sink for a run directory, or None (``logger.kind=none``, mode ``disabled``, or
     wandb could not start: one warning line, and the run goes on). Never raises."""
+    logger = experiment.logger
+    if logger.kind != "wandb" or logger.mode == "disabled":
+        return None
     try:
-        if str(_select(cfg, "logger.kind", "none")) != "wandb":
-            return None
-        mode = str(_select(cfg, "logger.mode", "offline"))
-        if mode == "disabled":
-            return None
-        if mode not in ("offline", "online"):
-            _warn(f"logger.mode={mode!r} is not one of offline, online, disabled; W&B is off for this run")
-            return None
         run_dir = Path(run_dir)
-        init_timeout = float(_select(cfg, "logger.init_timeout", 30))
         try:
-            import wandb
+            import wandb  # lazy: heavy, and optional for runs with logger=none
         except Exception as err:  # noqa: BLE001
             _warn(f"cannot import wandb ({type(err).__name__}: {err}); W&B is off for this run")
             return None
-        tags = [str(t)[:64] for t in (_select(cfg, "logger.tags", []) or []) if t is not None and str(t)]
+        tags = [str(t)[:64] for t in logger.tags if t is not None and str(t)]
         run = _init(
             wandb,
             run_dir=run_dir,
-            mode=mode,
-            init_timeout=init_timeout,
-            finish_timeout=float(_select(cfg, "logger.finish_timeout", FINISH_TIMEOUT_S)),
+            mode=logger.mode,
+            init_timeout=logger.init_timeout,
+            finish_timeout=logger.finish_timeout,
             id=run_id_for(run_dir),
-            project=str(_select(cfg, "logger.project", "ablate")),
-            entity=_select(cfg, "logger.entity"),
-            group=_select(cfg, "logger.group") or _select(cfg, "trial.study"),
-            job_type=_select(cfg, "logger.job_type"),
-            name=_select(cfg, "logger.name") or run_dir.name,
+            project=logger.project,
+            entity=logger.entity,
+            group=logger.group or experiment.trial.study,
+            job_type=logger.job_type,
+            name=logger.name or run_dir.name,
             tags=tags,
-            config=wandb_config(cfg),
+            config=wandb_config(experiment.config),
         )
     except Exception as err:  # noqa: BLE001 - W&B must never stop a run
         _warn(f"could not start ({type(err).__name__}: {err}); the run goes on without W&B")
         return None
     try:
-        if mode == "online" and getattr(run, "url", None):
+        if logger.mode == "online" and getattr(run, "url", None):
             print(f"W&B run: {run.url}", file=sys.stderr)
         return WandbSink(run, run_dir)
     except Exception as err:  # noqa: BLE001
@@ -310,167 +289,3 @@ def make_sink(cfg, run_dir: str | Path) -> WandbSink | None:
         except Exception:  # noqa: BLE001
             pass
         return None
-
-
-# -- study-level run ------------------------------------------------------------------------
-
-
-def _jsonish(value):
-    """Table cell: scalars as they are, other values as their text."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
-
-
-def study_table(study) -> tuple[list[str], list[list[Any]]]:
-    """Columns and rows of an Optuna study: one row per trial.
-
-    Columns: ``number, state, value, duration_s``, then ``params.<key>`` for every swept key and
-    ``attrs.<key>`` for every user attribute (``run_dir``, ``energy``, ``error_mha``, ...).
-    """
-    trials = study.get_trials(deepcopy=False)
-    param_keys = sorted({k for t in trials for k in t.params})
-    attr_keys = sorted({k for t in trials for k in t.user_attrs})
-    columns = ["number", "state", "value", "duration_s"]
-    columns += [f"params.{k}" for k in param_keys] + [f"attrs.{k}" for k in attr_keys]
-    rows = []
-    for t in trials:
-        duration = t.duration.total_seconds() if t.duration is not None else None
-        value = t.values[0] if t.values else None
-        row = [t.number, t.state.name, value, duration]
-        row += [t.params.get(k) for k in param_keys] + [t.user_attrs.get(k) for k in attr_keys]
-        rows.append([_jsonish(v) for v in row])
-    return columns, rows
-
-
-def _trial_logger_settings(study) -> dict[str, Any]:
-    """logger.* of the first trial whose run directory holds a config.yaml (empty if none)."""
-    from omegaconf import OmegaConf
-
-    for t in study.get_trials(deepcopy=False):
-        run_dir = t.user_attrs.get("run_dir")
-        if not run_dir or not (Path(run_dir) / "config.yaml").is_file():
-            continue
-        cfg = OmegaConf.load(Path(run_dir) / "config.yaml")
-        logger_cfg = OmegaConf.select(cfg, "logger")
-        if logger_cfg is not None:
-            return dict(OmegaConf.to_container(logger_cfg, resolve=True))
-    return {}
-
-
-def _study_figure(study_name: str, storage_url: str, output_root: str | Path):
-    """The sweep's figure from the ``analysis`` package (``analysis.sweep_figure``), or None."""
-    try:
-        from analysis import sweep_figure  # type: ignore[attr-defined]
-    except ImportError:  # no analysis package (or an older one without the figure)
-        return None
-    try:
-        return sweep_figure(study_name, storage=storage_url, output_root=output_root)
-    except Exception as err:  # noqa: BLE001
-        _warn(f"analysis figure for study {study_name!r} failed ({type(err).__name__}: {err})")
-    return None
-
-
-def log_study(
-    study_name: str,
-    storage_url: str,
-    output_root: str | Path,
-    *,
-    mode: str | None = None,
-    project: str | None = None,
-    entity: str | None = None,
-    init_timeout: float | None = None,
-) -> Path | None:
-    """One W&B run of job_type ``analysis`` in the study's group, with the trial table and figure.
-
-    Mode, project, entity and tags default to those of the study's trials (their config.yaml);
-    nothing is written when the trials ran with ``logger=none`` or mode ``disabled``. Its W&B files
-    go under ``<output_root>/<study>/analysis/``. Returns that directory, or None. Never raises.
-    """
-    try:
-        import optuna
-
-        study = optuna.load_study(study_name=study_name, storage=storage_url)
-        trial_logger = _trial_logger_settings(study)
-        if mode is None and trial_logger.get("kind", "wandb") != "wandb":
-            return None
-        mode = mode or trial_logger.get("mode") or "offline"
-        if mode == "disabled":
-            return None
-        project = project or trial_logger.get("project") or "ablate"
-        entity = entity or trial_logger.get("entity")
-        timeout = init_timeout if init_timeout is not None else trial_logger.get("init_timeout", 30)
-        tags = [str(t)[:64] for t in trial_logger.get("tags") or []]
-        attrs = dict(study.user_attrs)
-        out_dir = Path(output_root) / study_name / "analysis"
-
-        import wandb
-
-        run = _init(
-            wandb,
-            run_dir=out_dir,
-            mode=mode,
-            init_timeout=float(timeout),
-            id=run_id_for(out_dir),
-            project=project,
-            entity=entity,
-            group=study_name,
-            job_type="analysis",
-            name=f"{study_name}-analysis",
-            tags=tags,
-            config={f"study.{k}": _jsonish(v) if not isinstance(v, (list, dict)) else v for k, v in attrs.items()}
-            | {"study.name": study_name, "study.storage": _redact(storage_url)},
-        )
-    except Exception as err:  # noqa: BLE001
-        _warn(f"study run for {study_name!r} could not start ({type(err).__name__}: {err})")
-        return None
-
-    try:
-        columns, rows = study_table(study)
-        payload: dict[str, Any] = {"study_table": wandb.Table(columns=columns, data=rows, allow_mixed_types=True)}
-        figure = _study_figure(study_name, storage_url, output_root)
-        if figure is not None:
-            # saved as a PNG first: wandb.Image(figure) needs pyplot, and the analysis figures
-            # are plain matplotlib Figures
-            png = out_dir / "sweep_figure.png"
-            figure.savefig(png, dpi=150, bbox_inches="tight")
-            payload["sweep_figure"] = wandb.Image(str(png), caption=study_name)
-        run.log(payload)
-        states = [r[1] for r in rows]
-        summary: dict[str, Any] = {
-            "n_trials": len(rows),
-            "n_complete": states.count("COMPLETE"),
-            "n_failed": states.count("FAIL"),
-            "n_pruned": states.count("PRUNED"),
-        }
-        try:
-            best = study.best_trial
-            summary.update(best_value=best.value, best_trial=best.number,
-                           **{f"best.{k}": v for k, v in best.params.items()})
-        except Exception:  # noqa: BLE001 - no complete trial, or a multi-objective study
-            pass
-        run.summary.update({k: _summary_value(v) for k, v in summary.items()})
-        path = run.settings.sync_file
-        run.finish(exit_code=0)
-        from ablate.wandb_records import wait_complete
-
-        wait_complete(path, timeout=FLUSH_TIMEOUT_S)
-    except Exception as err:  # noqa: BLE001
-        _warn(f"study run for {study_name!r} failed ({type(err).__name__}: {err})")
-        try:
-            run.finish(exit_code=1)
-        except Exception:  # noqa: BLE001
-            pass
-        return None
-    return out_dir
-
-
-def _redact(url: str) -> str:
-    """Storage URL without a password (postgresql://user:secret@host/db -> user:***@host)."""
-    import re
-
-    return re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", str(url))

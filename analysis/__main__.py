@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .loaders import DEFAULT_OUTPUT_ROOT, AnalysisError
+from .loaders import DEFAULT_OUTPUT_ROOT, AnalysisError, load_wandb_study
+from .report import report_from_frame, run_report
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,12 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.wandb:
-            from .report import report_from_frame
-
             report_from_frame(_wandb_frame(args.study, args.wandb), args.output_root)
         else:
-            from .report import run_report
-
             run_report(args.study, storage=args.storage, output_root=args.output_root)
     except AnalysisError as err:
         print(f"analysis: {err}", file=sys.stderr)
@@ -50,8 +47,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _wandb_frame(study: str, path: str):
     """The trial frame from W&B; any API failure becomes one AnalysisError line."""
-    from .loaders import load_wandb_study
-
     entity, _, project = path.rpartition("/")
     try:
         return load_wandb_study(study, project=project, entity=entity or None)

@@ -15,13 +15,16 @@ search space when known).
 
 from __future__ import annotations
 
-import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import optuna
 import pandas as pd
+
+from ablate.records import RunSummary, default_storage_url, flatten, sqlite_path, trial_params
 
 HARTREE_TO_MHA = 1000.0
 DEFAULT_OUTPUT_ROOT = "runs"
@@ -103,18 +106,8 @@ class EmptyStudy(AnalysisError):
 
 
 def default_storage(output_root: str | os.PathLike | None = None) -> str:
-    """The default study storage URL: ``sqlite:///<output_root>/studies.db``."""
-    root = Path(output_root if output_root is not None else DEFAULT_OUTPUT_ROOT)
-    return f"sqlite:///{root / 'studies.db'}"
-
-
-def _sqlite_path(url: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URL, or None for other URLs and in-memory DBs."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix):
-        return None
-    path = url[len(prefix):].split("?", 1)[0]
-    return None if path in ("", ":memory:") else Path(path)
+    """The default study storage URL: ``sqlite:///<output_root>/studies.db`` (absolute)."""
+    return default_storage_url(output_root if output_root is not None else DEFAULT_OUTPUT_ROOT)
 
 
 def open_study(name: str, storage: str | None = None, output_root: str | os.PathLike | None = None):
@@ -123,11 +116,9 @@ def open_study(name: str, storage: str | None = None, output_root: str | os.Path
     Raises :class:`StudyNotFound` (one-line message) when the SQLite file is absent or the
     storage holds no study ``name``, and :class:`AnalysisError` when the storage cannot be read.
     """
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage or default_storage(output_root)
-    db_file = _sqlite_path(url)
+    db_file = sqlite_path(url)
     if db_file is not None and not db_file.is_file():
         raise StudyNotFound(f"unknown study {name!r}: no study storage at {db_file} ({url})")
     try:
@@ -146,15 +137,8 @@ def open_study(name: str, storage: str | None = None, output_root: str | os.Path
 
 def read_summary(run_dir: str | os.PathLike | None) -> dict:
     """The run's summary.json as a dict, or {} when the directory or the file is absent/unreadable."""
-    if not run_dir:
-        return {}
-    path = Path(run_dir) / "summary.json"
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    summary = RunSummary.read_or_none(run_dir)
+    return summary.to_dict() if summary is not None else {}
 
 
 def resolve_run_dir(
@@ -339,15 +323,6 @@ def frame_from_study(study, output_root: str | os.PathLike | None = None, storag
     return build_frame(records, _ordered_keys([dict.fromkeys(map(str, space)), *all_params]), meta)
 
 
-def trial_params(trial) -> dict[str, Any]:
-    """A trial's swept values; an enqueued trial that has not started yet (WAITING) has its
-    values only in the ``fixed_params`` system attribute."""
-    if trial.params:
-        return dict(trial.params)
-    fixed = trial.system_attrs.get("fixed_params")
-    return dict(fixed) if isinstance(fixed, Mapping) else {}
-
-
 def load_study(name: str, storage: str | None = None, output_root: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per trial of the Optuna study ``name``, merged with each trial's summary.json.
 
@@ -375,10 +350,6 @@ def param_importances(study, min_trials: int = MIN_IMPORTANCE_TRIALS) -> tuple[p
     trials, no parameter that took more than one value, or Optuna warning that the importances
     are degenerate.
     """
-    import warnings
-
-    import optuna
-
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) < min_trials:
         return None, f"too few complete trials for parameter importances ({len(complete)} < {min_trials})"
@@ -464,18 +435,6 @@ def _read_metrics(run_dir: str | None) -> pd.DataFrame | None:
 # ----------------------------------------------------------------------------- W&B
 
 
-def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts -> one dict with dotted keys (``{"network": {"width": 8}}`` -> ``network.width``)."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(_flatten(value, dotted + "."))
-        else:
-            flat[dotted] = value
-    return flat
-
-
 def _wandb_params(config: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str, Any]:
     """The swept parameters of a W&B run.
 
@@ -485,7 +444,7 @@ def _wandb_params(config: Mapping[str, Any], summary: Mapping[str, Any]) -> dict
     """
     swept = config.get("trial.swept")
     if isinstance(swept, (list, tuple)) and swept:
-        flat = _flatten(config)
+        flat = flatten(config, keep=())
         return {str(k): flat.get(str(k)) for k in swept}
     for candidate in (
         summary.get("params"),
@@ -509,7 +468,7 @@ def wandb_row(record: Mapping[str, Any]) -> dict:
     config = dict(record.get("config") or {})
     summary = dict(record.get("summary") or {})
     params = _wandb_params(config, summary)
-    flat_config = _flatten({k: v for k, v in config.items() if k != "trial"})
+    flat_config = flatten({k: v for k, v in config.items() if k != "trial"}, keep=())
     trial_cfg = config.get("trial") if isinstance(config.get("trial"), Mapping) else {}
     number = _first(summary.get("trial"), flat_config.get("trial.number"), trial_cfg.get("number"))
     status = summary.get("status")

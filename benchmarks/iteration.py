@@ -78,16 +78,15 @@ def main() -> None:
     from ablate import training
     from ablate.config import compose, validate
     from ablate.networks import param_count
-    from ablate.run import _configure_jax
+    from ablate.jax_setup import setup_jax
 
     t_imported = time.time()
-    cfg = compose(overrides(args))
-    _configure_jax(cfg)
-    experiment = validate(cfg)
+    experiment = validate(compose(overrides(args)))
+    setup_jax(experiment.run.precision)
     engine = training.build_engine(experiment)
     state = training.init_optimizer(engine, training.initial_state(engine))
     state, _ = engine.train_step(state)
-    jax.block_until_ready(state["params"])
+    jax.block_until_ready(state.params)
     startup = time.time() - t_imported
 
     holder = {"state": state}
@@ -98,7 +97,7 @@ def main() -> None:
 
     step_ms = median_ms(step, args.warmup, args.iterations)
     state = holder["state"]
-    params, walkers, key, width = state["params"], state["walkers"], state["key"], state["width"]
+    params, walkers, key, width = state.params, state.walkers, state.key, state.width
     sample_ms = median_ms(lambda: engine.mcmc_iteration(params, walkers, key, width)[0],
                           args.warmup, args.iterations)
     e_local = jax.jit(jax.vmap(engine.local_energy, in_axes=(None, 0)))
@@ -111,14 +110,14 @@ def main() -> None:
         "benchmark": "iteration",
         "system": experiment.system.name,
         "electrons": list(experiment.system.electrons),
-        "network": cfg.network.type,
+        "network": experiment.network.type,
         "hidden_dims": [list(d) for d in experiment.hidden_dims],
-        "determinants": int(cfg.network.determinants),
-        "batch_size": int(cfg.batch_size),
-        "mcmc_steps": int(cfg.mcmc.steps),
-        "laplacian": cfg.laplacian,
-        "optimizer": cfg.optim.name,
-        "precision": cfg.precision,
+        "determinants": experiment.network.determinants,
+        "batch_size": experiment.run.batch_size,
+        "mcmc_steps": experiment.mcmc.steps,
+        "laplacian": experiment.run.laplacian,
+        "optimizer": experiment.optim.name,
+        "precision": experiment.run.precision,
         "param_count": param_count(params),
         "device": f"{device.platform}:{getattr(device, 'device_kind', '')}",
         "device_count": jax.device_count(),

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ablate.records import RunSummary
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -55,7 +57,7 @@ def trial_stats(out: Path, name: str) -> dict:
     first, later, iter_ms = [], [], []
     seen_workers = set()
     for t in sorted(study.get_trials(), key=lambda t: t.datetime_start):
-        s = json.loads((Path(t.user_attrs["run_dir"]) / "summary.json").read_text())
+        s = RunSummary.read(t.user_attrs["run_dir"]).to_dict()
         row = {"wall_s": s.get("wall_time_s"), "startup_s": s.get("startup_s")}
         iter_ms.append(s.get("ms_per_iteration"))
         worker = t.user_attrs.get("worker")

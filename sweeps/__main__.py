@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ablate.errors import ConfigError
+
+from .status import show_status
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sweeps", description="Inspect ablate sweep studies.")
@@ -14,11 +18,6 @@ def main(argv: list[str] | None = None) -> int:
     status.add_argument("--storage", default=None, help="storage URL (default sqlite:///<output-root>/studies.db)")
     status.add_argument("--output-root", default="runs", help="output root of the sweep (default: runs)")
     args = parser.parse_args(argv)
-
-    from ablate.errors import ConfigError
-
-    from .status import show_status
-
     try:
         return show_status(args.name, args.storage, args.output_root)
     except ConfigError as err:

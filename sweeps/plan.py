@@ -11,11 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf, open_dict
+
+from ablate.config import compose, validate
 from ablate.errors import ConfigError
+from ablate.records import default_storage_url
 
 from . import overrides as ov
 from .space import SweepSpec, parse_spec
-from .storage import check_storage_url, default_storage_url
+from .storage import check_storage_url
 from .workers import Slot, plan_slots
 
 _MISSING = object()
@@ -56,8 +60,6 @@ class StudyPlan:
 
 def build_plan(cfg, task_overrides: list[str]) -> StudyPlan:
     """Parse ``cfg.sweep``, compose the base config and check every swept value."""
-    from omegaconf import OmegaConf
-
     sweep_name = ov.sweep_choice(task_overrides) or "sweep"
     node = OmegaConf.to_container(cfg.sweep, resolve=True) if cfg.get("sweep") is not None else None
     spec = parse_spec(node, default_name=sweep_name)
@@ -77,17 +79,8 @@ def build_plan(cfg, task_overrides: list[str]) -> StudyPlan:
                      slots, str(base_cfg.system.name), scale)
 
 
-def compose(overrides: list[str]):
-    """``ablate.config.compose`` (imported late: it pulls in Hydra)."""
-    from ablate.config import compose as _compose
-
-    return _compose(list(overrides))
-
-
 def check_keys(spec: SweepSpec, base_cfg) -> None:
     """Every swept key must exist in the composed base config (a group name counts)."""
-    from omegaconf import OmegaConf
-
     for dim in spec.dimensions:
         if OmegaConf.select(base_cfg, dim.key, default=_MISSING) is _MISSING:
             raise ConfigError(f"sweep.space.{dim.key}", list(dim.probe_values()),
@@ -121,9 +114,6 @@ def trial_config(trial_overrides, params: dict[str, Any], *, study: str | None =
     ``device_count`` is the number of devices the trial's worker will see; passing it keeps
     ``validate`` from importing JAX in the driver.
     """
-    from ablate.config import validate
-    from omegaconf import OmegaConf, open_dict
-
     cfg = compose(ov.merge(trial_overrides, ov.param_overrides(params)))
     with open_dict(cfg):
         cfg.trial = {"study": study, "number": number, "params": dict(params)}

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 from ablate.errors import ConfigError
+from ablate.records import flatten
 
 SAMPLERS = ("grid", "tpe", "random")
 PRUNERS = ("none", "median", "hyperband")
@@ -201,19 +202,8 @@ def parse_spec(node: Mapping[str, Any], default_name: str | None = None) -> Swee
 def _parse_space(space: Any, sampler: str) -> Iterator[Dimension]:
     if not isinstance(space, Mapping) or not space:
         raise ConfigError("sweep.space", space, "a non-empty mapping of config keys to value lists or ranges")
-    for key, spec in _flatten_space(space):
+    for key, spec in flatten(space, keep=(), is_leaf=_is_range).items():
         yield _parse_dimension(key, spec, sampler)
-
-
-def _flatten_space(node: Mapping, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    for k, v in node.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping) and not _is_range(v):
-            if not v:
-                raise ConfigError(f"sweep.space.{key}", {}, "a list of values or a range {low, high}")
-            yield from _flatten_space(v, key + ".")
-        else:
-            yield key, v
 
 
 def _is_range(v: Mapping) -> bool:
@@ -232,6 +222,8 @@ def _parse_dimension(key: str, spec: Any, sampler: str) -> Dimension:
             raise ConfigError(where, list(spec), "distinct values")
         return Dimension(key, "choice", tuple(spec))
     if isinstance(spec, Mapping):
+        if not spec:
+            raise ConfigError(where, {}, "a list of values or a range {low, high}")
         if sampler == "grid":
             raise ConfigError(where, dict(spec), "a list of values for the grid sampler (ranges need tpe or random)")
         return _parse_range(where, key, spec)

@@ -20,6 +20,7 @@ with a ``fail_reason`` and its parameters are enqueued again with the same
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import os
 import socket
 import time
@@ -27,21 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
+import sqlalchemy
+import sqlalchemy.exc
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.trial import TrialState
+
 from ablate.errors import ConfigError
+from ablate.records import redact_url, sqlite_path, trial_params
 
 GRID_READY = "grid_ready"
-
-
-def default_storage_url(output_root: Path) -> str:
-    """``sqlite:///<output_root>/studies.db`` (absolute)."""
-    return f"sqlite:///{Path(output_root).resolve() / 'studies.db'}"
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URL, else None."""
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):])
-    return None
 
 
 def check_storage_url(url: str) -> None:
@@ -51,15 +47,14 @@ def check_storage_url(url: str) -> None:
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
     if scheme not in ("sqlite", "postgresql", "postgres", "mysql"):
         raise ConfigError("sweep.storage", url, "sqlite:///FILE, postgresql://..., mysql://... or a journal file path")
-    if scheme == "sqlite" and sqlite_path(url) in (None, Path("")):
+    if scheme == "sqlite" and sqlite_path(url) is None:
         raise ConfigError("sweep.storage", url, "sqlite:///PATH with a file path")
     if scheme in ("postgresql", "postgres") and _pg_driver() is None:
-        raise ConfigError("sweep.storage", _redact(url), "a PostgreSQL driver: pip install 'ablate[postgres]' (psycopg2)")
+        raise ConfigError("sweep.storage", redact_url(url), "a PostgreSQL driver: pip install 'ablate[postgres]' (psycopg2)")
 
 
 def _pg_driver() -> str | None:
     """The installed PostgreSQL DB-API driver SQLAlchemy can use: psycopg (3) or psycopg2."""
-    import importlib.util
 
     for name in ("psycopg2", "psycopg"):
         if importlib.util.find_spec(name) is not None:
@@ -81,12 +76,9 @@ def engine_url(url: str) -> str:
 
 def open_storage(url: str, connect_timeout_s: int = 10):
     """Open (and for SQLite create) an Optuna storage; an unreachable server is a ConfigError."""
-    import optuna
 
     check_storage_url(url)
     if "://" not in url:
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
         path = Path(url).expanduser().resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
@@ -100,32 +92,29 @@ def open_storage(url: str, connect_timeout_s: int = 10):
         if url.startswith(("postgresql", "postgres")):
             engine_kwargs["connect_args"] = {"connect_timeout": connect_timeout_s}
         _check_reachable(url, engine_kwargs)
-    import sqlalchemy.exc
 
     for attempt in range(5):
         try:
             return optuna.storages.RDBStorage(engine_url(url), engine_kwargs=engine_kwargs)
         except sqlalchemy.exc.DBAPIError as err:
             if not _schema_race(err):
-                raise ConfigError("sweep.storage", _redact(url), f"cannot open storage: {_first_line(err)}") from None
+                raise ConfigError("sweep.storage", redact_url(url), f"cannot open storage: {_first_line(err)}") from None
             # Another process is creating the same fresh schema (two drivers starting on an
             # empty database): the tables are there a moment later.
             time.sleep(0.5 * (attempt + 1))
         except Exception as err:  # noqa: BLE001 - any driver error is one line for the user
-            raise ConfigError("sweep.storage", _redact(url), f"cannot open storage: {_first_line(err)}") from None
-    raise ConfigError("sweep.storage", _redact(url), "cannot open storage: its schema is still being created")
+            raise ConfigError("sweep.storage", redact_url(url), f"cannot open storage: {_first_line(err)}") from None
+    raise ConfigError("sweep.storage", redact_url(url), "cannot open storage: its schema is still being created")
 
 
 def _schema_race(err: Exception) -> bool:
     """A duplicate table/row error from two processes creating Optuna's schema at once."""
-    import sqlalchemy.exc
 
     text = str(err).lower()
     return isinstance(err, sqlalchemy.exc.IntegrityError) or "already exists" in text or "duplicate" in text
 
 
 def _check_reachable(url: str, engine_kwargs: dict) -> None:
-    import sqlalchemy
 
     try:
         engine = sqlalchemy.create_engine(engine_url(url), **engine_kwargs)
@@ -133,22 +122,12 @@ def _check_reachable(url: str, engine_kwargs: dict) -> None:
             conn.execute(sqlalchemy.text("SELECT 1"))
         engine.dispose()
     except Exception as err:  # noqa: BLE001
-        raise ConfigError("sweep.storage", _redact(url), f"cannot connect: {_first_line(err)}") from None
+        raise ConfigError("sweep.storage", redact_url(url), f"cannot connect: {_first_line(err)}") from None
 
 
 def _first_line(err: BaseException) -> str:
     text = str(getattr(err, "orig", None) or err).strip()
     return (text.splitlines() or [type(err).__name__])[0]
-
-
-def _redact(url: str) -> str:
-    """Hide a password in a URL for messages."""
-    if "://" in url and "@" in url:
-        scheme, rest = url.split("://", 1)
-        cred, host = rest.rsplit("@", 1)
-        if ":" in cred:
-            return f"{scheme}://{cred.split(':', 1)[0]}:***@{host}"
-    return url
 
 
 class StudyLock:
@@ -197,7 +176,6 @@ def open_study(storage, name: str, *, direction: str, sampler, pruner,
     Returns ``(study, created)``. A joining driver checks that the study was made
     with the same direction and base overrides, then waits for ``grid_ready``.
     """
-    import optuna
 
     try:
         study = optuna.create_study(storage=storage, study_name=name, direction=direction,
@@ -251,7 +229,7 @@ def _wait_grid_ready(study, wait_s: float, log) -> None:
 
 def _enqueue_missing(study, grid: list[dict], log) -> None:
     """Enqueue grid points that no trial of the study has (the grid grew, e.g. more seeds)."""
-    have = {_params_key(t.params or t.system_attrs.get("fixed_params", {})) for t in study.get_trials(deepcopy=False)}
+    have = {_params_key(trial_params(t)) for t in study.get_trials(deepcopy=False)}
     missing = [p for p in grid if _params_key(p) not in have]
     for params in missing:
         study.enqueue_trial(params)
@@ -261,11 +239,9 @@ def _enqueue_missing(study, grid: list[dict], log) -> None:
 
 def requeue_failed_points(study, grid: list[dict]) -> int:
     """Enqueue grid points whose every trial FAILED (``sweep.retry_failed=true``), in fresh run dirs."""
-    from optuna.trial import TrialState
-
     states: dict[tuple, set] = {}
     for t in study.get_trials(deepcopy=False):
-        key = _params_key(t.params or t.system_attrs.get("fixed_params", {}))
+        key = _params_key(trial_params(t))
         states.setdefault(key, set()).add(t.state)
     again = [p for p in grid if states.get(_params_key(p)) == {TrialState.FAIL}]
     for params in again:
@@ -344,14 +320,18 @@ def stale_reason(trial, me: Owner, stale_after_s: float, now: float | None = Non
     return None
 
 
+def trial_id(study, storage, number: int) -> int:
+    """The storage's id of a study's trial (Optuna's public storage API; FrozenTrial keeps it private)."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
 def claim_waiting(study, storage):
     """Move one WAITING trial to RUNNING for this driver; the FrozenTrial or None."""
-    import optuna
-    from optuna.trial import TrialState
 
     for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         try:
-            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+            if storage.set_trial_state_values(trial_id(study, storage, t.number), state=TrialState.RUNNING):
                 return t
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
@@ -364,10 +344,8 @@ def fail_trial(study, storage, trial, reason: str, *, requeue: bool, retries: in
     The state change is the claim: when two drivers recover the same trial, only the
     one whose FAIL lands first re-enqueues it. Returns False if it was already finished.
     """
-    import optuna
-    from optuna.trial import TrialState
 
-    tid = trial._trial_id
+    tid = trial_id(study, storage, trial.number)
     try:
         storage.set_trial_user_attr(tid, "fail_reason", reason)
         if requeue:
@@ -379,6 +357,5 @@ def fail_trial(study, storage, trial, reason: str, *, requeue: bool, retries: in
         attrs = {k: trial.user_attrs[k] for k in ("run_dir", "run_id") if k in trial.user_attrs}
         attrs["retries"] = trial.user_attrs.get("retries", 0) if retries is None else retries
         attrs["recovered_from"] = trial.number
-        params = trial.params or trial.system_attrs.get("fixed_params", {})
-        study.enqueue_trial(dict(params), user_attrs=attrs)
+        study.enqueue_trial(trial_params(trial), user_attrs=attrs)
     return True

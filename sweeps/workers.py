@@ -7,11 +7,12 @@ trial after another, so Python imports, SCF and JAX's compiled functions stay wa
 persistent compilation cache (``<output_root>/.jax_cache``) serves the later workers.
 
 Driver <-> worker messages go over one duplex pipe per worker (no shared locks, so a
-worker killed mid-message cannot block the others):
+worker killed mid-message cannot block the others); they are the typed records of
+:mod:`ablate.records`:
 
-- driver -> worker: ``("run", payload)``, ``("prune", number)``, ``("stop",)``
-- worker -> driver: ``("ready", import_s)``, ``("progress", number, step, energy, report)``,
-  ``("done", number, summary)``, ``("failed", number, reason, summary_or_None)``
+- driver -> worker: ``RunTrial``, ``Prune``, ``Stop``
+- worker -> driver: ``Ready``, ``Progress`` (phase, step of total, training energy),
+  ``Done`` (the summary dict), ``Failed`` (a one-line reason and the summary dict, if any)
 
 The driver never imports JAX: GPUs are found with ``CUDA_VISIBLE_DEVICES`` or
 ``nvidia-smi -L``.
@@ -19,7 +20,6 @@ The driver never imports JAX: GPUs are found with ``CUDA_VISIBLE_DEVICES`` or
 
 from __future__ import annotations
 
-import json
 import math
 import multiprocessing as mp
 import os
@@ -28,10 +28,10 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ablate.errors import ConfigError
+from ablate.records import Done, Failed, Prune, Progress, Ready, RunSummary, RunTrial, Stop, clean_json
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ class Worker:
     def busy(self) -> bool:
         return self.trial is not None
 
-    def send(self, *msg) -> bool:
+    def send(self, msg) -> bool:
         try:
             self.conn.send(msg)
             return True
@@ -181,10 +181,12 @@ def worker_main(conn, slot_name: str, env: dict[str, str], cache_dir: str, paren
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     t0 = time.perf_counter()
-    _setup_jax_cache(cache_dir)
+    # The engine (JAX) is imported here, in the worker, never in the driver process.
+    from ablate.jax_setup import setup_jax
     from ablate.run import run_experiment
 
-    conn.send(("ready", time.perf_counter() - t0))
+    setup_jax(cache_dir=cache_dir, on_cpu=True)
+    conn.send(Ready(time.perf_counter() - t0))
     while True:
         if not conn.poll(1.0):
             if os.getppid() != parent_pid:
@@ -194,21 +196,10 @@ def worker_main(conn, slot_name: str, env: dict[str, str], cache_dir: str, paren
             msg = conn.recv()
         except EOFError:
             return
-        if msg[0] == "stop":
+        if isinstance(msg, Stop):
             return
-        if msg[0] == "run":
-            _run_trial(conn, run_experiment, msg[1], parent_pid)
-
-
-def _setup_jax_cache(cache_dir: str) -> None:
-    """Point JAX's persistent compilation cache at ``cache_dir`` (unless the user set one)."""
-    import jax
-
-    if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", cache_dir)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        if isinstance(msg, RunTrial):
+            _run_trial(conn, run_experiment, msg, parent_pid)
 
 
 class TrialCallbacks:
@@ -220,59 +211,56 @@ class TrialCallbacks:
         self.pruned = False
         self._window: list[float] = []
         self._last_sent = time.monotonic()
+        self._total = 0
 
-    def on_train_step(self, step: int, metrics: dict) -> bool:
+    def _orphaned(self) -> None:
         if os.getppid() != self.parent_pid:
             os._exit(3)  # orphaned: stop writing to a run directory another driver will resume
+
+    def on_progress(self, phase: str, step: int, total: int) -> None:
+        """Any phase's step (pretrain, burn-in, train, eval-burn, eval): sent every few seconds."""
+        if phase == "train":
+            self._total = total
+            return  # training steps are reported with their energy by on_train_step
+        now = time.monotonic()
+        if now - self._last_sent > self.display_every_s or step == 0:
+            self._orphaned()
+            self.conn.send(Progress(self.number, phase, int(step), int(total)))
+            self._last_sent = now
+
+    def on_train_step(self, step: int, metrics: dict) -> bool:
+        self._orphaned()
         energy = float(metrics.get("energy", math.nan))
         self._window.append(energy)
         report = (step + 1) % self.report_every == 0
         now = time.monotonic()
         if report or now - self._last_sent > self.display_every_s:
             mean = sum(self._window) / len(self._window) if self._window else energy
-            self.conn.send(("progress", self.number, int(step), mean if report else energy, report))
+            self.conn.send(Progress(self.number, "train", int(step), self._total,
+                                    mean if report else energy, report))
             self._last_sent = now
             if report:
                 self._window.clear()
         while self.conn.poll(0):
             msg = self.conn.recv()
-            if msg[0] == "prune" and msg[1] == self.number:
+            if isinstance(msg, Prune) and msg.number == self.number:
                 self.pruned = True
-            elif msg[0] == "stop":
+            elif isinstance(msg, Stop):
                 os._exit(0)
         return self.pruned
 
 
-def _run_trial(conn, run_experiment, payload: dict, parent_pid: int) -> None:
-    from omegaconf import OmegaConf
-
-    number = payload["number"]
-    run_dir = payload["run_dir"]
-    callbacks = TrialCallbacks(conn, number, payload["report_every"], parent_pid)
+def _run_trial(conn, run_experiment, msg: RunTrial, parent_pid: int) -> None:
+    callbacks = TrialCallbacks(conn, msg.number, msg.report_every, parent_pid)
     try:
-        cfg = OmegaConf.create(payload["config"])
-        summary = run_experiment(cfg, run_dir=run_dir, callbacks=callbacks)
+        summary = run_experiment(msg.config, run_dir=msg.run_dir, callbacks=callbacks)
     except Exception as err:  # noqa: BLE001 - any failure ends this trial, not the worker
-        summary = _read_summary(run_dir)
-        reason = (summary or {}).get("reason") or f"{type(err).__name__}: {err}".strip()
-        conn.send(("failed", number, reason.splitlines()[0] if reason else type(err).__name__, summary))
+        written = RunSummary.read_or_none(msg.run_dir)
+        reason = (written.reason if written is not None else None) or f"{type(err).__name__}: {err}".strip()
+        conn.send(Failed(msg.number, reason.splitlines()[0] if reason else type(err).__name__,
+                         written.to_dict() if written is not None else None))
         return
-    conn.send(("done", number, _jsonable(summary)))
-
-
-def _read_summary(run_dir: str) -> dict | None:
-    try:
-        return json.loads((Path(run_dir) / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _jsonable(summary: Any) -> dict:
-    """A plain dict copy of the summary (drops anything that cannot cross a pipe)."""
-    try:
-        return json.loads(json.dumps(summary, default=str))
-    except (TypeError, ValueError):
-        return {k: v for k, v in dict(summary).items() if isinstance(v, (str, int, float, bool, type(None)))}
+    conn.send(Done(msg.number, clean_json(summary.to_dict())))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,11 +22,11 @@ def test_quick_scale_reaches_the_exact_energy(system, tolerance_mha, tmp_path):
     cfg = compose([f"system={system}", "logger=none", "progress=false",
                    f"output_root={tmp_path}", "optim.iterations=1500"])
     summary = run_experiment(cfg)
-    assert summary["status"] == "completed"
+    assert summary.status == "completed"
     # Variational: not meaningfully below the exact energy, and within a few mHa of it.
-    assert summary["error_mha"] > -4 * summary["error_stderr_mha"] - 0.2
-    assert summary["error_mha"] < tolerance_mha, summary
-    assert summary["hf_energy"] > summary["reference_energy"]
+    assert summary.error_mha > -4 * summary.error_stderr_mha - 0.2
+    assert summary.error_mha < tolerance_mha, summary
+    assert summary.hf_energy > summary.reference_energy
 
 
 def test_run_directory_contract(tiny_overrides, tmp_path):
@@ -45,11 +45,11 @@ def test_run_directory_contract(tiny_overrides, tmp_path):
     assert metrics["step"].tolist() == list(range(20))
     evaluation = pd.read_csv(folder / "eval.csv")
     assert len(evaluation) == 10
-    assert summary["energy"] == pytest.approx(evaluation["energy"].mean())
+    assert summary.energy == pytest.approx(evaluation["energy"].mean())
     assert (folder / "config.yaml").exists() and any((folder / "checkpoints").iterdir())
     # A completed run is not rerun: the same run directory returns the same summary.
     again = run_experiment(compose(tiny_overrides + [f"run_dir={folder}"]))
-    assert again == on_disk
+    assert again.to_dict() == on_disk
 
 
 class StopAt:
@@ -77,8 +77,8 @@ def test_interrupted_run_resumes_exactly(optim, tmp_path):
     b = pd.read_csv(tmp_path / "cut" / "metrics.csv")
     assert b["step"].tolist() == list(range(30))
     np.testing.assert_allclose(a["energy"], b["energy"], rtol=1e-10)
-    assert resumed["energy"] == pytest.approx(whole["energy"], rel=1e-10)
-    assert resumed["iterations"] == whole["iterations"] == 30
+    assert resumed.energy == pytest.approx(whole.energy, rel=1e-10)
+    assert resumed.iterations == whole.iterations == 30
 
 
 @pytest.mark.slow
@@ -118,4 +118,4 @@ def test_walkers_shared_over_two_devices_give_the_same_run(tmp_path):
                          capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr
     double = json.loads((tmp_path / "two" / "summary.json").read_text())
-    assert double["energy"] == pytest.approx(single["energy"], rel=1e-4)
+    assert double["energy"] == pytest.approx(single.energy, rel=1e-4)

@@ -31,4 +31,4 @@ def test_pretraining_fits_the_orbitals(tmp_path):
     loss = pd.read_csv(tmp_path / "run" / "pretrain.csv")["loss"].to_numpy()
     assert len(loss) == 60
     assert loss[-10:].mean() < 0.3 * loss[:3].mean()
-    assert summary["hf_energy"] == pytest.approx(-7.862, abs=0.01)
+    assert summary.hf_energy == pytest.approx(-7.862, abs=0.01)

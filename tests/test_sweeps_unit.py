@@ -212,7 +212,7 @@ def test_stale_reason_dead_pid_and_old_heartbeat():
 def test_fail_trial_requeues_once_with_same_run_dir(sqlite_storage):
     study, _ = _open(sqlite_storage, [{"a": 1}])
     frozen = st.claim_waiting(study, sqlite_storage)
-    trial = optuna.Trial(study, frozen._trial_id)
+    trial = optuna.Trial(study, st.trial_id(study, sqlite_storage, frozen.number))
     trial.suggest_categorical("a", [1])
     trial.set_user_attr("run_dir", "/runs/s/t0000")
     trial.set_user_attr("run_id", "t0000")
@@ -251,7 +251,7 @@ def test_retry_failed_requeues_only_points_that_never_succeeded(sqlite_storage):
     study, _ = _open(sqlite_storage, [{"a": 1}, {"a": 2}])
     for _ in range(2):
         frozen = st.claim_waiting(study, sqlite_storage)
-        trial = optuna.Trial(study, frozen._trial_id)
+        trial = optuna.Trial(study, st.trial_id(study, sqlite_storage, frozen.number))
         trial.suggest_categorical("a", [1, 2])
         study.tell(trial, state=TrialState.FAIL) if frozen.number == 0 else study.tell(trial, 1.0)
     assert st.requeue_failed_points(study, [{"a": 1}, {"a": 2}]) == 1
@@ -270,7 +270,10 @@ def test_make_pruner(name, cls):
 
 
 def test_objective_value_falls_back_to_energy():
-    from sweeps.driver import objective_value
+    from ablate.records import RunSummary
+
+    def objective_value(summary, objective):
+        return RunSummary.from_dict(summary).objective(objective)
 
     assert objective_value({"error_mha": 3.0, "energy": -1.0}, "error_mha") == 3.0
     assert objective_value({"error_mha": None, "energy": -1.0}, "error_mha") == -1.0

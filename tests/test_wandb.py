@@ -63,7 +63,7 @@ def assert_summary_matches(wandb_summary: dict, summary: dict) -> None:
 def test_a_run_is_a_wandb_run_with_config_history_and_summary(tmp_path):
     run_dir = tmp_path / "run"
     summary = run_experiment(compose(WANDB_TINY + [f"run_dir={run_dir}", "logger.tags=[H2,unit]"]))
-    assert summary["status"] == "completed"
+    assert summary.status == "completed"
 
     (run,) = offline_runs(run_dir / "wandb")
     assert run["run_id"] == (run_dir / "wandb_id.txt").read_text().strip()
@@ -153,7 +153,7 @@ def test_a_failed_trial_is_a_failed_wandb_run(tmp_path):
 def test_logger_none_writes_no_wandb_files(tmp_path):
     run_dir = tmp_path / "run"
     summary = run_experiment(compose(TINY + [f"run_dir={run_dir}"]))  # TINY has logger=none
-    assert summary["status"] == "completed"
+    assert summary.status == "completed"
     assert not (run_dir / "wandb").exists() and not (run_dir / "wandb_id.txt").exists()
     assert not list(tmp_path.rglob("*.wandb"))
 
@@ -166,8 +166,8 @@ def test_online_without_network_does_not_hang_the_run(tmp_path, monkeypatch):
     start = time.monotonic()
     summary = run_experiment(cfg)
     elapsed = time.monotonic() - start
-    assert summary["status"] == "completed"
-    assert summary["startup_s"] < 3 + 60, summary["startup_s"]  # W&B gave up after ~3 s
+    assert summary.status == "completed"
+    assert summary.startup_s < 3 + 60, summary.startup_s  # W&B gave up after ~3 s
     for name in ("config.yaml", "metrics.csv", "eval.csv", "summary.json"):
         assert (run_dir / name).is_file(), name
     assert len(pd.read_csv(run_dir / "metrics.csv")) == 20

@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 
-from ablate.config import compose
+from ablate.config import compose, validate
 from ablate.wandb_records import (
     WandbFileError,
     find_run_files,
@@ -30,10 +30,11 @@ def _clean_wandb_env(monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
 
 
-def _cfg(*extra):
+def _cfg(*extra, params=None):
+    """The validated experiment the sink gets (the engine never hands it a DictConfig)."""
     cfg = compose(WANDB_TINY + list(extra))
-    cfg.trial.params = {"network.width": 8, "seed": 0}
-    return cfg
+    cfg.trial.params = params or {"network.width": 8, "seed": 0}
+    return validate(cfg, device_count=1)
 
 
 def _one_run(run_dir):
@@ -106,7 +107,7 @@ def test_many_runs_in_one_process(tmp_path):
 
 @pytest.mark.parametrize("overrides", [["logger=none"], ["logger.mode=disabled"]])
 def test_no_sink_when_wandb_is_off(overrides, tmp_path):
-    assert make_sink(compose(TINY + ["logger=wandb"] + overrides), tmp_path) is None
+    assert make_sink(validate(compose(TINY + ["logger=wandb"] + overrides), device_count=1), tmp_path) is None
     assert not list(tmp_path.iterdir())
 
 
@@ -126,7 +127,7 @@ def test_errors_after_start_are_contained(tmp_path, caplog):
 def test_online_without_network_gives_up_within_the_init_timeout(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
-    cfg = compose(WANDB_TINY + ["logger.mode=online", "logger.init_timeout=3"])
+    cfg = _cfg("logger.mode=online", "logger.init_timeout=3")
     start = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="ablate.wandb"):
         sink = make_sink(cfg, tmp_path)
@@ -138,9 +139,7 @@ def test_online_without_network_gives_up_within_the_init_timeout(tmp_path, monke
 
 
 def test_wandb_config_is_flat_with_swept_values_at_their_keys():
-    cfg = _cfg()
-    cfg.trial.params = {"network.width": 64}
-    flat = wandb_config(cfg)
+    flat = wandb_config(_cfg(params={"network.width": 64}).config)
     assert flat["network.width"] == 64 and flat["trial.swept"] == ["network.width"]
     assert all(not isinstance(v, dict) for v in flat.values())
 
@@ -223,7 +222,7 @@ def _fake_study(tmp_path, logger: str):
 
 
 def test_log_study_adds_an_analysis_run_with_the_trial_table(tmp_path):
-    from ablate.wandb_sink import log_study
+    from sweeps.study_log import log_study
 
     storage = _fake_study(tmp_path, "wandb")
     out = log_study("fake", storage, tmp_path)
@@ -242,7 +241,7 @@ def test_log_study_adds_an_analysis_run_with_the_trial_table(tmp_path):
 
 
 def test_log_study_respects_logger_none(tmp_path):
-    from ablate.wandb_sink import log_study
+    from sweeps.study_log import log_study
 
     storage = _fake_study(tmp_path, "none")
     assert log_study("fake", storage, tmp_path) is None

@@ -1,0 +1,120 @@
+"""What a study prints: the opening lines, the study line every few seconds, the closing lines.
+
+The study line says how many trials are complete, running, waiting and failed, the best so
+far, where each running trial of this driver is (``t0003 train 450/2000 E=-8.0312``,
+``t0004 eval 300/1000``), and an estimate of the time the study has left. The closing lines
+give the trial table and the commands a user runs next.
+"""
+
+from __future__ import annotations
+
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Iterable
+
+from ablate.records import redact_url, sqlite_path
+
+from .plan import StudyPlan
+from .status import format_table, study_line
+from .trials import Running
+
+
+def say(msg: str, err: bool = False) -> None:
+    """One line to stdout (or stderr), flushed."""
+    print(msg, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def running_text(rec: Running) -> str:
+    """``t0003 train 450/2000 E=-8.0312`` (the phase a trial is in and how far)."""
+    if rec.step is None:
+        return f"{rec.run_id} {rec.phase}"
+    text = f"{rec.run_id} {rec.phase} {rec.step + 1}" + (f"/{rec.total}" if rec.total else "")
+    if rec.phase == "train" and rec.energy is not None:
+        text += f" E={rec.energy:.4f}"
+    return text
+
+
+def time_left(rows, running: list[Running], n_planned: int, slots: int) -> float | None:
+    """Seconds the study has left: trials still to run times the mean wall time of the completed
+    ones, plus what the running ones have left, shared over ``slots`` workers; None before any
+    trial completed."""
+    walls = [r.attr("wall_time_s") for r in rows if r.state == "COMPLETE" and r.attr("wall_time_s")]
+    if not walls:
+        return None
+    mean = statistics.fmean(walls)
+    done = sum(r.state in ("COMPLETE", "PRUNED") for r in rows)
+    in_flight = sum(r.state == "RUNNING" for r in rows)
+    to_start = max(0, n_planned - done - in_flight)
+    now = time.monotonic()
+    left_running = sum(max(0.0, mean - (now - rec.started)) for rec in running)
+    return (to_start * mean + left_running) / max(1, slots)
+
+
+class Display:
+    """The study's console output (see the module docstring)."""
+
+    def __init__(self, plan: StudyPlan, study, every_s: float):
+        self.plan, self.study, self.every_s = plan, study, every_s
+        self.tag = f"[{plan.study_name}]"
+        self._last = time.monotonic()
+
+    def announce(self, created: bool) -> None:
+        spec, plan = self.plan.spec, self.plan
+        verb = "created" if created else "joined"
+        where = ", ".join(s.name for s in plan.slots)
+        say(f"{self.tag} {verb} study '{plan.study_name}' ({spec.sampler}, {spec.n_planned()} trials, "
+            f"objective {spec.objective}) in {redact_url(plan.storage_url)}")
+        say(f"{self.tag} base: {' '.join(plan.trial_overrides) or '(defaults)'}; workers: {where}; "
+            f"runs under {plan.output_root / plan.study_name}")
+
+    def maybe_line(self, rows_fn, running: Iterable[Running]) -> None:
+        if time.monotonic() - self._last >= self.every_s:
+            self.line(rows_fn(), list(running))
+
+    def line(self, rows, running: list[Running], final: bool = False) -> None:
+        self._last = time.monotonic()
+        line = study_line(self.study, self.plan.spec.n_planned())
+        if running and not final:
+            line += " | " + "; ".join(running_text(r) for r in running)
+        if not final:
+            left = time_left(rows, running, self.plan.spec.n_planned(), len(self.plan.slots))
+            if left is not None:
+                line += f" | ~{_duration(left)} left"
+        say(f"{self.tag} {line}")
+
+    def closing(self, figure: Path | None) -> None:
+        """The trial table, then the commands a user runs next."""
+        print(format_table(self.study), flush=True)
+        for line in next_commands(self.plan, figure):
+            say(line)
+
+
+def next_commands(plan: StudyPlan, figure: Path | None = None) -> list[str]:
+    """The lines naming what to run next: the analysis, optuna-dashboard, wandb sync."""
+    root = plan.output_root
+    default_storage = sqlite_path(plan.storage_url) == root / "studies.db"
+    analysis = f"python -m analysis {shlex.quote(plan.study_name)}"
+    if root != Path("runs").resolve():
+        analysis += f" --output-root {shlex.quote(str(root))}"
+    if not default_storage:
+        analysis += f" --storage {shlex.quote(redact_url(plan.storage_url))}"
+    lines = [f"next: {analysis}    # figures, claims report, tables under {root / plan.study_name}"]
+    if figure is not None:
+        lines.append(f"      sweep figure already written: {figure}")
+    lines.append(f"      optuna-dashboard {shlex.quote(redact_url(plan.storage_url))}    # browse the study")
+    lines.append(f"      python -m sweeps status {shlex.quote(plan.study_name)}"
+                 + (f" --output-root {shlex.quote(str(root))}" if root != Path("runs").resolve() else "")
+                 + (f" --storage {shlex.quote(redact_url(plan.storage_url))}" if not default_storage else "")
+                 + "    # the trial table at any time")
+    return lines
