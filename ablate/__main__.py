@@ -1,8 +1,10 @@
 """Command line: ``python -m ablate [overrides]`` trains one wave function;
-``python -m ablate +sweep=NAME [overrides]`` runs an Optuna study (see sweeps/).
+``python -m ablate +sweep=NAME [overrides]`` runs an Optuna study (see sweeps/);
+``python -m ablate -m key=a,b ...`` runs a small grid of single runs (Hydra multirun);
+``python -m ablate --help`` prints our page (ablate/help.py), ``--hydra-help`` Hydra's.
 
-Bad input gets one line on stderr naming the key and what is allowed, and exit code 2,
-before any expensive work.
+Bad input gets one line on stderr naming the key and what is allowed (with the closest valid
+names for a misspelling), and exit code 2, before any expensive work, with or without ``-m``.
 """
 
 from __future__ import annotations
@@ -11,10 +13,22 @@ import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ablate.config import CONF_DIR, compose, validate
 from ablate.errors import ConfigError, RunFailed
+from ablate.help import help_page
+
+# The --help page is Hydra's hydra/help template (conf/hydra/help/ablate.yaml), whose text
+# this resolver generates from the config declarations.
+OmegaConf.register_new_resolver("ablate_help", help_page, replace=True)
+
+FLAGS_WITH_VALUE = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
+                    "--config-dir", "-cd", "--info", "--shell-completion", "-sc", "--experimental-rerun")
+FAILED_JOBS: list[str] = []   # multirun jobs that failed (the CLI exits 1 when any did)
 
 
 def _fail(message: str, code: int) -> None:
@@ -22,21 +36,102 @@ def _fail(message: str, code: int) -> None:
     raise SystemExit(code)
 
 
-def _overrides(argv: list[str]) -> list[str] | None:
-    """The plain overrides of argv, or None when Hydra flags (--help, --cfg, -m) are given."""
-    if any(a.startswith("-") for a in argv):
-        return None
-    return argv
+def plain_overrides(argv: list[str]) -> list[str] | None:
+    """The overrides of argv (flags and their values dropped), or None for help/info/completion
+    commands and custom config folders, which Hydra handles itself."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in ("--help", "-h", "--hydra-help", "--info", "--shell-completion", "-sc", "--version") \
+                or a.startswith(("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")):
+            return None
+        if a in FLAGS_WITH_VALUE:
+            skip = True
+            continue
+        if a.startswith("-"):
+            continue  # -m/--multirun, --resolve, --run
+        out.append(a)
+    return out
+
+
+MAX_CHECKED_JOBS = 64   # compose+validate at most this many variants of a multirun up front
+
+
+def variants(overrides: list[str]) -> list[list[str]]:
+    """Override lists that cover every value of a multirun: the first value of each sweep
+    (``a=1,2``, ``range(...)``), then each other value of one sweep at a time, so every key and
+    value is checked before any job starts."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    choices = []
+    for o in parsed:
+        prefix = {"ADD": "+", "FORCE_ADD": "++", "DEL": "~"}.get(o.type.name, "")
+        if o.is_sweep_override():
+            values = list(o.sweep_string_iterator())
+        else:
+            values = [o.get_value_element_as_str()]
+        if o.type.name == "DEL" and o.value() is None:
+            choices.append([f"~{o.key_or_group}"])
+        else:
+            choices.append([f"{prefix}{o.key_or_group}={v}" for v in values])
+    first = [c[0] for c in choices]
+    out = [first]
+    for i, c in enumerate(choices):
+        for other in c[1:]:
+            out.append(first[:i] + [other] + first[i + 1:])
+    return out[:MAX_CHECKED_JOBS]
+
+
+def check(argv: list[str]) -> None:
+    """Composes (the jobs of) the command line: one clear line and exit 2 for any bad key or
+    value, before Hydra starts a job."""
+    overrides = plain_overrides(argv)
+    if overrides is None:
+        return
+    try:
+        jobs = variants(overrides)
+    except HydraException as err:
+        _fail(f"config error: {' '.join(overrides)}: {str(err).strip().splitlines()[0]}", 2)
+    for job in jobs:
+        try:
+            cfg = compose(job)
+            if "sweep" not in cfg:
+                validate(cfg, device_count=1)
+        except ConfigError as err:
+            _fail(str(err), 2)
+
+
+def _multirun_job(cfg: DictConfig) -> DictConfig:
+    """A multirun job's config: its run directory is Hydra's job folder under
+    ``<output_root>/multirun/<time>/<job number>``; its W&B runs share one group."""
+    hc = HydraConfig.get()
+    sweep_dir = hc.sweep.dir
+    with open_dict(cfg):
+        if not cfg.get("run_dir"):
+            cfg.run_dir = str(hc.runtime.output_dir)
+        if cfg.logger.get("group") is None:
+            cfg.logger.group = "multirun-" + sweep_dir.rstrip("/").rsplit("/", 1)[-1]
+        if cfg.logger.get("job_type") in (None, "single"):
+            cfg.logger.job_type = "multirun"
+    print(f"[multirun job {hc.job.num}] {' '.join(hc.overrides.task) or '(defaults)'} -> {cfg.run_dir}",
+          flush=True)
+    return cfg
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
 def main(cfg: DictConfig) -> None:
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         if "sweep" in cfg:
+            if multirun:
+                raise ConfigError("sweep", "-m", "run a sweep without -m: +sweep=NAME drives its own trials")
             from sweeps.driver import run_sweep  # lazy: Optuna, only for +sweep= (contracts.md)
 
             code = run_sweep(cfg, list(HydraConfig.get().overrides.task))
             raise SystemExit(code)
+        if multirun:
+            cfg = _multirun_job(cfg)
         validate(cfg)
         from ablate.run import format_result, run_experiment  # lazy: JAX, only on the run path
 
@@ -44,22 +139,22 @@ def main(cfg: DictConfig) -> None:
         print(format_result(summary), flush=True)
     except ConfigError as err:
         _fail(str(err), 2)
-    except RunFailed as err:
-        _fail(f"run failed: {err}", 1)
     except KeyboardInterrupt:
         _fail("interrupted: rerun the same command with run_dir=<run directory> to resume", 130)
     except Exception as err:  # the traceback is in summary.json; the user gets one line
-        _fail(f"run failed: {type(err).__name__}: {err}", 1)
+        text = str(err) if isinstance(err, RunFailed) else f"{type(err).__name__}: {err}"
+        if not multirun:
+            _fail(f"run failed: {text}", 1)
+        # a failed job must not stop the other jobs of the grid: report it, go on, exit 1 at the end
+        FAILED_JOBS.append(HydraConfig.get().job.num)
+        print(f"run failed: {text}", file=sys.stderr, flush=True)
 
 
 def cli() -> None:
-    overrides = _overrides(sys.argv[1:])
-    if overrides is not None:
-        try:
-            compose(overrides)  # one clear line for an unknown group option or key
-        except ConfigError as err:
-            _fail(str(err), 2)
+    check(sys.argv[1:])
     main()
+    if FAILED_JOBS:
+        _fail(f"{len(FAILED_JOBS)} multirun job(s) failed: {', '.join(map(str, FAILED_JOBS))}", 1)
 
 
 if __name__ == "__main__":

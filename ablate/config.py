@@ -14,6 +14,7 @@ This module imports neither JAX nor Hydra at import time (the sweep driver and `
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import re
@@ -363,20 +364,50 @@ def group_options(group: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
+def did_you_mean(word: str, candidates) -> str:
+    """``"; did you mean network.width?"`` for the closest names (difflib), or an empty string."""
+    lowered = {str(c).lower(): str(c) for c in candidates}
+    close = difflib.get_close_matches(str(word).lower(), list(lowered), n=2, cutoff=0.75)
+    return f"; did you mean {' or '.join(lowered[c] for c in close)}?" if close else ""
+
+
 def check_group_overrides(overrides: list[str]) -> None:
-    """Raises ConfigError for ``group=option`` overrides naming an option that does not exist.
+    """Raises ConfigError for ``group=option`` overrides naming an option that does not exist,
+    and for ``sweep=NAME`` written without its ``+``.
 
     Hydra's own message for this is several lines long; users get one line from us.
     """
     if any(item.lstrip("+").startswith("hydra.searchpath") for item in overrides):
         return  # configs may come from other folders: Hydra itself checks them
     for item in overrides:
-        m = re.fullmatch(r"[+~]{0,2}([A-Za-z_]+)=(.*)", item)
-        if not m or m.group(1) not in GROUPS:
+        m = re.fullmatch(r"([+~]{0,2})([A-Za-z_]+)=(.*)", item)
+        if not m or m.group(2) not in GROUPS:
             continue
-        group, option = m.group(1), m.group(2)
-        if option not in group_options(group):
-            raise ConfigError(group, option, "allowed: " + ", ".join(group_options(group)))
+        prefix, group, option = m.groups()
+        options = group_options(group)
+        if group == "sweep" and not prefix:
+            hint = f"write +sweep={option} (a sweep is added to the config with a +)"
+            if option not in options:
+                hint += did_you_mean(option, options)
+            raise ConfigError(group, option, hint)
+        if option not in options:
+            raise ConfigError(group, option, "allowed: " + ", ".join(options) + did_you_mean(option, options))
+
+
+def _unknown_key_error(overrides: list[str], text: str) -> ConfigError | None:
+    """One line with the closest valid names for Hydra's "Could not override 'KEY'" errors."""
+    m = re.search(r"Could not override '([^']+)'", text)
+    if not m:
+        return None
+    bad = m.group(1)
+    value = next((o.split("=", 1)[1] for o in overrides if "=" in o and o.lstrip("+~").split("=", 1)[0] == bad), None)
+    rest = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != bad]
+    try:
+        known = set(records.flatten(_container(compose(rest)), keep=()))
+    except ConfigError:
+        known = set(records.flatten(_container(compose([])), keep=()))
+    known |= {k.rsplit(".", 1)[0] for k in known if "." in k} | set(GROUPS)
+    return ConfigError(bad, value, "unknown key" + did_you_mean(bad, known))
 
 
 def compose(overrides: list[str] | None = None) -> DictConfig:
@@ -398,6 +429,9 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             return hydra_compose(config_name="config", overrides=overrides)
     except (HydraException, OmegaConfBaseException) as err:
+        explained = _unknown_key_error(overrides, str(err))
+        if explained is not None:
+            raise explained from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError("overrides", " ".join(overrides), first) from None
 

@@ -6,14 +6,11 @@ key `ablate.config.validate` checks with its meaning, unit and allowed values (f
 declarations, so the page cannot drift from the validation), the scale presets, the built-in
 sweeps, and example commands. ``--hydra-help`` keeps Hydra's own page.
 
-Near-miss suggestions for misspelled keys, groups and options (`suggest_key`,
-`suggest_option`) live here too: they read the same names.
+Near-miss suggestions for misspelled keys, groups and options are `ablate.config.did_you_mean`.
 """
 
 from __future__ import annotations
 
-import difflib
-import re
 import textwrap
 from pathlib import Path
 
@@ -23,23 +20,56 @@ from ablate.systems import available_systems
 WIDTH = 100
 
 
-def _first_comment(path: Path) -> str:
-    """The first comment line of a YAML file that is not a Hydra directive."""
+def _description(path: Path) -> str:
+    """The first sentence of a YAML file's leading comment (Hydra directives and example
+    command lines skipped)."""
+    words = []
     for line in path.read_text(encoding="utf-8").splitlines():
-        text = line.lstrip("# ").strip()
-        if line.startswith("#") and text and not text.startswith("@package"):
-            return text
-    return ""
+        if not line.startswith("#"):
+            break
+        text = line.lstrip("#").strip()
+        if not text or text.startswith(("@package", "python ", "Paper scale:")) and words:
+            break
+        if text.startswith("@package"):
+            continue
+        words.append(text)
+        if text.endswith("."):
+            break
+    return " ".join(words)
+
+
+def _scale_summary(path: Path) -> str:
+    """``batch 256, 2 x (32, 8), K=4, 2000 iterations, pretraining 100 sto-3g``."""
+    from omegaconf import OmegaConf
+
+    c = OmegaConf.load(path)
+    net, optim, pre = c.get("network", {}), c.get("optim", {}), c.get("pretrain", {})
+    return (f"batch {c.get('batch_size')}, {net.get('depth')} x ({net.get('width')}, {net.get('pairwise_width')}), "
+            f"K={net.get('determinants')}, {optim.get('iterations')} iterations, "
+            f"pretraining {pre.get('iterations')} {pre.get('basis')}")
 
 
 def _wrap(text: str, indent: int) -> list[str]:
     return textwrap.wrap(text, WIDTH - indent) or [""]
 
 
+def default_choices() -> dict[str, str]:
+    """group -> default option, from conf/config.yaml's defaults list."""
+    from omegaconf import OmegaConf
+
+    out = {}
+    for item in OmegaConf.load(config.CONF_DIR / "config.yaml").get("defaults", []):
+        if isinstance(item, str) or not hasattr(item, "items"):
+            continue
+        for group, option in item.items():
+            if not str(group).startswith("override"):
+                out[str(group)] = str(option)
+    return out
+
+
 def groups_section() -> list[str]:
-    lines = ["CONFIG GROUPS (group=option; the first is the default where marked *)"]
-    defaults = {"system": "LiH", "network": "ferminet", "mcmc": "default", "optim": "kfac",
-                "pretrain": "hf", "logger": "wandb", "scale": "quick"}
+    lines = ["CONFIG GROUPS (group=option; * marks the default)"]
+    defaults = default_choices()
     for group in config.GROUPS:
         if group == "sweep":
             continue
@@ -63,22 +93,29 @@ def keys_section() -> list[str]:
             wrapped = _wrap(body, len(head))
             lines.append(head + wrapped[0])
             lines += [" " * len(head) + w for w in wrapped[1:]]
-    lines.append("  system.*                   system.name (the group), spin (n_up - n_down), charge, "
-                 "bond_length, n_atoms, units=bohr|angstrom, atoms=[[symbol, x, y, z], ...] (custom)")
+    head = f"  {'system.*':<26} "
+    wrapped = _wrap("system.name (the group), spin (n_up - n_down), charge, bond_length, n_atoms, "
+                    "units=bohr|angstrom, atoms=[[symbol, x, y, z], ...] (system=custom)", len(head))
+    lines += [head + wrapped[0]] + [" " * len(head) + w for w in wrapped[1:]]
     return lines
 
 
 def scales_section() -> list[str]:
     lines = ["SCALE PRESETS (scale=...; they set network size, batch, iterations, pretraining)"]
     for name in config.group_options("scale"):
-        lines.append(f"  {name:<10}  {_first_comment(config.CONF_DIR / 'scale' / f'{name}.yaml')}")
+        path = config.CONF_DIR / "scale" / f"{name}.yaml"
+        head = f"  {name:<10}  "
+        wrapped = _wrap(f"{_description(path)} {_scale_summary(path)}", len(head))
+        lines += [head + wrapped[0]] + [" " * len(head) + w for w in wrapped[1:]]
     return lines
 
 
 def sweeps_section() -> list[str]:
     lines = ["BUILT-IN SWEEPS (python -m ablate +sweep=NAME [overrides]; an Optuna study over every local GPU)"]
     for name in config.group_options("sweep"):
-        lines.append(f"  {name:<14}  {_first_comment(config.CONF_DIR / 'sweep' / f'{name}.yaml')}")
+        head = f"  {name:<14}  "
+        wrapped = _wrap(_description(config.CONF_DIR / "sweep" / f"{name}.yaml"), len(head))
+        lines += [head + wrapped[0]] + [" " * len(head) + w for w in wrapped[1:]]
     return lines
 
 
@@ -106,24 +143,3 @@ def help_page() -> str:
     lines += ["", "Everything a run or study writes goes under output_root (./runs). "
               "Docs: README.md, docs/sweeps.md, docs/analysis.md, docs/contracts.md."]
     return "\n".join(lines).replace("$", "$$")
-
-
-def all_keys(composed) -> list[str]:
-    """Every dotted key of a composed config (for suggestions)."""
-    from ablate.records import flatten
-
-    return sorted(flatten(config._container(composed), keep=()))
-
-
-def suggest(word: str, candidates, n: int = 3) -> list[str]:
-    """The closest names to a misspelled one (difflib's ratio, case-insensitive)."""
-    lowered = {c.lower(): c for c in candidates}
-    return [lowered[m] for m in difflib.get_close_matches(word.lower(), list(lowered), n=n, cutoff=0.6)]
-
-
-def did_you_mean(word: str, candidates) -> str:
-    close = suggest(word, candidates)
-    return f"did you mean {' or '.join(close)}?" if close else ""
-
-
-OVERRIDE_KEY = re.compile(r"Could not override '([^']+)'")

@@ -8,17 +8,16 @@ give the trial table and the commands a user runs next.
 
 from __future__ import annotations
 
-import shlex
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Iterable
 
-from ablate.records import redact_url, sqlite_path
+from ablate.records import redact_url
 
 from .plan import StudyPlan
-from .status import format_table, study_line
+from .status import format_table, next_commands, study_line
 from .trials import Running
 
 
@@ -96,25 +95,5 @@ class Display:
     def closing(self, figure: Path | None) -> None:
         """The trial table, then the commands a user runs next."""
         print(format_table(self.study), flush=True)
-        for line in next_commands(self.plan, figure):
+        for line in next_commands(self.plan.study_name, self.plan.output_root, self.plan.storage_url, figure):
             say(line)
-
-
-def next_commands(plan: StudyPlan, figure: Path | None = None) -> list[str]:
-    """The lines naming what to run next: the analysis, optuna-dashboard, wandb sync."""
-    root = plan.output_root
-    default_storage = sqlite_path(plan.storage_url) == root / "studies.db"
-    analysis = f"python -m analysis {shlex.quote(plan.study_name)}"
-    if root != Path("runs").resolve():
-        analysis += f" --output-root {shlex.quote(str(root))}"
-    if not default_storage:
-        analysis += f" --storage {shlex.quote(redact_url(plan.storage_url))}"
-    lines = [f"next: {analysis}    # figures, claims report, tables under {root / plan.study_name}"]
-    if figure is not None:
-        lines.append(f"      sweep figure already written: {figure}")
-    lines.append(f"      optuna-dashboard {shlex.quote(redact_url(plan.storage_url))}    # browse the study")
-    lines.append(f"      python -m sweeps status {shlex.quote(plan.study_name)}"
-                 + (f" --output-root {shlex.quote(str(root))}" if root != Path("runs").resolve() else "")
-                 + (f" --storage {shlex.quote(redact_url(plan.storage_url))}" if not default_storage else "")
-                 + "    # the trial table at any time")
-    return lines

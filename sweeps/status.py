@@ -7,6 +7,7 @@ from any machine that reaches the storage, while drivers are running.
 from __future__ import annotations
 
 import math
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ablate.errors import ConfigError
-from ablate.records import TrialRow, default_storage_url, sqlite_path
+from ablate.records import TrialRow, default_storage_url, redact_url, sqlite_path
 
 from .storage import open_storage
 
@@ -98,6 +99,8 @@ def show_status(name: str, storage_url: str | None = None, output_root: str = "r
         names = sorted(optuna.get_all_study_names(storage=storage))
         raise ConfigError("study", name, f"one of the studies in {url}: {', '.join(names) or '(none)'}") from None
     print(format_table(study))
+    for line in next_commands(name, Path(output_root), url):
+        print(line)
     return 0
 
 
@@ -108,3 +111,22 @@ def _num(v) -> bool:
 def _clip(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
+
+def next_commands(study: str, output_root: Path, storage_url: str, figure: Path | None = None) -> list[str]:
+    """The lines naming what to run next: the analysis, the table, optuna-dashboard, wandb sync."""
+    root = Path(output_root).resolve()
+    extra = ""
+    if root != Path("runs").resolve():
+        extra += f" --output-root {shlex.quote(str(root))}"
+    if sqlite_path(storage_url) != root / "studies.db":
+        extra += f" --storage {shlex.quote(redact_url(storage_url))}"
+    name = shlex.quote(study)
+    lines = [f"next: python -m analysis {name}{extra}    # figures, claims report and tables in {root / study}"]
+    if figure is not None:
+        lines.append(f"      (the sweep figure is already written: {figure})")
+    lines.append(f"      python -m sweeps status {name}{extra}    # the trial table, at any time")
+    lines.append(f"      optuna-dashboard {shlex.quote(redact_url(storage_url))}    # browse the study in a web page")
+    if any((root / study).glob("*/wandb/offline-run-*")):
+        lines.append(f"      wandb sync {shlex.quote(str(root / study))}/*/wandb/offline-run-*"
+                     "    # upload the offline W&B runs (wandb login first)")
+    return lines
