@@ -25,7 +25,7 @@ T_START = time.time()
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
-def parse() -> argparse.Namespace:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--system", default="LiH")
     p.add_argument("--scale", default="paper", choices=["quick", "paper"])
@@ -42,7 +42,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--iterations", type=int, default=20, help="timed iterations")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--override", action="append", default=[], help="extra Hydra override")
-    return p.parse_args()
+    return p.parse_args(argv)
 
 
 def overrides(args) -> list[str]:
@@ -71,23 +71,31 @@ def median_ms(fn, warmup: int, iterations: int) -> float:
     return 1e3 * statistics.median(times)
 
 
-def main() -> None:
-    args = parse()
+def measure(overrides_list: list[str], iterations: int = 20, warmup: int = 3,
+            split_iterations: int | None = None) -> dict:
+    """Builds the experiment of ``overrides_list`` and times it; returns one JSON-able dict.
+
+    ``split_iterations`` (default ``iterations``) times each part (sampling, local energy,
+    gradient) alone. Start-up is config to the end of the first training step. Peak device
+    memory comes from JAX's allocator statistics (None where the backend keeps none, e.g. CPU).
+    Shared by this script and benchmarks/device_check.py.
+    """
     import jax
 
     from ablate import training
     from ablate.config import compose, validate
-    from ablate.networks import param_count
     from ablate.jax_setup import setup_jax
+    from ablate.networks import param_count
 
-    t_imported = time.time()
-    experiment = validate(compose(overrides(args)))
+    split_iterations = iterations if split_iterations is None else split_iterations
+    t0 = time.time()
+    experiment = validate(compose(overrides_list))
     setup_jax(experiment.run.precision)
     engine = training.build_engine(experiment)
     state = training.init_optimizer(engine, training.initial_state(engine))
     state, _ = engine.train_step(state)
     jax.block_until_ready(state.params)
-    startup = time.time() - t_imported
+    startup = time.time() - t0
 
     holder = {"state": state}
 
@@ -95,19 +103,18 @@ def main() -> None:
         holder["state"], metrics = engine.train_step(holder["state"])
         return metrics["energy"]
 
-    step_ms = median_ms(step, args.warmup, args.iterations)
+    step_ms = median_ms(step, warmup, iterations)
     state = holder["state"]
     params, walkers, key, width = state.params, state.walkers, state.key, state.width
     sample_ms = median_ms(lambda: engine.mcmc_iteration(params, walkers, key, width)[0],
-                          args.warmup, args.iterations)
+                          warmup, split_iterations)
     e_local = jax.jit(jax.vmap(engine.local_energy, in_axes=(None, 0)))
-    energy_ms = median_ms(lambda: e_local(params, walkers), args.warmup, args.iterations)
+    energy_ms = median_ms(lambda: e_local(params, walkers), warmup, split_iterations)
     grad = jax.jit(jax.value_and_grad(engine.loss, has_aux=True))
-    grad_ms = median_ms(lambda: grad(params, key, walkers), args.warmup, args.iterations)
+    grad_ms = median_ms(lambda: grad(params, key, walkers), warmup, split_iterations)
 
     device = jax.devices()[0]
-    print(json.dumps({
-        "benchmark": "iteration",
+    return {
         "system": experiment.system.name,
         "electrons": list(experiment.system.electrons),
         "network": experiment.network.type,
@@ -128,9 +135,37 @@ def main() -> None:
             "gradient_incl_local_energy": round(grad_ms, 3),
             "optimizer_update": round(max(step_ms - sample_ms - grad_ms, 0.0), 3),
         },
+        "config_to_first_iteration_s": round(startup, 2),
+        "peak_memory_bytes": peak_memory_bytes(device),
+        "iterations_timed": iterations,
+        "split_iterations_timed": split_iterations,
+        "wall_s": round(time.time() - t0, 2),
+    }
+
+
+def peak_memory_bytes(device) -> int | None:
+    """Peak bytes the device allocator has held in this process (None if it keeps no stats)."""
+    try:
+        stats = device.memory_stats()
+    except Exception:  # noqa: BLE001 - backends without statistics raise or return None
+        return None
+    return int(stats["peak_bytes_in_use"]) if stats and "peak_bytes_in_use" in stats else None
+
+
+def main() -> None:
+    args = parse()
+    import jax  # noqa: F401 - imports are timed apart from the start-up
+
+    import ablate.jax_setup  # noqa: F401
+    import ablate.training  # noqa: F401
+
+    t_imported = time.time()
+    record = measure(overrides(args), args.iterations, args.warmup)
+    startup = record.pop("config_to_first_iteration_s")
+    print(json.dumps({
+        "benchmark": "iteration", **record,
         "startup_s": {"imports": round(t_imported - T_START, 2),
-                      "config_to_first_iteration": round(startup, 2)},
-        "iterations_timed": args.iterations,
+                      "config_to_first_iteration": startup},
     }))
 
 
