@@ -59,7 +59,7 @@ def test_an_unknown_task_is_one_line_and_exit_2(tmp_path):
 @pytest.mark.slow
 def test_smoke_run_measures_every_kind_without_pyscf_or_wandb(tmp_path):
     out = tmp_path / "out"
-    res = _run(["--smoke", "--out", str(out), "--work", str(tmp_path / "work")], timeout=900)
+    res = _run(["--smoke", "--out", str(out), "--work", str(tmp_path / "work")], timeout=1200)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     records = _records(out)
     by_kind = {}
