@@ -32,13 +32,16 @@ def setup_jax(precision: str | None = None, cache_dir: str | os.PathLike | None 
     """
     if precision is not None:
         jax.config.update("jax_enable_x64", precision == "float64")
-    if cache_dir is None or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return
-    if jax.config.jax_compilation_cache_dir:
-        return  # the first folder set in a process stays (JAX's rule)
-    if jax.default_backend() == "cpu" and not on_cpu:
-        return
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(cache_dir))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_TIME_S)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    user_dir = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if not user_dir:
+        if cache_dir is None or jax.config.jax_compilation_cache_dir:
+            return  # no cache wanted, or the first folder set in this process stays (JAX's rule)
+        if jax.default_backend() == "cpu" and not on_cpu:
+            return
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", str(cache_dir))
+    # thresholds: ours, unless the user set JAX's own environment variables
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_TIME_S)
+    if "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES" not in os.environ:
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
