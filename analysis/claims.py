@@ -431,7 +431,7 @@ def _network_column(data: pd.DataFrame) -> str | None:
     return None
 
 
-def determinants_claims_gate(points: pd.DataFrame) -> tuple[str | None, str]:
+def _comparison_gate(points: pd.DataFrame) -> tuple[str | None, str]:
     """(failure, note) of the convergence and seed gates for a comparison (no trend, no 3 points)."""
     seed_fail, seed_note = seed_gate(points, "K")
     return _join(convergence_gate(points), seed_fail) or None, seed_note
@@ -465,7 +465,7 @@ def determinant_claims(data: pd.DataFrame) -> list[Claim]:
         parts.append(f"K={_num(r['x'])}: FermiNet {_pm(r['mean_fn'], r['yerr_fn'], unit)} vs Slater–Jastrow "
                      f"{_pm(r['mean_sj'], r['yerr_sj'], unit)} (gap {gap:.2f} ± {sigma:.2f})")
     compared = pd.concat([fn[fn["x"].isin(both["x"])], sj[sj["x"].isin(both["x"])]])
-    failure, seed_note = determinants_claims_gate(compared)
+    failure, seed_note = _comparison_gate(compared)
     evidence = _join("; ".join(parts), seed_note)
     if failure:
         claims.append(Claim("determinants", statement, INCONCLUSIVE, _join(failure, evidence)))
@@ -484,7 +484,7 @@ def _single_det_claim(fn: pd.DataFrame, sj: pd.DataFrame, unit: str) -> Claim:
     statement = "FermiNet with its fewest determinants beats Slater–Jastrow with any number"
     a = fn.sort_values("x").iloc[0]
     b = sj.sort_values("mean").iloc[0]
-    failure, seed_note = determinants_claims_gate(pd.DataFrame([a, b]))
+    failure, seed_note = _comparison_gate(pd.DataFrame([a, b]))
     evidence = _join(f"FermiNet K={_num(a['x'])}: {_pm(a['mean'], a['yerr'], unit)}; best Slater–Jastrow "
                      f"K={_num(b['x'])}: {_pm(b['mean'], b['yerr'], unit)}", seed_note)
     if failure:

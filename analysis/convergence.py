@@ -124,7 +124,7 @@ def tail_fit(energies: np.ndarray) -> dict:
         the last iteration), ``tail_blocks``, ``tail_mean``/``tail_stderr`` (Hartree) and
         ``slope``/``slope_se`` (Hartree per iteration).
     """
-    n_tail = int(math.ceil(TAIL_FRACTION * energies.size))
+    n_tail = math.ceil(TAIL_FRACTION * energies.size)
     tail = energies[energies.size - n_tail:]
     length = block_length(tail)
     n_blocks = tail.size // length
@@ -161,7 +161,7 @@ def assess(energies, eval_energy: float | None, eval_stderr: float | None,
     """
     e = np.asarray(energies if energies is not None else [], dtype=float)
     e = e[np.isfinite(e)]
-    n_tail = int(math.ceil(TAIL_FRACTION * e.size))
+    n_tail = math.ceil(TAIL_FRACTION * e.size)
     if n_tail < MIN_TAIL:
         return Convergence(None, f"not measured: {e.size} training iterations (the tail needs >= {MIN_TAIL})")
     fit = tail_fit(e)
@@ -169,9 +169,10 @@ def assess(energies, eval_energy: float | None, eval_stderr: float | None,
     slope, slope_se = fit["slope"] * mha_per_kiter, fit["slope_se"] * mha_per_kiter
     kiters = fit["tail_iterations"] / 1000.0
     hidden = SLOPE_Z * slope_se * kiters
-    base = dict(tail_iterations=fit["tail_iterations"], tail_blocks=fit["tail_blocks"], tail_mean=fit["tail_mean"],
-                tail_stderr=fit["tail_stderr"], tail_slope_mha_per_kiter=slope,
-                tail_slope_stderr_mha_per_kiter=slope_se, tail_drift_mha=slope * kiters, tail_hidden_drift_mha=hidden)
+    base = {"tail_iterations": fit["tail_iterations"], "tail_blocks": fit["tail_blocks"],
+            "tail_mean": fit["tail_mean"], "tail_stderr": fit["tail_stderr"], "tail_slope_mha_per_kiter": slope,
+            "tail_slope_stderr_mha_per_kiter": slope_se, "tail_drift_mha": slope * kiters,
+            "tail_hidden_drift_mha": hidden}
     slope_txt = f"tail slope {slope:+.2f} ± {slope_se:.2f} mHa/kiter over {fit['tail_iterations']} iterations"
     e_eval = _finite(eval_energy)
     if e_eval is None:

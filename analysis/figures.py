@@ -273,7 +273,7 @@ def aggregate_point(values: np.ndarray, stderrs: np.ndarray, log: bool) -> dict:
         spread, kind = float(values.std(ddof=1)), "seed std"
     else:
         spread, kind = float(stderrs[0]), "stderr"
-    yerr = float(np.nanmax([spread, combined, 0.0])) if math.isfinite(spread) or math.isfinite(combined) else 0.0
+    yerr = float(np.nanmax([spread, combined, 0.0]))  # NaN (unknown) entries ignored
     y, clipped = mean, False
     if log and mean <= 0:
         y, clipped = (yerr if yerr > 0 else LOG_FLOOR_MHA), True
@@ -449,7 +449,7 @@ def draw_error_figure(data: pd.DataFrame, title: str | None = None):
     panels = list(dict.fromkeys(data["panel"]))
     ncols = min(2, max(1, len(panels)))
     nrows = max(1, math.ceil(len(panels) / ncols))
-    fig, axes = _new_figure(ncols=ncols, nrows=nrows)
+    fig, axes = _new_figure(ncols=ncols, nrows=nrows, panel_size=(5.0, 2.8))  # room for the legend
     for ax, panel in zip(axes, panels):
         _draw_error_panel(ax, data[data["panel"] == panel], titled=len(panels) > 1)
     for ax in axes[len(panels):]:
@@ -486,7 +486,7 @@ def _draw_error_panel(ax, panel: pd.DataFrame, titled: bool) -> None:
     ax.set_ylabel(metric.label)
     if titled:
         ax.set_title(f"{metric.label.split(' (')[0]} vs {AXIS_LABELS.get(x_name, x_name)}", fontsize=8)
-    _legend(ax)
+    _legend(ax, outside=True)
 
 
 # ----------------------------------------------------------------------------- kinds: architecture
@@ -571,7 +571,7 @@ def sampler_figure(trials: pd.DataFrame):
 
 def importances_figure(importances: pd.DataFrame):
     """Horizontal bars of Optuna parameter importances (frame ``param, importance``), largest on top."""
-    fig, (ax,) = _new_figure(panel_size=(4.2, 0.4 + 0.35 * max(2, len(importances))))
+    fig, (ax,) = _new_figure(panel_size=(4.6, 1.5 + 0.35 * max(2, len(importances))))  # + title and caption
     order = importances.reset_index(drop=True)
     positions = np.arange(len(order))[::-1]
     ax.barh(positions, order["importance"].to_numpy(float), color="C0", height=0.6, label="importance")

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_analysis import H2_EXACT, Spec, containers, make_study, verdicts
 
 import analysis
 from analysis import claims as C
 from analysis import figures as F
 from analysis.convergence import MAX_REMAINING_GAIN_MHA, assess
 from analysis.loaders import complete_trials
-from test_analysis import H2_EXACT, Spec, containers, make_study, verdicts
 
 WIDTHS = (8, 16, 32, 64)
 
@@ -111,7 +111,7 @@ def test_unconverged_trials_make_the_verdict_inconclusive(tmp_path: Path):
     assert claim.statement == C.WIDTH_EXPONENTIAL  # the fit is still reported ...
     assert claim.verdict == C.INCONCLUSIVE  # ... but cannot support the claim
     assert claim.evidence.startswith("trials not converged (3 of 8: t1, t4, t6)")
-    note = [c for c in C.check_claims(frame, {}) if c.statement == "trial convergence"][0]
+    note = next(c for c in C.check_claims(frame, {}) if c.statement == "trial convergence")
     assert note.evidence.startswith("5 of 8 complete trials converged")
 
 
