@@ -10,10 +10,20 @@ Conventions of the error-vs-key figures (data columns in :data:`ERROR_DATA_COLUM
 
 * y is the error vs the reference energy in mHa on a log axis (the energy in Hartree on a
   linear axis when no reference is known), with the chemical-accuracy band (< 1.6 mHa) shaded;
-* seeds are aggregated: ``mean`` over seeds, error bar ``spread`` = standard deviation of the
-  seeds (ddof 1), or the reblocked standard error when one seed ran;
+* seeds are aggregated: ``mean`` over seeds, error bar ``yerr`` = standard deviation of the
+  seeds (ddof 1, ``spread``), never below the reblocked standard error of the mean
+  (``stderr_combined``), or the reblocked standard error when one seed ran;
 * a mean error <= 0 (energy below the reference, i.e. noise) cannot go on a log axis: it is
-  drawn at its error bar (``clipped`` True) with an open triangle marker, and the report says so.
+  drawn at its error bar (``clipped`` True) with an open triangle marker, and the report says so;
+* each point lists its ``trials`` and how many of them converged (``n_converged``,
+  ``n_not_converged``, ``n_not_measured``; the definition is in :mod:`analysis.convergence`).
+
+Every figure says what it shows without the report: a title line (system, scale, iterations,
+walkers, seeds per point: :func:`title_line`), a caption line under the axes saying what the
+points, lines and error bars are, error bars with caps drawn above the markers, a legend entry
+for every series, and the chemical-accuracy band (< 1.6 mHa) shaded and labelled. Training curves
+show the whole run as the smoothed energy above the reference on a symmetric-log axis and state
+their smoothing window.
 """
 
 from __future__ import annotations
@@ -61,6 +71,7 @@ NETWORK_NAMES = {"ferminet": "FermiNet", "slater_jastrow": "Slater–Jastrow"}
 ERROR_DATA_COLUMNS = (
     "panel", "series", "x_name", "x", "y", "yerr", "y_name",
     "mean", "spread", "spread_kind", "stderr_combined", "n_seeds", "clipped",
+    "trials", "n_converged", "n_not_converged", "n_not_measured", "not_converged",
 )
 
 
@@ -106,11 +117,27 @@ def _clean_axes(ax) -> None:
     ax.yaxis.label.set_size(9)
 
 
-def _legend(ax) -> None:
-    """A frameless small legend of the labelled artists (a lone line labelled ``all`` is left out)."""
-    pairs = [(h, lab) for h, lab in zip(*ax.get_legend_handles_labels()) if lab != "all"]
-    if pairs:
-        ax.legend(*zip(*pairs), fontsize=7, frameon=False, handlelength=1.5)
+LEGEND_TEXT = {"all": "all trials", "chemical accuracy": f"chemical accuracy (< {CHEMICAL_ACCURACY_MHA:g} mHa)"}
+
+
+def _legend(ax, outside: bool = False) -> None:
+    """A frameless small legend of every labelled artist (the single line ``all`` reads
+    ``all trials``, the band says its threshold); ``outside`` puts it right of the axes."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    where = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)} if outside else {"loc": "best"}
+    ax.legend(handles, [LEGEND_TEXT.get(lab, lab) for lab in labels], fontsize=6.5, frameon=False,
+              handlelength=1.5, ncols=2 if len(handles) > 12 else 1, **where)
+
+
+def raise_error_bars(container) -> None:
+    """Draw an errorbar container's bars and caps above its markers (markers white-filled), so a
+    bar shorter than the marker still shows."""
+    line, caps, bars = container.lines
+    line.set_zorder(2.5)
+    for artist in (*caps, *bars):
+        artist.set_zorder(3)
 
 
 def _log2_x(ax, values: Iterable[float]) -> None:
@@ -232,7 +259,9 @@ def aggregate_point(values: np.ndarray, stderrs: np.ndarray, log: bool) -> dict:
     Returns:
         dict with ``mean``, ``spread`` (std of the seeds, ddof 1; the standard error for one seed),
         ``spread_kind``, ``stderr_combined`` (sqrt(sum stderr^2)/n), ``n_seeds``, and the plotted
-        ``y``, ``yerr`` (``spread``, 0 when unknown) and ``clipped``.
+        ``y``, ``yerr`` (``spread``, but never below ``stderr_combined``: two seeds that agree by
+        chance do not make a point more precise than its Monte Carlo noise; 0 when unknown) and
+        ``clipped``.
     """
     ok = np.isfinite(values)
     values, stderrs = values[ok], stderrs[ok]
@@ -244,7 +273,7 @@ def aggregate_point(values: np.ndarray, stderrs: np.ndarray, log: bool) -> dict:
         spread, kind = float(values.std(ddof=1)), "seed std"
     else:
         spread, kind = float(stderrs[0]), "stderr"
-    yerr = spread if math.isfinite(spread) else 0.0
+    yerr = float(np.nanmax([spread, combined, 0.0]))  # NaN (unknown) entries ignored
     y, clipped = mean, False
     if log and mean <= 0:
         y, clipped = (yerr if yerr > 0 else LOG_FLOOR_MHA), True
@@ -280,30 +309,154 @@ def error_data(trials: pd.DataFrame, x: str, metrics: Sequence[Metric] | None = 
                 stderrs = np.full(values.shape, np.nan)
             point = aggregate_point(values, stderrs, metric.log)
             row = {"panel": f"{metric.column} vs {x}", "series": series_label(keys, series_values),
-                   "x_name": x, "x": x_value, "y_name": metric.column, **point}
+                   "x_name": x, "x": x_value, "y_name": metric.column, **point, **convergence_counts(group)}
             row.update(dict(zip(keys, series_values)))
             rows.append(row)
     columns = [*ERROR_DATA_COLUMNS, *keys]
     data = pd.DataFrame(rows, columns=columns)
     data.attrs["series_keys"] = keys
+    data.attrs["title"] = title_line(trials)
     return data
+
+
+def convergence_counts(group: pd.DataFrame) -> dict:
+    """The trials of one point (``"3 7"``), how many converged, did not, or were not measured, and
+    the numbers of those that did not (``not_converged``)."""
+    trials = " ".join(str(int(t)) for t in group["trial"])
+    if "converged" not in group:
+        return {"trials": trials, "n_converged": 0, "n_not_converged": 0, "n_not_measured": len(group),
+                "not_converged": ""}
+    flags = group["converged"].astype("boolean")
+    bad = flags.fillna(True).eq(False).to_numpy()
+    return {"trials": trials, "n_converged": int(flags.fillna(False).sum()), "n_not_converged": int(bad.sum()),
+            "n_not_measured": int(flags.isna().sum()),
+            "not_converged": " ".join(str(int(t)) for t in group["trial"][bad])}
+
+
+# ----------------------------------------------------------------------------- title and caption
+
+
+def _values_text(values: Sequence, unit: str = "") -> str | None:
+    """``2000 iterations`` or ``300–2000 iterations`` for numbers, ``LiH, H2`` for names; None if empty."""
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return None
+    try:
+        nums = sorted({float(v) for v in vals})
+    except (TypeError, ValueError):
+        return ", ".join(dict.fromkeys(str(v) for v in vals)) + unit
+    text = f"{nums[0]:g}" if len(nums) == 1 else f"{nums[0]:g}–{nums[-1]:g}"
+    return text + unit
+
+
+def seeds_per_point(trials: pd.DataFrame) -> list[int]:
+    """Complete trials (seeds) at each grid point: the swept keys other than ``seed``."""
+    done = complete_trials(trials)
+    keys = [k for k in swept_keys(trials) if k != "seed" and k in done.columns]
+    if done.empty:
+        return []
+    if not keys:
+        return [len(done)]
+    return [int(n) for n in done.groupby(keys, dropna=False).size()]
+
+
+def title_line(frame: pd.DataFrame) -> str:
+    """``LiH · quick scale · 2000 iterations · 256 walkers · 2 seeds per point`` from the complete
+    trials of a trial frame (a history frame works too: iterations from its steps)."""
+    done = complete_trials(frame) if "run_dir" in frame else frame[frame["state"] == "COMPLETE"]
+    parts = []
+    if "system" in done:
+        parts.append(_values_text(done["system"].dropna().unique()))
+    if "scale" in done:
+        scale = _values_text(done["scale"].dropna().unique())
+        parts.append(f"{scale} scale" if scale else "scale not recorded")
+    if "iterations" in done:
+        parts.append(_values_text(pd.to_numeric(done["iterations"], errors="coerce").dropna().unique(), " iterations"))
+    elif "step" in done and len(done):
+        parts.append(_values_text((done.groupby("trial")["step"].max() + 1).unique(), " iterations"))
+    if "batch_size" in done:
+        parts.append(_values_text(pd.to_numeric(done["batch_size"], errors="coerce").dropna().unique(), " walkers"))
+    if "run_dir" in frame:
+        seeds = seeds_per_point(frame)
+        if seeds:
+            n = _values_text(seeds)
+            parts.append(f"{n} seed{'s' if max(seeds) > 1 else ''} per point")
+    elif "seed" in done and len(done):
+        n = done.groupby("trial")["seed"].first().nunique()
+        parts.append(f"{n} seed{'s' if n > 1 else ''}")
+    return " · ".join(p for p in parts if p)
+
+
+def error_caption(data: pd.DataFrame) -> str:
+    """What the points and error bars of error-vs-key data are, in one or two sentences."""
+    seeds = pd.to_numeric(data["n_seeds"], errors="coerce").dropna().astype(int)
+    if seeds.empty:
+        return ""
+    if seeds.min() >= 2:
+        seeds_txt = _values_text(seeds.unique())
+        text = (f"Points: mean over {seeds_txt} seeds; error bars: standard deviation of the seeds "
+                "(at least the reblocked standard error of the mean).")
+    elif seeds.max() == 1:
+        text = ("Points: one run each; error bars: reblocked (autocorrelation-corrected) standard error of "
+                "its evaluated energy; seed-to-seed scatter not measured.")
+    else:
+        text = ("Points: mean over the seeds run (1 at some points); error bars: standard deviation of the "
+                "seeds, or the reblocked standard error where one seed ran.")
+    if (data["y_name"] == ERROR.column).any():
+        text += f" Grey band: chemical accuracy (< {CHEMICAL_ACCURACY_MHA:g} mHa)."
+    if data["clipped"].astype(bool).any():
+        text += " Open triangles: mean error <= 0, drawn at its error bar."
+    if "n_converged" in data:
+        points = data.drop_duplicates("trials") if "trials" in data else data
+        total = int(points[["n_converged", "n_not_converged", "n_not_measured"]].to_numpy().sum())
+        if total:
+            text += f" Converged: {int(points['n_converged'].sum())} of {total} trials."
+    return text
+
+
+def _wrap(text: str, fig, per_inch: float = 17) -> str:
+    """Wrap text to the figure width (about 17 characters per inch at 7 pt, 14 at 8.5 pt)."""
+    import textwrap
+
+    width = max(30, int(fig.get_figwidth() * per_inch))
+    return "\n".join(textwrap.wrap(text, width=width, break_on_hyphens=False))
+
+
+def _wrap_title(title: str, fig) -> str:
+    """The title line, broken between its `` · `` parts when it is wider than the figure."""
+    width, lines = max(30, int(fig.get_figwidth() * 14)), [""]
+    for part in title.split(" · "):
+        joined = f"{lines[-1]} · {part}" if lines[-1] else part
+        if len(joined) > width and lines[-1]:
+            lines.append(part)
+        else:
+            lines[-1] = joined
+    return "\n".join(lines)
+
+
+def _annotate(fig, title: str | None, caption: str | None) -> None:
+    """The title line above the axes and the caption line below them (both in the layout)."""
+    if title:
+        fig.suptitle(_wrap_title(title, fig), fontsize=8.5)
+    if caption:
+        fig.supxlabel(_wrap(caption, fig), fontsize=7, color="0.25")
 
 
 def draw_error_figure(data: pd.DataFrame, title: str | None = None):
     """Draw error-vs-key data (from :func:`error_data`): one panel per ``panel``, one errorbar
-    line per ``series`` (label = series), clipped points marked with open triangles."""
+    line per ``series`` (label = series), clipped points marked with open triangles; the title line
+    (``title``, else ``data.attrs["title"]``) above and the caption (:func:`error_caption`) below."""
     panels = list(dict.fromkeys(data["panel"]))
     ncols = min(2, max(1, len(panels)))
     nrows = max(1, math.ceil(len(panels) / ncols))
-    fig, axes = _new_figure(ncols=ncols, nrows=nrows)
+    fig, axes = _new_figure(ncols=ncols, nrows=nrows, panel_size=(5.0, 2.8))  # room for the legend
     for ax, panel in zip(axes, panels):
         _draw_error_panel(ax, data[data["panel"] == panel], titled=len(panels) > 1)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     if not panels:
         axes[0].text(0.5, 0.5, "no complete trials", ha="center", va="center", transform=axes[0].transAxes)
-    if title:
-        fig.suptitle(title, fontsize=9)
+    _annotate(fig, title or data.attrs.get("title"), error_caption(data) if len(data) else None)
     return fig
 
 
@@ -313,8 +466,10 @@ def _draw_error_panel(ax, panel: pd.DataFrame, titled: bool) -> None:
     metric = METRICS[panel["y_name"].iloc[0]]
     for series in dict.fromkeys(panel["series"]):
         line = panel[panel["series"] == series].sort_values("x")
-        ax.errorbar(line["x"].to_numpy(float), line["y"].to_numpy(float), yerr=line["yerr"].to_numpy(float),
-                    marker="o", ms=4, lw=1.2, capsize=2, elinewidth=0.8, label=series)
+        container = ax.errorbar(line["x"].to_numpy(float), line["y"].to_numpy(float),
+                                yerr=line["yerr"].to_numpy(float), marker="o", ms=4, mfc="white", mew=1.0,
+                                lw=1.2, capsize=3, capthick=1.0, elinewidth=1.0, label=series)
+        raise_error_bars(container)
     clipped = panel[panel["clipped"].astype(bool)]
     if not clipped.empty:
         ax.plot(clipped["x"].to_numpy(float), clipped["y"].to_numpy(float), ls="none", marker="v", ms=6,
@@ -331,7 +486,7 @@ def _draw_error_panel(ax, panel: pd.DataFrame, titled: bool) -> None:
     ax.set_ylabel(metric.label)
     if titled:
         ax.set_title(f"{metric.label.split(' (')[0]} vs {AXIS_LABELS.get(x_name, x_name)}", fontsize=8)
-    _legend(ax)
+    _legend(ax, outside=True)
 
 
 # ----------------------------------------------------------------------------- kinds: architecture
@@ -416,12 +571,14 @@ def sampler_figure(trials: pd.DataFrame):
 
 def importances_figure(importances: pd.DataFrame):
     """Horizontal bars of Optuna parameter importances (frame ``param, importance``), largest on top."""
-    fig, (ax,) = _new_figure(panel_size=(4.2, 0.4 + 0.35 * max(2, len(importances))))
+    fig, (ax,) = _new_figure(panel_size=(4.6, 1.5 + 0.35 * max(2, len(importances))))  # + title and caption
     order = importances.reset_index(drop=True)
     positions = np.arange(len(order))[::-1]
-    ax.barh(positions, order["importance"].to_numpy(float), color="C0", height=0.6)
+    ax.barh(positions, order["importance"].to_numpy(float), color="C0", height=0.6, label="importance")
     ax.set_yticks(positions, labels=list(order["param"]))
     ax.set_xlabel("importance (normalised)")
+    _annotate(fig, importances.attrs.get("title"),
+              "Bars: Optuna parameter importances of the complete trials (fANOVA), normalised to sum to 1.")
     return fig
 
 
@@ -457,6 +614,9 @@ def draw_optimization_history(data: pd.DataFrame):
     ax.set_xlabel("trial")
     ax.set_ylabel("error vs exact (mHa)" if objective == "error_mha" else objective)
     _legend(ax)
+    _annotate(fig, data.attrs.get("title"),
+              f"Dots: the objective ({objective}) of each complete trial, single runs without error bars; "
+              "line: the best value so far.")
     return fig
 
 
@@ -476,19 +636,24 @@ def trial_label(row: pd.Series, params: Sequence[str]) -> str:
 
 MAX_LEGEND_TRIALS = 10  # more trials than this: lines coloured and labelled by their group
 MAX_CURVE_POINTS = 2000  # plotted points per training curve (longer runs are thinned after smoothing)
+SYMLOG_LINEAR_MHA = 1.0  # the training-curve axis is linear within ± this many mHa of the reference
+CURVE_COLUMNS = ("trial", "label", "group", "step", "energy", "energy_smoothed", "window", "reference_energy",
+                 "error_smoothed_mha")
 
 
 def training_curves_data(history: pd.DataFrame, window: int | None = None,
                          max_points: int = MAX_CURVE_POINTS) -> pd.DataFrame:
-    """Smoothed training energy vs iteration for every trial.
+    """Smoothed training energy vs iteration for every trial, the whole run.
 
     Columns: ``trial``, ``label`` (trial and swept values), ``group`` (the value of the first swept
     key other than seed, which colours the lines when there are many trials), ``step``, ``energy``
-    (Hartree, raw), ``energy_smoothed`` (Hartree, trailing mean over ``window`` iterations),
-    ``window``, ``reference_energy``. Runs longer than ``max_points`` iterations are thinned to every k-th iteration (and the last)
+    (Hartree, raw), ``energy_smoothed`` (Hartree, trailing mean over ``window`` iterations; the
+    first ``window - 1`` iterations average what there is), ``window``, ``reference_energy`` and
+    ``error_smoothed_mha`` = 1000 (energy_smoothed - reference_energy) (NaN without a reference).
+    Runs longer than ``max_points`` iterations are thinned to every k-th iteration (and the last)
     after smoothing, so the figure and its CSV stay small at paper scale.
     """
-    columns = ["trial", "label", "group", "step", "energy", "energy_smoothed", "window", "reference_energy"]
+    columns = list(CURVE_COLUMNS)
     if history.empty or "energy" not in history:
         return pd.DataFrame(columns=columns)
     params = [k for k in swept_keys(history) if k in history.columns]
@@ -498,6 +663,9 @@ def training_curves_data(history: pd.DataFrame, window: int | None = None,
         run = run.sort_values("step")
         w = window or smoothing_window(len(run))
         energy = pd.to_numeric(run["energy"], errors="coerce")
+        smoothed = energy.rolling(w, min_periods=1).mean().to_numpy(float)
+        ref = (pd.to_numeric(run["reference_energy"], errors="coerce").to_numpy(float)
+               if "reference_energy" in run else np.full(len(run), np.nan))
         keep = _thin(len(run), max_points)
         pieces.append(pd.DataFrame({
             "trial": run["trial"].to_numpy(),
@@ -505,12 +673,14 @@ def training_curves_data(history: pd.DataFrame, window: int | None = None,
             "group": _value_label(group_key, run[group_key].iloc[0]) if group_key else "all",
             "step": run["step"].to_numpy(),
             "energy": energy.to_numpy(float),
-            "energy_smoothed": energy.rolling(w, min_periods=1).mean().to_numpy(float),
+            "energy_smoothed": smoothed,
             "window": w,
-            "reference_energy": pd.to_numeric(run.get("reference_energy"), errors="coerce").to_numpy(float)
-            if "reference_energy" in run else np.nan,
+            "reference_energy": ref,
+            "error_smoothed_mha": (smoothed - ref) * HARTREE_TO_MHA,
         }).iloc[keep])
-    return pd.concat(pieces, ignore_index=True)[columns]
+    data = pd.concat(pieces, ignore_index=True)[columns]
+    data.attrs["title"] = title_line(history) if "state" in history else None
+    return data
 
 
 def _thin(n: int, max_points: int) -> np.ndarray:
@@ -520,22 +690,45 @@ def _thin(n: int, max_points: int) -> np.ndarray:
     return idx if n == 0 or idx[-1] == n - 1 else np.append(idx, n - 1)
 
 
-def training_curves_figure(history: pd.DataFrame):
-    """Figure of :func:`training_curves_data` (history from ``load_history``)."""
-    return draw_training_curves(training_curves_data(history))
+def training_curves_figure(history: pd.DataFrame, trials: pd.DataFrame | None = None):
+    """Figure of :func:`training_curves_data` (history from ``load_history``; pass the trial frame
+    for the full title line: scale and walkers are not in the history)."""
+    data = training_curves_data(history)
+    if trials is not None:
+        data.attrs["title"] = title_line(trials)
+    return draw_training_curves(data)
+
+
+def curves_caption(data: pd.DataFrame, above_reference: bool) -> str:
+    """What the training-curve lines are: the quantity, the smoothing window, the axis."""
+    windows = _values_text(pd.to_numeric(data["window"], errors="coerce").dropna().unique())
+    text = (f"Lines: training energy{' minus the reference' if above_reference else ''}, trailing mean over "
+            f"{windows} iterations (a tenth of each run, at most 100); the whole run is shown")
+    if above_reference:
+        text += (f", on a symmetric log axis (linear within ±{SYMLOG_LINEAR_MHA:g} mHa, so energies below the "
+                 f"reference show as negative). Grey band: chemical accuracy (< {CHEMICAL_ACCURACY_MHA:g} mHa).")
+    else:
+        text += " (no single reference energy: energies in Hartree on a linear axis)."
+    return text
 
 
 def draw_training_curves(data: pd.DataFrame):
-    """One smoothed energy line per trial; the reference energy dashed with the chemical-accuracy
-    band above it when a single reference is known. The y range hides the first transient."""
+    """One smoothed line per trial over its whole run.
+
+    With a reference energy for every trial, y is the smoothed energy above it in mHa on a
+    symmetric log axis (linear within ±1 mHa), the reference at 0 and the chemical-accuracy band
+    above it; otherwise the smoothed energy in Hartree on a linear axis. Nothing is cropped.
+    """
     from matplotlib import colormaps
 
-    fig, (ax,) = _new_figure(panel_size=(4.6, 3.0))
+    fig, (ax,) = _new_figure(panel_size=(6.0, 3.2))
     trials = list(dict.fromkeys(data["trial"]))
     per_trial = len(trials) <= MAX_LEGEND_TRIALS
     groups = list(dict.fromkeys(data["group"]))
     colour_of = trials if per_trial else groups
     cmap = colormaps["viridis"]
+    above = len(data) > 0 and bool(np.isfinite(data["error_smoothed_mha"].to_numpy(float)).all())
+    column = "error_smoothed_mha" if above else "energy_smoothed"
     labelled: set = set()
     for trial in trials:
         run = data[data["trial"] == trial]
@@ -543,24 +736,33 @@ def draw_training_curves(data: pd.DataFrame):
         colour = cmap(colour_of.index(key) / max(1, len(colour_of) - 1) * 0.9)
         label = run["label"].iloc[0] if per_trial else (None if key in labelled else key)
         labelled.add(key)
-        ax.plot(run["step"].to_numpy(float), run["energy_smoothed"].to_numpy(float), lw=1.0,
+        ax.plot(run["step"].to_numpy(float), run[column].to_numpy(float), lw=1.0,
                 color=colour, label=label, gid=f"trial {trial}")
-    refs = pd.unique(data["reference_energy"].dropna()) if len(data) else []
-    smoothed = data["energy_smoothed"].to_numpy(float) if len(data) else np.array([])
-    smoothed = smoothed[np.isfinite(smoothed)]
-    if smoothed.size:
-        low, high = smoothed.min(), np.quantile(smoothed, 0.9)
+    if above:
+        ax.set_yscale("symlog", linthresh=SYMLOG_LINEAR_MHA, linscale=0.5)
+        ax.axhline(0.0, color="black", ls="--", lw=0.8, label="reference energy")
+        ax.axhspan(0.0, CHEMICAL_ACCURACY_MHA, color="0.85", lw=0, zorder=0, label="chemical accuracy")
+        ax.yaxis.set_major_formatter(_plain_formatter())
+        ax.set_ylabel("E − E_ref (mHa)")
+    else:
+        refs = pd.unique(data["reference_energy"].dropna()) if len(data) else []
         if len(refs) == 1:
-            low = min(low, float(refs[0]))
-        pad = 0.08 * max(high - low, 1e-3)
-        ax.set_ylim(low - pad, high + pad)
-    if len(refs) == 1:
-        ref = float(refs[0])
-        ax.axhline(ref, color="black", ls="--", lw=0.8, label="reference")
-        ax.axhspan(ref, ref + CHEMICAL_ACCURACY_MHA / HARTREE_TO_MHA, color="0.85", lw=0, zorder=0,
-                   label="chemical accuracy")
+            ax.axhline(float(refs[0]), color="black", ls="--", lw=0.8, label="reference energy")
+        ax.set_ylabel("energy (Ha)")
+    lengths = data.groupby("trial")["step"].max() + 1 if len(data) else pd.Series(dtype=float)
+    if len(lengths) and lengths.nunique() == 1:
+        from .convergence import TAIL_FRACTION
+
+        ax.axvline(float(lengths.iloc[0]) * (1 - TAIL_FRACTION), color="0.5", ls=":", lw=0.8,
+                   label=f"convergence tail (last {TAIL_FRACTION:.0%})")
     ax.set_xlabel("training iteration")
-    ax.set_ylabel("energy (Ha), smoothed")
-    if per_trial or len(groups) <= MAX_LEGEND_TRIALS:
-        _legend(ax)
+    _legend(ax, outside=True)
+    _annotate(fig, data.attrs.get("title"), curves_caption(data, above) if len(data) else None)
     return fig
+
+
+def _plain_formatter():
+    """Tick labels as plain numbers (-10, 0, 1, 100)."""
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(lambda v, _pos: f"{v:g}")

@@ -8,7 +8,8 @@ percent (``correlation_pct``).
 The trial frame (:func:`load_study`) has one row per Optuna trial and these columns, in order:
 ``trial``, ``state``, every swept parameter (flat keys as in the trial params, e.g.
 ``network.width``; ``seed`` when it is swept), ``seed`` (when not swept), then
-:data:`RECORD_COLUMNS`. ``frame.attrs`` holds ``study``, ``params`` (the swept keys),
+:data:`RECORD_COLUMNS`, then the columns derived from each run directory
+(``analysis.run_columns.RUN_COLUMNS``: scale, planned iterations, convergence). ``frame.attrs`` holds ``study``, ``params`` (the swept keys),
 ``objective``, ``direction``, ``storage``, ``source`` and ``grid`` (the grid sampler's
 search space when known).
 """
@@ -318,9 +319,13 @@ def frame_from_study(study, output_root: str | os.PathLike | None = None, storag
         "output_root": str(root) if root is not None else None,
         "grid": _grid_space(trials),
         "n_planned": attrs.get("n_planned"),
+        "base_overrides": attrs.get("base_overrides"),
     }
     space = attrs.get("space") if isinstance(attrs.get("space"), list) else []
-    return build_frame(records, _ordered_keys([dict.fromkeys(map(str, space)), *all_params]), meta)
+    frame = build_frame(records, _ordered_keys([dict.fromkeys(map(str, space)), *all_params]), meta)
+    from .run_columns import add_run_columns  # scale, planned iterations, convergence
+
+    return add_run_columns(frame)
 
 
 def load_study(name: str, storage: str | None = None, output_root: str | os.PathLike | None = None) -> pd.DataFrame:
@@ -538,7 +543,9 @@ def load_wandb_study(
     params = _ordered_keys({k[1]: None for k in r if isinstance(k, tuple)} for r in rows)
     meta = {"study": name, "source": "wandb", "storage": f"wandb:{path}", "objective": objective,
             "direction": "minimize", "sweep": None, "output_root": None, "grid": None}
-    return build_frame(rows, params, meta)
+    from .run_columns import add_run_columns  # scale, planned iterations, convergence
+
+    return add_run_columns(build_frame(rows, params, meta))
 
 
 def complete_trials(frame: pd.DataFrame) -> pd.DataFrame:

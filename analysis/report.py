@@ -58,7 +58,8 @@ def _identity(frame: pd.DataFrame) -> pd.DataFrame:
 FIGURE_KINDS: dict[str, FigureKind] = {k.name: k for k in (
     FigureKind("width_depth", "trials", F.width_depth_data, F.draw_error_figure,
                "Error vs one-electron width, one line per depth (mean ± spread over seeds)."),
-    FigureKind("width", "trials", F.width_data, F.draw_error_figure, "Error vs one-electron width."),
+    FigureKind("width", "trials", F.width_data, F.draw_error_figure,
+               "Error vs one-electron width (error bars as the figure's caption says)."),
     FigureKind("depth", "trials", F.depth_data, F.draw_error_figure, "Error vs number of layers."),
     FigureKind("pairwise_width", "trials", F.pairwise_width_data, F.draw_error_figure,
                "Error vs two-electron (pairwise) width."),
@@ -71,7 +72,8 @@ FIGURE_KINDS: dict[str, FigureKind] = {k.name: k for k in (
     FigureKind("optimization_history", "trials", F.optimization_history_data, F.draw_optimization_history,
                "Objective of each complete trial and the best so far."),
     FigureKind("training_curves", "history", F.training_curves_data, F.draw_training_curves,
-               "Smoothed training energy vs iteration for every trial."),
+               "Training energy above the reference vs iteration for every trial, whole run, trailing mean "
+               "(window on the figure), symmetric log axis."),
 )}
 
 
@@ -310,7 +312,9 @@ def write_report(
         notes.append(f"importances: {importance_reason}")
     figure_dir = directory / "figures"
     written, drawn = {}, {}
+    title = F.title_line(trials)
     for fig_name, plotted in data.items():
+        plotted.attrs["title"] = title  # the history frame lacks scale and walkers: the trials' line
         drawn[fig_name] = FIGURE_KINDS[fig_name].draw(plotted)
         written[fig_name] = save_figure(drawn[fig_name], plotted, figure_dir, fig_name)
     directory.mkdir(parents=True, exist_ok=True)
@@ -404,6 +408,7 @@ def sweep_figure(name: str, storage: str | None = None, output_root: str | os.Pa
             continue
         data = kind.data(frame)
         if not data.empty:
+            data.attrs["title"] = F.title_line(trials)
             return kind.draw(data)
     return None
 

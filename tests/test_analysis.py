@@ -48,7 +48,8 @@ class Spec:
     stderr_mha: float = 0.2
     state: str = "COMPLETE"
     network: str = "ferminet"
-    steps: int = 0  # rows of metrics.csv
+    steps: int = 200  # rows of metrics.csv (0: no metrics.csv, convergence not measured)
+    converged: bool = True  # metrics.csv flattens onto the evaluated energy, else still drifts
     reason: str | None = None
     value: float | None = None  # objective; default error_mha
     run_id: str | None = None  # share a run directory (a retried trial)
@@ -76,8 +77,8 @@ def make_study(root: Path, name: str, specs: list[Spec], grid: dict | None = Non
         run_dir.mkdir(parents=True, exist_ok=True)
         summary = _summary(spec, number, name, reference)
         (run_dir / "summary.json").write_text(json.dumps(summary))
-        if spec.steps:
-            _metrics(spec, summary).to_csv(run_dir / "metrics.csv", index=False)
+        if spec.steps and spec.state == "COMPLETE":
+            _metrics(spec, summary, number).to_csv(run_dir / "metrics.csv", index=False)
         state = optuna.trial.TrialState[spec.state]
         value = (spec.value if spec.value is not None else spec.error_mha) if spec.state == "COMPLETE" else None
         attrs = {"run_dir": str(run_dir), "status": summary["status"], "network": spec.network, "system": "H2",
@@ -106,12 +107,22 @@ def _summary(spec: Spec, number: int, study: str, reference: float | None) -> di
             "startup_s": 2.0, "ms_per_iteration": 4.5}
 
 
-def _metrics(spec: Spec, summary: dict) -> pd.DataFrame:
-    """metrics.csv: an energy decaying onto the final energy with a deterministic wiggle."""
-    step = np.arange(spec.steps)
-    energy = summary.get("energy", H2_EXACT) + 0.3 * np.exp(-step / 5.0) + 0.002 * (-1.0) ** step
-    return pd.DataFrame({"step": step, "energy": energy, "variance": 0.1, "pmove": 0.5, "move_width": 0.2,
-                         "learning_rate": 0.05, "step_time_s": 0.004})
+def training_energies(steps: int, final: float, converged: bool, number: int) -> np.ndarray:
+    """Training energies (Hartree): a decay from 0.3 Ha above ``final`` onto it with 1 mHa of
+    Gaussian noise per iteration (seeded by the trial number); unconverged runs also carry a
+    linear drift of 20 mHa over the run, still falling at the end."""
+    step = np.arange(steps)
+    energy = final + 0.3 * np.exp(-step / 20.0) + 0.001 * np.random.default_rng(number).standard_normal(steps)
+    if not converged:
+        energy = energy + 0.020 * (1.0 - step / steps)
+    return energy
+
+
+def _metrics(spec: Spec, summary: dict, number: int) -> pd.DataFrame:
+    """metrics.csv as the engine writes it (columns of docs/contracts.md)."""
+    energy = training_energies(spec.steps, summary.get("energy", H2_EXACT), spec.converged, number)
+    return pd.DataFrame({"step": np.arange(spec.steps), "energy": energy, "variance": 0.1, "pmove": 0.5,
+                         "move_width": 0.2, "learning_rate": 0.05, "step_time_s": 0.004})
 
 
 def width_depth_error(width: int, depth: int, seed: int) -> float:
@@ -123,13 +134,18 @@ def width_depth_error(width: int, depth: int, seed: int) -> float:
 def width_depth_root(tmp_path: Path) -> Path:
     """A width × depth study with 2 seeds per point, one RUNNING and one FAILED trial at width 64."""
     grid = {"network.width": [8, 16, 32, 64], "network.depth": [1, 2], "seed": [0, 1]}
-    specs = [Spec({"network.width": w, "network.depth": d, "seed": s}, width_depth_error(w, d, s), steps=30)
+    specs = [Spec({"network.width": w, "network.depth": d, "seed": s}, width_depth_error(w, d, s))
              for w in (8, 16, 32) for d in (1, 2) for s in (0, 1)]
     specs.append(Spec({"network.width": 64, "network.depth": 1, "seed": 0}, state="RUNNING"))
     specs.append(Spec({"network.width": 64, "network.depth": 2, "seed": 0}, state="FAIL",
                       reason="NonFiniteEnergy: NaN at step 12"))
     make_study(tmp_path / "runs", "width_depth", specs, grid=grid)
     return tmp_path / "runs"
+
+
+def verdicts(claims: list) -> list:
+    """The claims with a paper statement (the study-level notes left out)."""
+    return [c for c in claims if c.topic != "study"]
 
 
 def containers(ax) -> dict[str, object]:
@@ -211,12 +227,12 @@ def test_load_history_long_form(width_depth_root: Path):
     history = analysis.load_history("width_depth", output_root=width_depth_root)
     assert list(history.columns[:4]) == ["trial", "network.width", "network.depth", "seed"]
     assert {"step", "energy", "variance", "pmove", "move_width", "learning_rate", "step_time_s"} <= set(history)
-    assert len(history) == 12 * 30
+    assert len(history) == 12 * 200
     one = history[history["trial"] == 5]
-    assert list(one["step"]) == list(range(30))
+    assert list(one["step"]) == list(range(200))
     assert (one["network.width"] == 16).all() and (one["seed"] == 1).all()
     final = H2_EXACT + width_depth_error(16, 1, 1) / 1000
-    np.testing.assert_allclose(one["energy"], final + 0.3 * np.exp(-np.arange(30) / 5) + 0.002 * (-1.0) ** np.arange(30))
+    np.testing.assert_allclose(one["energy"], training_energies(200, final, True, 5))
 
 
 def test_retried_trial_counted_once(tmp_path: Path):
@@ -362,29 +378,34 @@ def test_depth_and_pairwise_saturation_claims(tmp_path: Path):
     frame = analysis.load_study("depth", output_root=tmp_path)
     fig = F.depth_figure(frame)
     np.testing.assert_allclose(fig.axes[0].containers[0].lines[0].get_ydata(), [10.0, 5.0, 4.9, 5.05])
-    (claim,) = check_claims(frame, {"depth": F.depth_data(frame)})
+    (claim,) = verdicts(check_claims(frame, {"depth": F.depth_data(frame)}))
     assert claim.verdict == "supported" and "no gain beyond depth 2 within error bars" in claim.evidence
 
     specs = [Spec({"network.pairwise_width": w}, e) for w, e in ((4, 8.0), (8, 4.0), (16, 2.0))]
     make_study(tmp_path / "p", "pairwise", specs)
     frame = analysis.load_study("pairwise", output_root=tmp_path / "p")
-    (claim,) = check_claims(frame, {"pairwise_width": F.pairwise_width_data(frame)})
+    (claim,) = verdicts(check_claims(frame, {"pairwise_width": F.pairwise_width_data(frame)}))
     assert claim.verdict == "not supported" and "still falls significantly" in claim.evidence
 
 
-def test_width_claim_reports_the_fitted_decay_per_doubling(width_depth_root: Path):
+def test_width_claim_names_the_better_model_and_depth_needs_three_points(width_depth_root: Path):
+    # width_depth_error halves per doubling of the width: a power law, exponent -1
     frame = analysis.load_study("width_depth", output_root=width_depth_root)
+    assert complete_trials(frame)["converged"].all()
     claims = check_claims(frame, {"width_depth": F.width_depth_data(frame)})
     width = [c for c in claims if c.topic == "width"]
+    assert [c.statement for c in width] == [f"error falls as a power law of one-electron width (depth {d})" for d in (1, 2)]
     assert [c.verdict for c in width] == ["supported", "supported"]
-    assert "fitted decay per doubling 50%" in width[0].evidence
+    assert "p = -1.00 ±" in width[0].evidence and "error x 0.50 per doubling" in width[0].evidence
+    assert "power law fits better" in width[0].evidence
     depth = [c for c in claims if c.topic == "depth"]
-    assert len(depth) == 3 and all(c.verdict == "not supported" for c in depth)
+    assert len(depth) == 3 and all(c.verdict == "inconclusive" for c in depth)
+    assert all("only 2 depth values (1, 2): a trend needs at least 3" in c.evidence for c in depth)
 
 
 def test_sampler_figure_error_and_error_bar_panels(tmp_path: Path):
     specs = [Spec({"mcmc.steps": s, "batch_size": b}, 5.0 + 10.0 / s, stderr_mha=0.4 * math.sqrt(64 / b) * (2 / s) ** 0.1)
-             for s in (2, 5, 10) for b in (64, 256)]
+             for s in (2, 5, 10) for b in (64, 256, 1024)]
     make_study(tmp_path, "sampler", specs)
     frame = analysis.load_study("sampler", output_root=tmp_path)
     assert plan_figures(frame) == ["sampler", "training_curves"]
@@ -392,10 +413,11 @@ def test_sampler_figure_error_and_error_bar_panels(tmp_path: Path):
     fig = F.draw_error_figure(data)
     assert_error_figure_matches(fig, data)
     bars = data[(data["panel"] == "stderr_mha vs batch_size") & (data["series"] == "steps 2")]
-    np.testing.assert_allclose(bars["y"], [0.4, 0.2])
+    np.testing.assert_allclose(bars["y"], [0.4, 0.2, 0.1])
     claims = {c.statement: c for c in check_claims(frame, {"sampler": data})}
     walkers = claims["the error bar shrinks like 1/sqrt(walkers) (steps 2)"]
-    assert walkers.verdict == "supported" and "fitted exponent -0.50" in walkers.evidence
+    assert walkers.verdict == "supported" and "fitted exponent p = -0.50" in walkers.evidence
+    assert "one seed per batch size: unweighted fit" in walkers.evidence
 
 
 def test_tuning_study_guards_importances_and_plots_history(tmp_path: Path):
@@ -414,8 +436,8 @@ def test_tuning_study_guards_importances_and_plots_history(tmp_path: Path):
     np.testing.assert_allclose(trials_line.get_ydata(), values)
     np.testing.assert_allclose(best_line.get_ydata(), np.minimum.accumulate(values))
 
-    many = [Spec({"optim.lr": 10 ** (-3 + 2 * i / 11), "optim.damping": 10 ** (-4 + (i % 3))}, 1.0 + abs(-3 + 2 * i / 11 + 1.5) * 5)
-            for i in range(12)]
+    many = [Spec({"optim.lr": 10 ** (-3 + 2 * i / 11), "optim.damping": 10 ** (-4 + (i % 3))}, 1.0 + abs(-3 + 2 * i / 11 + 1.5) * 5,
+                 steps=0) for i in range(12)]
     study = make_study(tmp_path / "many", "tune", many, distributions=dists)
     importances, reason = param_importances(study)
     assert reason is None and set(importances["param"]) == {"optim.lr", "optim.damping"}
@@ -448,21 +470,33 @@ def test_study_without_reference_energy_plots_energy(tmp_path: Path):
     np.testing.assert_allclose(data["y"], [H2_EXACT + 0.020, H2_EXACT + 0.010])
     fig = F.draw_error_figure(data)
     assert fig.axes[0].get_yscale() == "linear" and not fig.axes[0].patches  # no chemical-accuracy band
-    (claim,) = check_claims(frame, {"width": data})
+    (claim,) = verdicts(check_claims(frame, {"width": data}))
     assert claim.verdict == "inconclusive" and "no reference energy" in claim.evidence
 
 
-def test_training_curves_are_trailing_means(width_depth_root: Path):
+def test_training_curves_show_the_whole_run_above_the_reference(width_depth_root: Path):
     history = analysis.load_history("width_depth", output_root=width_depth_root)
     data = F.training_curves_data(history)
-    assert (data["window"] == 3).all()  # 30 iterations: a tenth
+    assert (data["window"] == 20).all()  # 200 iterations: a tenth
     fig = F.draw_training_curves(data)
-    line = [ln for ln in fig.axes[0].lines if ln.get_gid() == "trial 4"][0]
+    (ax,) = fig.axes
+    line = [ln for ln in ax.lines if ln.get_gid() == "trial 4"][0]
     raw = history[history["trial"] == 4]["energy"]
-    np.testing.assert_allclose(line.get_ydata(), raw.rolling(3, min_periods=1).mean())
-    np.testing.assert_allclose(line.get_xdata(), np.arange(30))
+    np.testing.assert_allclose(line.get_ydata(), 1000 * (raw.rolling(20, min_periods=1).mean() - H2_EXACT))
+    np.testing.assert_allclose(line.get_xdata(), np.arange(200))
+    assert ax.get_yscale() == "symlog"
+    low, high = ax.get_ylim()  # nothing cropped: the first (largest) energies are inside the axes
+    assert low <= data["error_smoothed_mha"].min() and high >= data["error_smoothed_mha"].max() > 250
+    band = [p for p in ax.patches if p.get_label() == "chemical accuracy"]
+    assert len(band) == 1
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "reference energy" in legend and f"chemical accuracy (< {F.CHEMICAL_ACCURACY_MHA:g} mHa)" in legend
+    assert {"width 8", "width 16", "width 32"} <= set(legend)  # 12 trials: one entry per colour group
+    caption = fig._supxlabel.get_text().replace("\n", " ")
+    assert "trailing mean over 20 iterations" in caption and "whole run" in caption
+    assert "H2" in fig._suptitle.get_text() and "200 iterations" in fig._suptitle.get_text()
     thinned = F.training_curves_data(history, max_points=7)
-    assert thinned.groupby("trial").size().max() <= 8 and (thinned.groupby("trial")["step"].max() == 29).all()
+    assert thinned.groupby("trial").size().max() <= 8 and (thinned.groupby("trial")["step"].max() == 199).all()
 
 
 # ----------------------------------------------------------------------------- report and CLI
@@ -480,7 +514,7 @@ def test_report_writes_every_figure_and_csv_matches_plot(width_depth_root: Path)
     assert "study width_depth: 12 of 14 trials complete (1 FAIL, 1 RUNNING)" in text
     assert "network.width=64, network.depth=2, seed=1 (not started)" in text
     assert "network.width=64, network.depth=2, seed=0 (FAIL)" in text
-    assert "[supported] error falls roughly exponentially with one-electron width (depth 1)" in text
+    assert "[supported] error falls as a power law of one-electron width (depth 1)" in text
     assert set(result.figures) == {"width_depth", "training_curves"}
     for name, paths in result.figures.items():
         assert [p.suffix for p in paths] == [".png", ".pdf", ".csv"] and all(p.stat().st_size > 0 for p in paths)
@@ -492,7 +526,7 @@ def test_report_writes_every_figure_and_csv_matches_plot(width_depth_root: Path)
     for trial, run in curves.groupby("trial"):
         (line,) = [ln for ln in fig.axes[0].lines if ln.get_gid() == f"trial {trial}"]
         np.testing.assert_allclose(line.get_xdata(), run["step"])
-        np.testing.assert_allclose(line.get_ydata(), run["energy_smoothed"])
+        np.testing.assert_allclose(line.get_ydata(), run["error_smoothed_mha"])
     report = (width_depth_root / "width_depth" / "report.md").read_text()
     assert "![width_depth](figures/width_depth.png)" in report and "## Claims" in report
     assert len(pd.read_csv(width_depth_root / "width_depth" / "trials.csv")) == 14

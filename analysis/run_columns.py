@@ -1,0 +1,100 @@
+"""Trial-frame columns the analysis derives from each run directory, added in one place.
+
+:func:`add_run_columns` appends :data:`RUN_COLUMNS` to a trial frame (from
+:func:`analysis.load_study` or :func:`analysis.load_wandb_study`):
+
+* ``scale``: the scale preset the trial ran under: summary.json's ``config["scale"]`` when the
+  engine records it, else the last ``scale=...`` of the study's ``base_overrides`` (the sweep's
+  base plus the user's overrides), else missing;
+* ``iterations_planned``: ``config["optim.iterations"]``; ``batch_size``: ``config["batch_size"]``
+  (walkers);
+* the convergence columns of :mod:`analysis.convergence` (``converged``: True, False or <NA> when
+  not measured; ``convergence_reason``; the tail slope and its standard error in mHa per 1000
+  iterations; ``eval_minus_tail_mha``; ...), measured for every COMPLETE trial from its
+  metrics.csv training energies and its evaluated energy ± reblocked standard error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .convergence import CONVERGENCE_COLUMNS, Convergence, assess
+from .loaders import read_summary
+
+RUN_COLUMNS = ("scale", "iterations_planned", "batch_size", *CONVERGENCE_COLUMNS)
+
+
+def scale_from_overrides(overrides: Sequence[str] | None) -> str | None:
+    """The value of the last ``scale=NAME`` override (``+scale=``/``++scale=`` too), or None."""
+    found = None
+    for item in overrides or ():
+        key, sep, value = str(item).lstrip("+").partition("=")
+        if sep and key == "scale":
+            found = value
+    return found
+
+
+def training_energies(run_dir: str | None) -> list[float] | None:
+    """The ``energy`` column of a run's metrics.csv (Hartree), or None when it cannot be read."""
+    if not run_dir:
+        return None
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        return None
+    try:
+        column = pd.read_csv(path, usecols=["energy"])["energy"]
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return None
+    return pd.to_numeric(column, errors="coerce").tolist()
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a float, None when missing or NaN."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def run_columns(row: Mapping[str, Any], summary: Mapping[str, Any], study_scale: str | None) -> dict:
+    """The :data:`RUN_COLUMNS` of one trial from its frame row and summary.json."""
+    config = summary.get("config") if isinstance(summary.get("config"), Mapping) else {}
+    out = {"scale": config.get("scale") or study_scale,
+           "iterations_planned": config.get("optim.iterations"),
+           "batch_size": config.get("batch_size")}
+    if row.get("state") != "COMPLETE":
+        conv = Convergence(None, f"not measured: trial {str(row.get('state')).lower()}")
+    else:
+        energies = training_energies(row.get("run_dir"))
+        if energies is None:
+            conv = Convergence(None, "not measured: no metrics.csv (training energies) for this trial")
+        else:
+            conv = assess(energies, _finite(row.get("energy")), _finite(row.get("energy_stderr")),
+                          _finite(row.get("reference_energy")))
+    out.update(conv.columns())
+    return out
+
+
+def add_run_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with :data:`RUN_COLUMNS` appended (swept keys of the same name are kept as they are)."""
+    study_scale = scale_from_overrides(frame.attrs.get("base_overrides"))
+    rows = []
+    for record in frame.to_dict("records"):
+        run_dir = record.get("run_dir")
+        record["run_dir"] = run_dir if isinstance(run_dir, str) and run_dir else None  # NaN in a frame
+        rows.append(run_columns(record, read_summary(record["run_dir"]), study_scale))
+    extra = pd.DataFrame(rows, columns=list(RUN_COLUMNS), index=frame.index)
+    extra["converged"] = extra["converged"].astype("boolean")
+    for col in ("iterations_planned", "batch_size", "tail_iterations", "tail_blocks"):
+        extra[col] = pd.to_numeric(extra[col], errors="coerce").astype("Int64")
+    new = [c for c in RUN_COLUMNS if c not in frame.columns]
+    attrs = dict(frame.attrs)
+    out = pd.concat([frame, extra[new]], axis=1)
+    out.attrs.update(attrs)
+    return out
