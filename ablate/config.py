@@ -312,6 +312,7 @@ class RunSettings:
     run_dir: str | None = key("explicit run directory; the same one again resumes it", None)
     progress: bool = key("print a progress line every few seconds", True)
     compilation_cache: str | None = key("JAX persistent compilation cache folder (GPU; null: off)", None)
+    scale: str | None = key("the scale preset the run was composed with (set by scale=quick|paper)", None)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,7 +25,7 @@ from ablate.jax_setup import setup_jax
 from ablate.networks import param_count
 from ablate.records import RunSummary
 from ablate.recorder import Recorder
-from ablate.stats import reblock
+from ablate.records import reblock
 from ablate.wandb_sink import make_sink
 
 

@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ablate.records import reblock
+
 TAIL_FRACTION = 0.2  # the tail: this fraction of the training iterations, at the end
 MIN_TAIL = 20  # fewer tail iterations than this: not measured
 TARGET_BLOCKS = 20  # blocks in the tail when the correlation length allows
@@ -105,8 +107,6 @@ class Convergence:
 def block_length(tail: np.ndarray) -> int:
     """Iterations per block: at least the reblocking block length of the detrended tail, at least
     ``len / TARGET_BLOCKS``, and at most ``len / MIN_BLOCKS``."""
-    from ablate.stats import reblock  # numpy only: the project's one reblocking
-
     steps = np.arange(tail.size, dtype=float)
     residual = tail - np.polyval(np.polyfit(steps, tail, 1), steps)
     correlated = reblock(residual).block_size
