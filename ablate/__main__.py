@@ -7,14 +7,16 @@ before any expensive work.
 
 from __future__ import annotations
 
+import re
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from ablate.config import CONF_DIR, compose, validate
-from ablate.errors import ConfigError, RunFailed
+from ablate.config import CONF_DIR, compose, quote_group_choices, validate, yaml_error_line
+from ablate.errors import ConfigError, ConfigFileError, RunFailed
 
 
 def _fail(message: str, code: int) -> None:
@@ -53,13 +55,46 @@ def main(cfg: DictConfig) -> None:
 
 
 def cli() -> None:
+    import yaml  # PyYAML comes with Hydra
+
+    # nan.yaml, true.yaml, 1e3.yaml: quoted, so Hydra reads the name as a string
+    sys.argv[1:] = quote_group_choices(sys.argv[1:])
     overrides = _overrides(sys.argv[1:])
-    if overrides is not None:
-        try:
+    try:
+        if overrides is not None:
             compose(overrides)  # one clear line for an unknown group option or key
-        except ConfigError as err:
-            _fail(str(err), 2)
+        else:
+            check_yaml_files(sys.argv[1:])
+    except ConfigError as err:
+        _fail(str(err), 2)
+    except yaml.YAMLError as err:  # a broken config or sweep file: its name and line, not a traceback
+        _fail(str(ConfigFileError(yaml_error_line(err))), 2)
     main()
+
+
+def check_yaml_files(argv: list[str]) -> None:
+    """Parses the YAML files a command with Hydra flags (``--config-dir DIR``) will load: the
+    primary config and each ``group=option`` file found in DIR or conf/. Raises yaml.YAMLError."""
+    import yaml
+
+    dirs, args = [], list(argv)
+    for i, arg in enumerate(args):
+        if arg in ("--config-dir", "-cd") and i + 1 < len(args):
+            dirs.append(Path(args[i + 1]))
+        elif arg.startswith("--config-dir="):
+            dirs.append(Path(arg.split("=", 1)[1]))
+    dirs.append(CONF_DIR)
+    files = [CONF_DIR / "config.yaml"]
+    for arg in args:
+        m = re.fullmatch(r"[+~]{0,2}([A-Za-z_]+)=(.+)", arg)
+        if not m:
+            continue
+        option = m.group(2).strip().strip("'\"")
+        files += [d / m.group(1) / f"{option}.yaml" for d in dirs]
+    for path in files:
+        if path.is_file():
+            with open(path, encoding="utf-8") as fh:  # a file object: the error names the file
+                yaml.safe_load(fh)
 
 
 if __name__ == "__main__":
