@@ -413,6 +413,9 @@ def yaml_error_line(err: Exception) -> str:
     """One line for a YAML syntax error: the file, the line and what is wrong."""
     mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
     where = f"{mark.name}, line {mark.line + 1}" if mark is not None else "a config file"
+    ctx = getattr(err, "context_mark", None)
+    if mark is not None and ctx is not None and ctx.line != mark.line:
+        where += f" (in what starts at line {ctx.line + 1})"
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
     return f"config error: {where}: invalid YAML ({problem})"
 
