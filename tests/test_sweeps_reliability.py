@@ -241,7 +241,7 @@ def test_postgres_stopped_and_restarted_under_a_running_driver(tmp_path, env):
     assert "storage unreachable" in out and "storage is back after" in out, out[-3000:]
     ts = trials(tmp_path, name, POSTGRES_URL)
     assert len(ts) == 2 and all(t.state == TrialState.COMPLETE for t in ts), points(ts)
-    print(f"outage {outage:.1f} s; driver exit 0")
+    print(f"outage {outage:.1f} s; driver exit 0; " + " | ".join(ln for ln in out.splitlines() if "storage" in ln))
     optuna.delete_study(study_name=name, storage=engine_url(POSTGRES_URL))
 
     # a longer outage than sweep.storage_retry_s: one line, exit 1, and the rerun resumes
