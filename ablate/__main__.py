@@ -9,17 +9,20 @@ names for a misspelling), and exit code 2, before any expensive work, with or wi
 
 from __future__ import annotations
 
+import re
 import sys
+from pathlib import Path
 
 import hydra
+import yaml  # PyYAML comes with Hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ablate.config import CONF_DIR, compose, validate
-from ablate.errors import ConfigError, RunFailed
+from ablate.config import CONF_DIR, compose, quote_group_choices, validate, yaml_error_line
+from ablate.errors import ConfigError, ConfigFileError, RunFailed
 from ablate.help import help_page
 
 # The --help page is Hydra's hydra/help template (conf/hydra/help/ablate.yaml), whose text
@@ -151,10 +154,40 @@ def main(cfg: DictConfig) -> None:
 
 
 def cli() -> None:
-    check(sys.argv[1:])
+    # nan.yaml, true.yaml, 1e3.yaml: quoted, so Hydra reads the name as a string
+    sys.argv[1:] = quote_group_choices(sys.argv[1:])
+    try:
+        if plain_overrides(sys.argv[1:]) is None:
+            check_yaml_files(sys.argv[1:])   # --config-dir etc.: Hydra composes, we check the files
+        check(sys.argv[1:])
+    except yaml.YAMLError as err:  # a broken config or sweep file: its name and line, not a traceback
+        _fail(str(ConfigFileError(yaml_error_line(err))), 2)
     main()
     if FAILED_JOBS:
         _fail(f"{len(FAILED_JOBS)} multirun job(s) failed: {', '.join(map(str, FAILED_JOBS))}", 1)
+
+
+def check_yaml_files(argv: list[str]) -> None:
+    """Parses the YAML files a command with Hydra flags (``--config-dir DIR``) will load: the
+    primary config and each ``group=option`` file found in DIR or conf/. Raises yaml.YAMLError."""
+    dirs, args = [], list(argv)
+    for i, arg in enumerate(args):
+        if arg in ("--config-dir", "-cd") and i + 1 < len(args):
+            dirs.append(Path(args[i + 1]))
+        elif arg.startswith("--config-dir="):
+            dirs.append(Path(arg.split("=", 1)[1]))
+    dirs.append(CONF_DIR)
+    files = [CONF_DIR / "config.yaml"]
+    for arg in args:
+        m = re.fullmatch(r"[+~]{0,2}([A-Za-z_]+)=(.+)", arg)
+        if not m:
+            continue
+        option = m.group(2).strip().strip("'\"")
+        files += [d / m.group(1) / f"{option}.yaml" for d in dirs]
+    for path in files:
+        if path.is_file():
+            with open(path, encoding="utf-8") as fh:  # a file object: the error names the file
+                yaml.safe_load(fh)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,11 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ablate import records
-from ablate.errors import ConfigError
+from ablate.errors import ConfigError, ConfigFileError
 from ablate.systems import System, build_system
 
 CONF_DIR = Path(os.environ.get("ABLATE_CONF_DIR", Path(__file__).resolve().parents[1] / "conf"))
@@ -293,6 +294,7 @@ class TrialInfo:
     study: str | None = key("sweep study name", None)
     number: int | None = key("Optuna trial number", None)
     params: dict = key("the swept values, flat keys", {})
+    study_uuid: str | None = key("uuid of the study (a run directory of another study is refused)", None)
 
 
 Precision = Literal["float32", "float64"]
@@ -312,7 +314,7 @@ class RunSettings:
     run_dir: str | None = key("explicit run directory; the same one again resumes it", None)
     progress: bool = key("print a progress line every few seconds", True)
     compilation_cache: str | None = key("JAX persistent compilation cache folder (GPU; null: off)", None)
-    scale: str | None = key("the scale preset the run was composed with (set by scale=quick|paper)", None)
+    scale: str | None = key("the scale preset the run was composed with (set by scale=quick or scale=paper)", None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -384,7 +386,7 @@ def check_group_overrides(overrides: list[str]) -> None:
         m = re.fullmatch(r"([+~]{0,2})([A-Za-z_]+)=(.*)", item)
         if not m or m.group(2) not in GROUPS:
             continue
-        prefix, group, option = m.groups()
+        prefix, group, option = m.group(1), m.group(2), _unquote(m.group(3))
         options = group_options(group)
         if group == "sweep" and not prefix:
             hint = f"write +sweep={option} (a sweep is added to the config with a +)"
@@ -411,6 +413,45 @@ def _unknown_key_error(overrides: list[str], text: str) -> ConfigError | None:
     return ConfigError(bad, value, "unknown key" + did_you_mean(bad, known))
 
 
+def _unquote(value: str) -> str:
+    v = value.strip()
+    return v[1:-1] if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"" else v
+
+
+def _not_a_string(value: str) -> bool:
+    """True for an override value Hydra would read as a number, boolean or null (nan, true, 1e3)."""
+    if value.lower() in ("nan", "inf", "+inf", "-inf", "true", "false", "null"):
+        return True
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def quote_group_choices(args: list[str], groups: tuple[str, ...] = GROUPS) -> list[str]:
+    """``+sweep=nan`` -> ``+sweep='nan'``: a config file whose name YAML reads as a number or a
+    boolean (nan.yaml, true.yaml, 1e3.yaml) is still chosen by its name."""
+    out = []
+    for arg in args:
+        m = re.fullmatch(r"([+~]{0,2})([A-Za-z_]+)=(.+)", arg)
+        if m and m.group(2) in groups and _not_a_string(m.group(3)):
+            arg = f"{m.group(1)}{m.group(2)}='{m.group(3)}'"
+        out.append(arg)
+    return out
+
+
+def yaml_error_line(err: Exception) -> str:
+    """One line for a YAML syntax error: the file, the line and what is wrong."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    where = f"{mark.name}, line {mark.line + 1}" if mark is not None else "a config file"
+    ctx = getattr(err, "context_mark", None)
+    if mark is not None and ctx is not None and ctx.line != mark.line:
+        where += f" (in what starts at line {ctx.line + 1})"
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"config error: {where}: invalid YAML ({problem})"
+
+
 def compose(overrides: list[str] | None = None) -> DictConfig:
     """Composes ``conf/config.yaml`` with Hydra overrides (``["system=He", "seed=3"]``).
 
@@ -435,6 +476,8 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
             raise explained from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError("overrides", " ".join(overrides), first) from None
+    except yaml.YAMLError as err:
+        raise ConfigFileError(yaml_error_line(err)) from None
 
 
 def flatten(cfg) -> dict:

@@ -13,6 +13,14 @@ class ConfigError(ValueError):
         super().__init__(f"config error: {key}={value!r}: {allowed}")
 
 
+class ConfigFileError(ConfigError):
+    """A config or sweep file that cannot be read (invalid YAML): the message names the file and line."""
+
+    def __init__(self, message: str):
+        self.key, self.value, self.allowed = "file", None, message
+        ValueError.__init__(self, message)
+
+
 class RunFailed(RuntimeError):
     """A run that cannot go on; the reason is stored in summary.json."""
 

@@ -11,7 +11,7 @@ import csv
 import os
 import warnings
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from omegaconf import OmegaConf
 
@@ -41,6 +41,8 @@ class Recorder:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.sinks = [s for s in (sinks or []) if s is not None]
         self._rows: dict[str, list] = {phase: [] for phase in TABLES}
+        # Facts a checkpoint keeps so that a damaged summary.json can be rebuilt (set by the run).
+        self.run_facts: Callable[[], dict] = dict
 
     @property
     def summary_path(self) -> Path:

@@ -224,10 +224,14 @@ class RunSummary:
     error_stderr_mha: float | None = _f("standard error of error_mha", None, "mHa")
     param_count: int | None = _f("trainable parameters")
     iterations: int | None = _f("training iterations completed")
-    wall_time_s: float | None = _f("wall time of the run (its latest resumption)", None, "s")
+    wall_time_s: float | None = _f("wall time of the run, summed over every stretch (first start and each resumption)",
+                                   None, "s")
+    wall_time_stretches_s: list = _f("wall time of each stretch: the first start, then each resumption", [], "s")
     startup_s: float | None = _f("config to the end of the first training iteration", None, "s")
     ms_per_iteration: float | None = _f("median training step time", None, "ms")
     traceback: str | None = _f("Python traceback of a failed run")
+    fingerprint: str | None = _f("SHA-256 of the trial-relevant config (fingerprint.json lists the keys it covers)")
+    study_uuid: str | None = _f("uuid of the sweep study that owns the run directory (null for a single run)")
     schema: int = _f("summary.json schema version", SCHEMA_VERSION)
     extra: dict = _f("keys this version does not know (kept, not interpreted)", {})
 
@@ -257,7 +261,7 @@ class RunSummary:
         status = known.get("status", "running")
         if status not in STATUSES:
             raise RecordError(f"{source}: status {status!r} is not one of {', '.join(STATUSES)}")
-        for key in ("electrons", "atoms"):
+        for key in ("electrons", "atoms", "wall_time_stretches_s"):
             if known.get(key) is None:
                 known.pop(key, None)
         for key in ("params", "config"):
@@ -356,7 +360,8 @@ class RunSummary:
 TRIAL_ATTR_KEYS = (
     "energy", "energy_stderr", "error_mha", "error_stderr_mha", "reference_energy", "hf_energy",
     "param_count", "wall_time_s", "startup_s", "ms_per_iteration", "iterations", "seed", "status",
-    "network", "system",
+    "network", "system", "train_energy", "variance", "energy_naive_stderr", "autocorrelation_time",
+    "reblock_size", "fingerprint",
 )
 
 
@@ -419,12 +424,13 @@ class TrialRow:
 
 
 def trial_params(trial: Any) -> dict[str, Any]:
-    """A trial's swept values; an enqueued trial that has not started (WAITING) has them only in
-    the ``fixed_params`` system attribute."""
-    if trial.params:
-        return dict(trial.params)
+    """A trial's swept values: its ``fixed_params`` system attribute (an enqueued point, exact
+    types) over its Optuna params (suggested values)."""
     fixed = trial.system_attrs.get("fixed_params")
-    return dict(fixed) if isinstance(fixed, Mapping) else {}
+    fixed = dict(fixed) if isinstance(fixed, Mapping) else {}
+    # A grid point's values are its fixed params (exact types); Optuna's params mirror them where
+    # the distributions allow (see sweeps.storage.mirror_params) and hold TPE/random suggestions.
+    return {**dict(trial.params), **fixed}
 
 
 # ----------------------------------------------------------------------------- worker messages

@@ -11,19 +11,20 @@ import csv
 import datetime
 import platform
 import socket
+import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ablate import checkpoint, training
+from ablate import checkpoint, fingerprint, training
 from ablate.config import Experiment, validate
 from ablate.errors import RunFailed
 from ablate.jax_setup import setup_jax
 from ablate.networks import param_count
-from ablate.records import RunSummary
+from ablate.records import RecordError, RunSummary
 from ablate.recorder import Recorder
 from ablate.records import reblock
 from ablate.wandb_sink import make_sink
@@ -50,17 +51,17 @@ def _base_summary(experiment: Experiment, run_dir: Path) -> RunSummary:
         atoms=system.atom_list(), network=experiment.network.type,
         reference_energy=system.reference_energy, reference_source=system.reference_source,
         seed=experiment.run.seed, params=dict(trial.params), study=trial.study, trial=trial.number,
-        run_dir=str(run_dir.resolve()), config=experiment.config,
+        run_dir=str(run_dir.resolve()), config=experiment.config, study_uuid=trial.study_uuid,
         host=socket.gethostname(), python=platform.python_version(), started_at=_now())
 
 
-def _results(experiment: Experiment, energies, variances, train_energies, timing,
-             state: training.TrainState) -> dict[str, Any]:
-    """The measured fields of the summary, from the evaluation energies (Hartree)."""
+def _results(experiment: Experiment, energies, variances, train_energies, step_times,
+             iterations: int) -> dict[str, Any]:
+    """The measured fields of the summary, from the evaluation energies (Hartree) and the
+    training step times of the whole run (metrics.csv, seconds)."""
     stats = reblock(energies)
     ref = experiment.system.reference_energy
     tail = train_energies[-max(1, len(train_energies) // 10):] if train_energies else []
-    step_times = timing["step_times"]
     return dict(
         energy=stats.mean, energy_stderr=stats.stderr,
         energy_naive_stderr=stats.naive_stderr, reblock_size=stats.block_size,
@@ -69,7 +70,7 @@ def _results(experiment: Experiment, energies, variances, train_energies, timing
         train_energy=float(np.mean(tail)) if tail else None,
         error_mha=(stats.mean - ref) * 1e3 if ref is not None else None,
         error_stderr_mha=stats.stderr * 1e3 if ref is not None else None,
-        iterations=int(state.step),
+        iterations=int(iterations),
         ms_per_iteration=float(np.median(step_times) * 1e3) if step_times else None,
     )
 
@@ -98,12 +99,70 @@ def _restore(engine: training.Engine, recorder: Recorder, saved: dict):
     return training.to_device(engine, state), done
 
 
+def _table_results(experiment: Experiment, run_dir: Path, iterations: int) -> dict[str, Any]:
+    """The summary's measured fields from the tables on disk (eval.csv, metrics.csv)."""
+    return _results(experiment, _read_column(run_dir / "eval.csv", "energy"),
+                    _read_column(run_dir / "eval.csv", "variance"),
+                    _read_column(run_dir / "metrics.csv", "energy"),
+                    _read_column(run_dir / "metrics.csv", "step_time_s"), iterations)
+
+
+def _rebuilt_summary(experiment: Experiment, run_dir: Path, damage: str) -> RunSummary:
+    """A summary for a run directory whose summary.json is damaged, from its newest checkpoint
+    (``run_facts``: hf_energy, startup_s, wall time of earlier stretches) and its tables; status
+    ``completed`` with the evaluated energy when the tables hold the whole evaluation."""
+    print(f"warning: {run_dir / 'summary.json'} is damaged ({damage}); rebuilt from the checkpoint "
+          "and the tables", file=sys.stderr, flush=True)
+    saved = checkpoint.latest(run_dir / "checkpoints") or {}
+    facts = dict(saved.get("run_facts") or {})
+    summary = _base_summary(experiment, run_dir).replace(
+        fingerprint=fingerprint.fingerprint(fingerprint.fingerprint_values(experiment.config)),
+        hf_energy=facts.get("hf_energy"), startup_s=facts.get("startup_s"),
+        wall_time_stretches_s=list(facts.get("wall_time_stretches_s") or []))
+    if saved.get("params") is not None:
+        summary = summary.replace(param_count=param_count(saved["params"]))
+    n_train = len(_read_column(run_dir / "metrics.csv", "energy"))
+    n_eval = len(_read_column(run_dir / "eval.csv", "energy"))
+    if n_train >= experiment.optim.iterations and n_eval >= experiment.evaluation.iterations:
+        summary = summary.replace(status="completed", **_table_results(experiment, run_dir, n_train))
+        summary = summary.replace(wall_time_s=sum(summary.wall_time_stretches_s) or None)
+    return summary
+
+
+def _previous_summary(experiment: Experiment, run_dir: Path) -> RunSummary | None:
+    """The run directory's summary.json; a damaged one is rebuilt (one warning line) and rewritten."""
+    try:
+        return RunSummary.read(run_dir)
+    except RecordError as err:
+        damage = str(err).split(": ", 1)[-1]
+    summary = _rebuilt_summary(experiment, run_dir, damage)
+    summary.write(run_dir)
+    return summary
+
+
+def _run_facts(summary_ref: list, timing: dict, t0: float) -> Callable[[], dict]:
+    """What a checkpoint keeps of the summary (see checkpoint.py): hf_energy, startup_s and the
+    wall time of every stretch so far, this one included."""
+    def facts() -> dict:
+        summary = summary_ref[0]
+        startup = summary.startup_s
+        if startup is None and timing.get("first_step_done") is not None:
+            startup = timing["first_step_done"] - t0
+        return {"hf_energy": summary.hf_energy, "startup_s": startup,
+                "wall_time_stretches_s": [*summary.wall_time_stretches_s, time.time() - t0]}
+    return facts
+
+
 def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run_dir: Path, callbacks,
-                        summary: RunSummary, t0: float) -> RunSummary:
+                        current: list, t0: float) -> RunSummary:
+    """``current[0]`` is the summary so far; it is kept up to date (hf_energy) so that a failure
+    and every checkpoint's run_facts see it."""
+    summary = current[0]
     listener = getattr(callbacks, "on_progress", None) if callbacks else None
     progress = training.Progress(experiment.run.progress, listener=listener)
     engine = training.build_engine(experiment)
     timing = {"step_times": [], "first_step_done": None}
+    recorder.run_facts = _run_facts(current, timing, t0)
     saved = checkpoint.latest(run_dir / "checkpoints")
     if saved is not None:
         state, done = _restore(engine, recorder, saved)  # hf_energy is in the summary already
@@ -117,6 +176,7 @@ def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run_dir: Pat
 
             hf = hartree_fock(experiment.system, experiment.pretrain.basis)
             summary = summary.replace(hf_energy=hf.energy)
+            current[0] = summary
             recorder.write_summary(summary)          # kept for a resumed run
             state = training.pretrain(engine, state, hf, recorder, progress)
         state = training.burn_in(engine, state, experiment.mcmc.burn_in, progress, "burn-in")
@@ -129,9 +189,10 @@ def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run_dir: Pat
     state, energies = training.evaluate(engine, state, recorder, run_dir, progress, done)
     recorder.flush()
     results = _results(experiment, energies, _read_column(run_dir / "eval.csv", "variance"),
-                       _read_column(run_dir / "metrics.csv", "energy"), timing, state)
-    if timing["first_step_done"] is not None:
-        results["startup_s"] = timing["first_step_done"] - t0
+                       _read_column(run_dir / "metrics.csv", "energy"),
+                       _read_column(run_dir / "metrics.csv", "step_time_s"), int(state.step))
+    if timing["first_step_done"] is not None and summary.startup_s is None:
+        results["startup_s"] = timing["first_step_done"] - t0   # the first stretch's start-up
     return summary.replace(**results)
 
 
@@ -149,34 +210,56 @@ def run_experiment(cfg: Mapping | Any, run_dir=None, callbacks=None) -> RunSumma
     t0 = time.time()
     experiment = validate(cfg)
     run_dir = resolve_run_dir(experiment, run_dir)
+    trial = experiment.trial
+    study = {"name": trial.study, "uuid": trial.study_uuid} if trial.study else None
+    # Another config's (or another study's) run directory: one line, exit 2, nothing written.
+    stamp = fingerprint.check_run_dir(run_dir, experiment.config, study)
     recorder = Recorder(run_dir)
-    previous = recorder.read_summary()
+    previous = _previous_summary(experiment, run_dir)
     if previous is not None and previous.status == "completed":
         return previous
     setup_jax(experiment.run.precision, experiment.run.compilation_cache)
+    fingerprint.write(run_dir, stamp)
     recorder.write_config(cfg)
-    summary = _base_summary(experiment, run_dir)
-    # hf_energy is kept when a run resumes (the SCF is not run again)
-    summary = summary.replace(hf_energy=previous.hf_energy if previous is not None else None)
+    summary = _base_summary(experiment, run_dir).replace(fingerprint=stamp["fingerprint"])
+    if previous is not None:  # a resumption: the SCF is not run again; earlier stretches count
+        summary = summary.replace(hf_energy=previous.hf_energy, startup_s=previous.startup_s,
+                                  wall_time_stretches_s=_stretches(previous))
     recorder.write_summary(summary)
     sink = make_sink(experiment, run_dir)
     recorder.sinks = [sink] if sink is not None else []
 
+    current = [summary]   # the summary so far (a failure keeps hf_energy)
     try:
-        summary = _train_and_evaluate(experiment, recorder, run_dir, callbacks, summary, t0)
+        summary = _train_and_evaluate(experiment, recorder, run_dir, callbacks, current, t0)
         summary = summary.replace(status="completed")
     except training.Pruned as err:
-        summary = summary.replace(status="pruned", reason=str(err))
+        summary = current[0].replace(status="pruned", reason=str(err),
+                                     startup_s=recorder.run_facts().get("startup_s"))
     except BaseException as err:
         reason = str(err) if isinstance(err, RunFailed) else f"{type(err).__name__}: {err}".strip()
-        summary = summary.replace(status="failed", reason=reason,
-                                  traceback=traceback.format_exc(limit=20),
-                                  wall_time_s=time.time() - t0, finished_at=_now())
+        summary = current[0].replace(status="failed", reason=reason,
+                                     traceback=traceback.format_exc(limit=20),
+                                     startup_s=recorder.run_facts().get("startup_s"),
+                                     finished_at=_now(), **_wall(summary, t0))
         recorder.finish(summary)
         raise
-    summary = summary.replace(wall_time_s=time.time() - t0, finished_at=_now())
+    summary = summary.replace(finished_at=_now(), **_wall(summary, t0))
     recorder.finish(summary)
     return summary
+
+
+def _stretches(previous: RunSummary) -> list[float]:
+    """Wall times of a resumed run's earlier stretches (an old summary: its one wall_time_s)."""
+    if previous.wall_time_stretches_s:
+        return [float(x) for x in previous.wall_time_stretches_s]
+    return [float(previous.wall_time_s)] if isinstance(previous.wall_time_s, (int, float)) else []
+
+
+def _wall(summary: RunSummary, t0: float) -> dict[str, Any]:
+    """This stretch appended to the wall-time list, and the total."""
+    stretches = [*summary.wall_time_stretches_s, time.time() - t0]
+    return {"wall_time_stretches_s": stretches, "wall_time_s": float(sum(stretches))}
 
 
 def format_result(summary: RunSummary) -> str:

@@ -260,7 +260,8 @@ def save_checkpoint(run_dir, recorder, phase: str, state: TrainState, extra: dic
     """Flushes the tables, then writes the checkpoint (so tables never run ahead of it)."""
     recorder.flush()
     serial = int(state.step) + (10_000_000 if phase == "eval" else 0)
-    data = {"phase": phase, **state._asdict(), **(extra or {})}
+    data = {"phase": phase, **state._asdict(), **(extra or {}),
+            "run_facts": getattr(recorder, "run_facts", dict)()}
     checkpoint.save(run_dir / "checkpoints", serial, data)
 
 

@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 if url="$(bash .ci/start_postgres.sh)"; then
   export ABLATE_TEST_POSTGRES_URL="$url"
+  # The outage test stops and restarts the server: only our own cluster (the script's $DATA).
+  pg_data="${ABLATE_PG_DATA:-/tmp/ablate-postgres}"
+  pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+  if [ -n "$pg_bin" ] && [ -s "$pg_data/postmaster.pid" ]; then
+    export ABLATE_TEST_PG_BIN="$pg_bin" ABLATE_TEST_PG_DATA="$pg_data"
+  fi
 elif [ "${CI:-}" = "true" ]; then
   echo "PostgreSQL could not be started; CI needs it for the shared-study tests" >&2
   exit 1

@@ -13,9 +13,13 @@ one thing:
 Workers run in separate processes (see :mod:`sweeps.workers`); a crash, OOM or NaN there never
 takes the driver down.
 
+Every storage call retries connection errors for up to ``sweep.storage_retry_s`` seconds
+(:mod:`sweeps.retry`), so a database restart does not stop the study.
+
 Exit codes: 0 when the study is complete (some trials may have failed), 1 when it stopped
-early (``sweep.max_failures``, workers that cannot start), 2 for a bad sweep or storage
-(raised as ``ConfigError`` before anything is written), 130 on Ctrl-C / SIGTERM.
+early (``sweep.max_failures``, workers that cannot start, the storage unreachable for longer
+than ``sweep.storage_retry_s``), 2 for a bad sweep or storage (raised as ``ConfigError``
+before anything is written), 130 on Ctrl-C / SIGTERM.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from .display import Display, say
 from .plan import StudyPlan, build_plan, compose
 from .pool import WorkerPool
 from .recovery import Recovery
+from .retry import Retry, RetryingStorage, StorageUnavailable
 from .status import format_params
 from .study_log import log_study
 from .trials import Running, TrialBook
@@ -47,26 +52,42 @@ def run_sweep(cfg, task_overrides: list[str]) -> int:
     """Run (or resume, or join) the study described by ``cfg.sweep``; returns the exit code."""
     plan = build_plan(cfg, list(task_overrides))
     _quiet_optuna()
-    storage = st.open_storage(plan.storage_url)
+    retry = Retry(plan.spec.storage_retry_s, say)
+    storage = RetryingStorage(_cached(st.open_storage(plan.storage_url)), retry)
     lock = st.lock_sqlite_study(plan.storage_url, plan.study_name)
+    mutex = st.StudyMutex(plan.storage_url, plan.study_name, retry)
+    driver = None
     try:
         study, created = st.open_study(
             storage, plan.study_name, direction=plan.spec.direction,
             sampler=make_sampler(plan.spec), pruner=make_pruner(plan.spec, planned_iterations(plan)),
             attrs=plan.study_attrs(),
             grid=plan.spec.grid_points() if plan.spec.sampler == "grid" else None,
-            log=say)
-        driver = Driver(plan, study, storage, created=created)
+            defaults=plan.defaults, mutex=mutex, log=say)
+        with mutex():
+            folder = st.study_folder(study, plan.output_root, created, plan.storage_url, log=say)
+        driver = Driver(plan, study, storage, created=created, mutex=mutex, folder=folder, retry=retry)
         code = driver.run()
+    except StorageUnavailable as err:
+        say(f"[{plan.study_name}] stopped: {err}", err=True)
+        return 1
     finally:
         if lock is not None:
             lock.release()
     figure = None
     if code == 0:
         figure = study_log_figure(plan)
-    if code in (0, 1):
+    if code in (0, 1) and retry.outage_since is None:   # no closing table from an unreachable storage
         driver.display.closing(figure)
     return code
+
+
+def _cached(storage):
+    """Optuna's trial cache over an RDB storage (what ``optuna.create_study`` would add itself)."""
+    cached = getattr(optuna.storages, "_CachedStorage", None)
+    if cached is not None and isinstance(storage, optuna.storages.RDBStorage):
+        return cached(storage)
+    return storage
 
 
 def study_log_figure(plan: StudyPlan) -> Path | None:
@@ -112,12 +133,15 @@ class Interrupted(Exception):
 class Driver:
     """Ask, dispatch, report, tell and recover until the study is done (see the module docstring)."""
 
-    def __init__(self, plan: StudyPlan, study, storage, created: bool = True):
+    def __init__(self, plan: StudyPlan, study, storage, created: bool = True, mutex=None, folder=None,
+                 retry: Retry | None = None):
         self.plan, self.spec, self.study = plan, plan.spec, study
         self.created = created
-        self.book = TrialBook(plan, study, storage, st.Owner.me(), say)
+        self.book = TrialBook(plan, study, storage, st.Owner.me(), say, mutex=mutex, folder=folder)
         self.pool = WorkerPool(plan.slots, str(plan.output_root / ".jax_cache"))
-        self.recovery = Recovery(self.book, self.spec.stale_after_s, say)
+        self.recovery = Recovery(self.book, self.spec.stale_after_s, say, retry=retry)
+        if retry is not None:   # while a storage call waits, our trials' heartbeat files go on
+            retry.on_wait = self.recovery.beat_files
         self.display = Display(plan, study, self.spec.progress_every_s)
         self.startup_deaths = 0
 
@@ -135,7 +159,8 @@ class Driver:
         self.display.announce(self.created)
         self.recovery.recover_stale()
         if self.spec.retry_failed and self.spec.sampler == "grid":
-            n = st.requeue_failed_points(self.study, self.spec.grid_points())
+            with self.book.locked():
+                n = st.requeue_failed_points(self.study, self.spec.grid_points(), self.plan.defaults)
             say(f"{self.book.tag} sweep.retry_failed: {n} failed grid point(s) enqueued again")
         old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         for s in old:
@@ -151,6 +176,9 @@ class Driver:
                 self.display.maybe_line(self.book.rows, self.running)
         except Interrupted:
             return self.interrupt()
+        except StorageUnavailable as err:
+            say(f"{self.book.tag} stopped: {err}", err=True)
+            return 1   # our trials stay RUNNING: the next driver recovers and resumes them
         finally:
             for s, h in old.items():
                 signal.signal(s, h)

@@ -36,6 +36,8 @@ def sweep_choice(task_overrides: Iterable[str]) -> str | None:
     for o in task_overrides:
         if override_key(o) == "sweep" and "=" in o:
             name = o.split("=", 1)[1].strip()
+            if len(name) >= 2 and name[0] == name[-1] and name[0] in "'\"":
+                name = name[1:-1]  # +sweep='nan' (quoted by the CLI: YAML reads nan as a number)
     return name
 
 

@@ -7,7 +7,7 @@ a bad sweep leaves no storage file and no study behind.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ class StudyPlan:
     slots: tuple[Slot, ...]
     system: str
     scale: str | None
+    defaults: dict = field(default_factory=dict)  # base config value of each swept key (point identity)
 
     def run_dir(self, run_id: str) -> Path:
         return self.output_root / self.study_name / run_id
@@ -76,7 +77,18 @@ def build_plan(cfg, task_overrides: list[str]) -> StudyPlan:
     check_storage_url(storage_url)
     scale = _choice_of(trial_overrides, "scale") or "quick"
     return StudyPlan(spec, sweep_name, spec.name, tuple(trial_overrides), output_root, storage_url,
-                     slots, str(base_cfg.system.name), scale)
+                     slots, str(base_cfg.system.name), scale, point_defaults(spec, base_cfg))
+
+
+def point_defaults(spec: SweepSpec, base_cfg) -> dict[str, Any]:
+    """The base config's value of every swept key that holds a plain value: a grid point that does
+    not name a key means this value (``{width: 8}`` is ``{width: 8, seed: 0}`` once seeds grow)."""
+    out = {}
+    for dim in spec.dimensions:
+        value = OmegaConf.select(base_cfg, dim.key, default=_MISSING)
+        if value is not _MISSING and (value is None or isinstance(value, (bool, int, float, str))):
+            out[dim.key] = value
+    return out
 
 
 def check_keys(spec: SweepSpec, base_cfg) -> None:
@@ -108,7 +120,7 @@ def check_values(spec: SweepSpec, trial_overrides: list[str], device_count: int 
 
 def trial_config(trial_overrides, params: dict[str, Any], *, study: str | None = None,
                  number: int | None = None, run_dir: Path | None = None, logger: dict | None = None,
-                 device_count: int = 1):
+                 device_count: int = 1, study_uuid: str | None = None):
     """The composed, validated config of one trial: base + user + params, then trial metadata.
 
     ``device_count`` is the number of devices the trial's worker will see; passing it keeps
@@ -116,7 +128,7 @@ def trial_config(trial_overrides, params: dict[str, Any], *, study: str | None =
     """
     cfg = compose(ov.merge(trial_overrides, ov.param_overrides(params)))
     with open_dict(cfg):
-        cfg.trial = {"study": study, "number": number, "params": dict(params)}
+        cfg.trial = {"study": study, "number": number, "params": dict(params), "study_uuid": study_uuid}
         if run_dir is not None:
             cfg.run_dir = str(run_dir)
         for key, value in (logger or {}).items():

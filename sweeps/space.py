@@ -53,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "max_failures": 10,
     "retry_failed": False,
     "stale_after_s": 600,
+    "storage_retry_s": 300,
     "progress_every_s": 30,
 }
 
@@ -111,6 +112,7 @@ class SweepSpec:
     max_failures: int = 10
     retry_failed: bool = False
     stale_after_s: float = 600.0
+    storage_retry_s: float = 300.0
     progress_every_s: float = 30.0
 
     @property
@@ -139,7 +141,10 @@ def parse_spec(node: Mapping[str, Any], default_name: str | None = None) -> Swee
                           f"not a sweep setting; allowed: {', '.join(DEFAULTS)}")
     raw = {**DEFAULTS, **{k: v for k, v in node.items()}}
 
-    name = raw["name"] or default_name
+    name = raw["name"] if raw["name"] is not None else default_name
+    if name is not None and not isinstance(name, str):
+        raise ConfigError("sweep.name", name, "a string: YAML reads nan, true, 1e3 ... as other types; "
+                                              "quote it (name: 'nan')")
     if not isinstance(name, str) or not name or any(c in name for c in "/\\ "):
         raise ConfigError("sweep.name", name, "a non-empty study name without '/', '\\' or spaces")
     sampler = _choice("sweep.sampler", raw["sampler"], SAMPLERS)
@@ -195,6 +200,7 @@ def parse_spec(node: Mapping[str, Any], default_name: str | None = None) -> Swee
         max_failures=_int("sweep.max_failures", raw["max_failures"], low=1),
         retry_failed=_bool("sweep.retry_failed", raw["retry_failed"]),
         stale_after_s=_number("sweep.stale_after_s", raw["stale_after_s"], positive=True),
+        storage_retry_s=_number("sweep.storage_retry_s", raw["storage_retry_s"], positive=True),
         progress_every_s=_number("sweep.progress_every_s", raw["progress_every_s"], positive=True),
     )
 

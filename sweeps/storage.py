@@ -10,23 +10,35 @@ others wait for it. A driver takes work only by moving a WAITING trial to RUNNIN
 (:func:`claim_waiting`), which the RDB storage does under a row lock
 (``SELECT ... FOR UPDATE``), so two drivers never get the same trial.
 
-Ownership and heartbeats live in trial user attributes: ``driver`` (``host:pid``),
-``driver_ticks`` (process start time, to tell a reused pid apart) and ``heartbeat``
-(Unix time). A RUNNING trial whose driver is gone is *stale*: it is marked FAIL
-with a ``fail_reason`` and its parameters are enqueued again with the same
-``run_dir``, so the engine resumes it from its checkpoint.
+Growing a grid, and drivers starting together: every change of *which* trials exist (creating
+the study, enqueuing missing points, failing a trial and enqueuing its continuation) happens
+under the study mutex (:class:`StudyMutex`: a PostgreSQL advisory lock, MySQL ``GET_LOCK``, or a
+lock file next to SQLite/journal storages), so two drivers never both enqueue the same new point.
+See :mod:`sweeps.grid` for point identity and the reconciliation pass.
+
+Ownership and heartbeats live with the trial: the user attributes ``driver``
+(``host:pid``), ``driver_ticks`` (process start time, to tell a reused pid apart) and
+``heartbeat`` (Unix time), and a ``heartbeat.json`` file in the trial's run directory that
+the driver keeps beating even while the storage is unreachable. A RUNNING trial whose
+driver is gone is *stale*: it is marked FAIL with a ``fail_reason`` and its parameters are
+enqueued again with the same ``run_dir``, so the engine resumes it from its checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import hashlib
 import importlib.util
+import json
 import os
+import signal
 import socket
 import time
+import uuid as uuidlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 import optuna
 import sqlalchemy
@@ -35,9 +47,14 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
 from ablate.errors import ConfigError
-from ablate.records import redact_url, sqlite_path, trial_params
+from ablate.records import redact_url, sqlite_path, trial_params, write_json_atomic
+
+from . import grid as gr
 
 GRID_READY = "grid_ready"
+STUDY_FILE = "study.json"          # in a study's trial folder: whose trials these are
+HEARTBEAT_FILE = "heartbeat.json"  # in a trial's run directory: {"driver": ..., "time": ...}
+FAULT_ENV = "ABLATE_FAULT"         # fault injection for tests: "kill-after-fail"
 
 
 def check_storage_url(url: str) -> None:
@@ -168,36 +185,179 @@ def lock_sqlite_study(url: str, study_name: str) -> StudyLock | None:
     return lock
 
 
+class StudyMutex:
+    """One lock per study across drivers and machines: ``with mutex: ...``.
+
+    PostgreSQL: a transaction-level advisory lock (``pg_advisory_xact_lock``) on a separate
+    connection to the same database; MySQL: ``GET_LOCK``; SQLite and journal files: an ``fcntl``
+    lock file next to the database (one machine). Every entry retries connection errors through
+    ``retry`` (a :class:`sweeps.retry.Retry`) when given.
+    """
+
+    def __init__(self, url: str, study_name: str, retry=None):
+        self.url, self.study_name, self.retry = url, study_name, retry
+        digest = hashlib.sha256(f"ablate-study:{study_name}".encode()).digest()
+        self.key = int.from_bytes(digest[:8], "big", signed=True)
+        self.scheme = url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else "journal"
+        self._engine = None
+        self._depth = 0   # re-entrant within this process (a nested entry is a no-op)
+
+    def _file(self) -> Path:
+        path = sqlite_path(self.url) if self.scheme == "sqlite" else Path(self.url).expanduser().resolve()
+        return path.with_name(f"{path.name}.{self.study_name}.mutex")
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        try:
+            with self._locked():
+                yield
+        finally:
+            self._depth = 0
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self.scheme in ("postgresql", "postgres", "mysql"):
+            call = self.retry.call if self.retry is not None else (lambda f, *a: f(*a))
+            conn = call(self._acquire_db)
+            try:
+                yield
+            finally:
+                try:
+                    if self.scheme == "mysql":
+                        conn.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:k)"), {"k": self._mysql_name()})
+                    conn.commit()   # ends the transaction: releases pg_advisory_xact_lock
+                except Exception:  # noqa: BLE001 - a dropped connection released the lock already
+                    pass
+                conn.close()
+        else:
+            path = self._file()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a+") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _mysql_name(self) -> str:
+        return f"ablate-{self.key & 0xFFFFFFFFFFFF:x}"
+
+    def _acquire_db(self):
+        if self._engine is None:
+            self._engine = sqlalchemy.create_engine(engine_url(self.url), pool_pre_ping=True, poolclass=sqlalchemy.pool.NullPool)
+        conn = self._engine.connect()
+        try:
+            if self.scheme == "mysql":
+                conn.execute(sqlalchemy.text("SELECT GET_LOCK(:k, 600)"), {"k": self._mysql_name()})
+            else:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(:k)"), {"k": self.key})
+        except Exception:
+            conn.close()
+            raise
+        return conn
+
+
 def open_study(storage, name: str, *, direction: str, sampler, pruner,
                attrs: dict[str, Any], grid: list[dict] | None,
+               defaults: Mapping[str, Any] | None = None, mutex: StudyMutex | None = None,
                wait_s: float = 120.0, log=print):
     """Create the study (and enqueue its grid) or join an existing one.
 
-    Returns ``(study, created)``. A joining driver checks that the study was made
-    with the same direction and base overrides, then waits for ``grid_ready``.
+    Returns ``(study, created)``. Under the study mutex: create or load the study, give it a
+    ``uuid`` user attribute if it has none, and enqueue what :func:`sweeps.grid.missing_work`
+    finds missing (the whole grid for a new study; new points of a grown grid; lost
+    continuations). A joining driver first checks that the study was made with the same
+    direction and base overrides.
     """
+    lock = mutex() if mutex is not None else contextlib.nullcontext()
+    with lock:
+        try:
+            study = optuna.create_study(storage=storage, study_name=name, direction=direction,
+                                        sampler=sampler, pruner=pruner)
+            created = True
+        except optuna.exceptions.DuplicatedStudyError:
+            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+            created = False
+        if created:
+            for key, value in attrs.items():
+                study.set_user_attr(key, value)
+        else:
+            _check_compatible(study, name, direction, attrs)
+            if grid is not None and mutex is None:
+                _wait_grid_ready(study, wait_s, log)
+        if not study.user_attrs.get("uuid"):
+            study.set_user_attr("uuid", uuidlib.uuid4().hex)
+        enqueue_missing(study, grid, defaults, log, quiet=created)
+        if grid is not None and not study.user_attrs.get(GRID_READY):
+            study.set_user_attr(GRID_READY, True)
+    return study, created
 
+
+def study_folder(study, output_root: Path, created: bool, storage_url: str, log=print) -> Path:
+    """The folder of the study's trial run directories, marked with the study's identity.
+
+    ``<output_root>/<study>/`` with ``study.json`` (name, uuid, storage without password, study
+    id). A *new* study whose folder already holds another study's trials (another uuid in
+    study.json, or trial folders without one: a deleted studies.db, another storage) never adopts
+    them: its trials go to ``<output_root>/<study>-<uuid8>/`` instead, and the study remembers that
+    in its ``trial_folder`` attribute so that every driver uses the same folder. A study that
+    existed before study.json (joined, not created) keeps its folder. Call it under the mutex.
+    """
+    uuid = study.user_attrs["uuid"]
+    name = study.user_attrs.get("trial_folder")
+    if name is None:
+        name = study.study_name
+        folder = output_root / name
+        marker = _read_marker(folder)
+        taken = folder.is_dir() and any(p.name != STUDY_FILE for p in folder.iterdir())
+        if (marker is not None and marker.get("uuid") != uuid) or (marker is None and created and taken):
+            name = f"{study.study_name}-{uuid[:8]}"
+            whose = f"study uuid {marker.get('uuid')}" if marker is not None else "no study.json"
+            log(f"study '{study.study_name}': {folder} holds another study's trials ({whose}); "
+                f"this study's trials go to {output_root / name}")
+        study.set_user_attr("trial_folder", name)
+    folder = output_root / name
+    if _read_marker(folder) is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        storage = study._storage
+        write_json_atomic(folder / STUDY_FILE, {
+            "name": study.study_name, "uuid": uuid, "storage": redact_url(storage_url),
+            "study_id": storage.get_study_id_from_name(study.study_name)})
+    return folder
+
+
+def _read_marker(folder: Path) -> dict | None:
     try:
-        study = optuna.create_study(storage=storage, study_name=name, direction=direction,
-                                    sampler=sampler, pruner=pruner)
-        created = True
-    except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
-        created = False
+        data = json.loads((folder / STUDY_FILE).read_text())
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
 
-    if created:
-        for key, value in attrs.items():
-            study.set_user_attr(key, value)
-        for params in grid or []:
-            study.enqueue_trial(params)
-        study.set_user_attr(GRID_READY, True)
-        return study, True
 
-    _check_compatible(study, name, direction, attrs)
-    if grid is not None:
-        _wait_grid_ready(study, wait_s, log)
-        _enqueue_missing(study, grid, log)
-    return study, False
+def enqueue_missing(study, grid: list[dict] | None, defaults: Mapping[str, Any] | None = None,
+                    log=print, quiet: bool = False) -> int:
+    """Enqueue what the reconciliation pass finds missing (call it under the study mutex)."""
+    work = gr.missing_work(study.get_trials(deepcopy=False), grid, defaults)
+    new = lost = 0
+    for params, user_attrs in work:
+        study.enqueue_trial(params, user_attrs=user_attrs)
+        if "recovered_from" in user_attrs:
+            lost += 1
+            log(f"study '{study.study_name}': t{user_attrs['recovered_from']:04d} was failed to be "
+                "enqueued again but never was; enqueued now")
+        else:
+            new += 1
+    if new and not quiet:
+        log(f"study '{study.study_name}': enqueued {new} new grid point(s)")
+    return len(work)
 
 
 def _check_compatible(study, name: str, direction: str, attrs: dict[str, Any]) -> None:
@@ -227,30 +387,17 @@ def _wait_grid_ready(study, wait_s: float, log) -> None:
         time.sleep(1.0)
 
 
-def _enqueue_missing(study, grid: list[dict], log) -> None:
-    """Enqueue grid points that no trial of the study has (the grid grew, e.g. more seeds)."""
-    have = {_params_key(trial_params(t)) for t in study.get_trials(deepcopy=False)}
-    missing = [p for p in grid if _params_key(p) not in have]
-    for params in missing:
-        study.enqueue_trial(params)
-    if missing:
-        log(f"study '{study.study_name}': enqueued {len(missing)} new grid point(s)")
-
-
-def requeue_failed_points(study, grid: list[dict]) -> int:
+def requeue_failed_points(study, grid: list[dict], defaults: Mapping[str, Any] | None = None) -> int:
     """Enqueue grid points whose every trial FAILED (``sweep.retry_failed=true``), in fresh run dirs."""
-    states: dict[tuple, set] = {}
+    states: dict[str, set] = {}
     for t in study.get_trials(deepcopy=False):
-        key = _params_key(trial_params(t))
-        states.setdefault(key, set()).add(t.state)
-    again = [p for p in grid if states.get(_params_key(p)) == {TrialState.FAIL}]
+        if t.user_attrs.get("duplicate_of"):
+            continue
+        states.setdefault(gr.trial_key(t, defaults), set()).add(t.state)
+    again = [p for p in grid if states.get(gr.point_key(p, defaults)) == {TrialState.FAIL}]
     for params in again:
-        study.enqueue_trial(params, user_attrs={"retry_of_failed": True})
+        study.enqueue_trial(params, user_attrs={"retry_of_failed": True, "point_key": gr.point_key(params, defaults)})
     return len(again)
-
-
-def _params_key(params: dict) -> tuple:
-    return tuple(sorted((k, repr(v)) for k, v in params.items()))
 
 
 # --- ownership ---------------------------------------------------------------------------
@@ -300,8 +447,35 @@ def pid_alive(pid: int, ticks: int | None) -> bool:
     return True
 
 
-def stale_reason(trial, me: Owner, stale_after_s: float, now: float | None = None) -> str | None:
-    """Why a RUNNING trial of another driver is stale, or None if it looks alive."""
+def beat_file(run_dir: str | os.PathLike | None, driver: str) -> None:
+    """Write the trial's heartbeat file (``heartbeat.json`` in its run directory)."""
+    if not run_dir:
+        return
+    try:
+        write_json_atomic(Path(run_dir) / HEARTBEAT_FILE, {"driver": driver, "time": time.time()})
+    except OSError:
+        pass  # the run directory is not there yet (or read-only): the storage heartbeat remains
+
+
+def file_heartbeat(run_dir: str | os.PathLike | None) -> float | None:
+    """Unix time of the trial's last heartbeat file, or None."""
+    if not run_dir:
+        return None
+    try:
+        data = json.loads((Path(run_dir) / HEARTBEAT_FILE).read_text())
+        return float(data["time"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def stale_reason(trial, me: Owner, stale_after_s: float, now: float | None = None,
+                 by_age: bool = True) -> str | None:
+    """Why a RUNNING trial of another driver is stale, or None if it looks alive.
+
+    A driver on this host whose process is gone is stale at once. Otherwise the trial's newest
+    heartbeat (the storage attribute or its run directory's heartbeat file) must be older than
+    ``stale_after_s``; ``by_age=False`` (just after a storage outage) skips that rule.
+    """
     attrs = trial.user_attrs
     owner = attrs.get("driver")
     if owner == me.ident and attrs.get("driver_ticks") == me.ticks:
@@ -311,9 +485,14 @@ def stale_reason(trial, me: Owner, stale_after_s: float, now: float | None = Non
         host, _, pid = owner.rpartition(":")
         if host == me.host and pid.isdigit() and not pid_alive(int(pid), attrs.get("driver_ticks")):
             return f"stale: driver {owner} died"
+    if not by_age:
+        return None
     beat = attrs.get("heartbeat")
     if beat is None and trial.datetime_start is not None:
         beat = trial.datetime_start.timestamp()
+    on_disk = file_heartbeat(attrs.get("run_dir"))
+    if on_disk is not None and (beat is None or on_disk > float(beat)):
+        beat = on_disk
     if beat is not None and now - float(beat) > stale_after_s:
         who = f"driver {owner}" if owner else "an unknown driver"
         return f"stale: no heartbeat from {who} for {now - float(beat):.0f} s"
@@ -338,24 +517,39 @@ def claim_waiting(study, storage):
     return None
 
 
-def fail_trial(study, storage, trial, reason: str, *, requeue: bool, retries: int | None = None) -> bool:
+def fail_trial(study, storage, trial, reason: str, *, requeue: bool, retries: int | None = None,
+               mutex: StudyMutex | None = None) -> bool:
     """Mark a RUNNING trial FAIL with ``fail_reason`` and optionally enqueue its params again.
 
     The state change is the claim: when two drivers recover the same trial, only the
     one whose FAIL lands first re-enqueues it. Returns False if it was already finished.
-    """
 
-    tid = trial_id(study, storage, trial.number)
-    try:
-        storage.set_trial_user_attr(tid, "fail_reason", reason)
+    The FAIL and the enqueue are two commits (Optuna has no transaction over both). The
+    ``requeued`` attribute is set before the FAIL, so a driver killed between them leaves a
+    FAIL trial with ``requeued`` and no continuation, which the reconciliation pass
+    (:func:`enqueue_missing`, at every driver start and stale check) enqueues. Both run under
+    the study mutex, so that pass never races a driver that is about to enqueue.
+    """
+    lock = mutex() if mutex is not None else contextlib.nullcontext()
+    with lock:
+        tid = trial_id(study, storage, trial.number)
+        try:
+            storage.set_trial_user_attr(tid, "fail_reason", reason)
+            if requeue:
+                storage.set_trial_user_attr(tid, "requeued", True)
+            storage.set_trial_state_values(tid, state=TrialState.FAIL)
+        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
+            return False
         if requeue:
-            storage.set_trial_user_attr(tid, "requeued", True)
-        storage.set_trial_state_values(tid, state=TrialState.FAIL)
-    except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
-        return False
-    if requeue:
-        attrs = {k: trial.user_attrs[k] for k in ("run_dir", "run_id") if k in trial.user_attrs}
-        attrs["retries"] = trial.user_attrs.get("retries", 0) if retries is None else retries
-        attrs["recovered_from"] = trial.number
-        study.enqueue_trial(trial_params(trial), user_attrs=attrs)
+            _fault("kill-after-fail")
+            attrs = gr.continuation_attrs(trial, retries)
+            if "point_key" in trial.user_attrs:
+                attrs["point_key"] = trial.user_attrs["point_key"]
+            study.enqueue_trial(trial_params(trial), user_attrs=attrs)
     return True
+
+
+def _fault(point: str) -> None:
+    """Fault injection (tests): ``ABLATE_FAULT=<point>`` kills this process (SIGKILL) here."""
+    if os.environ.get(FAULT_ENV) == point:
+        os.kill(os.getpid(), signal.SIGKILL)

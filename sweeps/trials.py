@@ -19,8 +19,9 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from ablate.errors import ConfigError
-from ablate.records import RunSummary, TrialRow
+from ablate.records import RunSummary, TrialRow, trial_params
 
+from . import grid as gr
 from . import storage as st
 from .plan import StudyPlan, trial_config
 from .status import format_params
@@ -50,12 +51,29 @@ class Running:
 class TrialBook:
     """Claims trials, builds their configs, and tells their results (see the module docstring)."""
 
-    def __init__(self, plan: StudyPlan, study, storage, me: st.Owner, say: Callable[..., None]):
+    def __init__(self, plan: StudyPlan, study, storage, me: st.Owner, say: Callable[..., None],
+                 mutex: st.StudyMutex | None = None, folder: Path | None = None):
         self.plan, self.spec, self.study, self.storage = plan, plan.spec, study, storage
         self.me, self.say = me, say
+        self.mutex = mutex
+        self.folder = Path(folder) if folder is not None else plan.output_root / plan.study_name
+        self.uuid = study.user_attrs.get("uuid")
+        self.grid = plan.spec.grid_points() if plan.spec.sampler == "grid" else None
+        self.axes = {d.key: list(d.values) for d in plan.spec.dimensions if d.kind == "choice"}
         self.tag = f"[{plan.study_name}]"
         self.failures = 0
         self.stopping: str | None = None
+
+    def locked(self):
+        """The study mutex (a no-op without one)."""
+        import contextlib
+
+        return self.mutex() if self.mutex is not None else contextlib.nullcontext()
+
+    def reconcile(self) -> int:
+        """Enqueue missing grid points and lost continuations (under the study mutex)."""
+        with self.locked():
+            return st.enqueue_missing(self.study, self.grid, self.plan.defaults, self.say)
 
     # --- what is left -------------------------------------------------------------------------
 
@@ -76,9 +94,28 @@ class TrialBook:
     # --- claiming --------------------------------------------------------------------------
 
     def claim(self):
-        """A FrozenTrial now RUNNING for us, or None when there is nothing to run."""
+        """A FrozenTrial now RUNNING for us, or None when there is nothing to run.
+
+        A grid trial whose point another trial already holds (COMPLETE, PRUNED or RUNNING: a
+        duplicate enqueue, e.g. by a driver before ablate checked points) is failed as
+        ``duplicate_of`` and the next one claimed; claim and check run under the study mutex.
+        """
+        if self.spec.sampler == "grid":
+            while True:
+                with self.locked():
+                    frozen = st.claim_waiting(self.study, self.storage)
+                    if frozen is None:
+                        return None
+                    dup = gr.duplicate_of(frozen, self.study.get_trials(deepcopy=False), self.plan.defaults)
+                    if dup is None:
+                        return frozen
+                    tid = st.trial_id(self.study, self.storage, frozen.number)
+                    self.storage.set_trial_user_attr(tid, "duplicate_of", dup.number)
+                    self.storage.set_trial_user_attr(tid, "fail_reason", f"duplicate of t{dup.number:04d} ({dup.state.name})")
+                    self.storage.set_trial_state_values(tid, state=TrialState.FAIL)
+                self.say(f"{self.tag} t{frozen.number:04d} skipped: its point is t{dup.number:04d}'s ({dup.state.name})")
         frozen = st.claim_waiting(self.study, self.storage)
-        if frozen is not None or self.spec.sampler == "grid":
+        if frozen is not None:
             return frozen
         if self.counted() >= self.spec.n_planned():
             return None
@@ -91,15 +128,20 @@ class TrialBook:
         Returns (record, config as a plain dict), or None when the trial failed at once (bad
         parameters or a config the engine refuses: that trial fails, not the study).
         """
-        trial = optuna.Trial(self.study, st.trial_id(self.study, self.storage, frozen.number))
+        tid = st.trial_id(self.study, self.storage, frozen.number)
+        trial = optuna.Trial(self.study, tid)
         try:
-            params = {d.key: d.suggest(trial) for d in self.spec.dimensions}
+            if self.grid is not None:   # the point is the trial's fixed params; Optuna's are a mirror
+                params = trial_params(frozen)
+                gr.mirror_params(self.storage, tid, params, self.axes)
+            else:
+                params = {d.key: d.suggest(trial) for d in self.spec.dimensions}
         except (ValueError, TypeError) as err:
             self.failed(trial, frozen, f"bad parameters: {err}")
             return None
         attrs = frozen.user_attrs
         run_id = attrs.get("run_id") or f"t{frozen.number:04d}"
-        run_dir = Path(attrs.get("run_dir") or self.plan.run_dir(run_id))
+        run_dir = Path(attrs.get("run_dir") or self.folder / run_id)
         for key, value in {"run_id": run_id, "run_dir": str(run_dir), "driver": self.me.ident,
                            "driver_ticks": self.me.ticks, "heartbeat": time.time(),
                            "worker": slot_name}.items():
@@ -108,7 +150,7 @@ class TrialBook:
         try:
             cfg = trial_config(self.plan.trial_overrides, params, study=self.plan.study_name,
                                number=frozen.number, run_dir=run_dir, logger=self._logger(run_id),
-                               device_count=device_count)
+                               device_count=device_count, study_uuid=self.uuid)
         except Exception as err:  # noqa: BLE001 - a config the engine refuses fails this trial only
             self.failed(trial, frozen, str(err) if isinstance(err, ConfigError)
                         else f"config: {type(err).__name__}: {err}", rec=rec)
@@ -164,7 +206,7 @@ class TrialBook:
     def requeue(self, rec: Running, reason: str, retries: int | None = None) -> bool:
         """FAIL a trial of ours and enqueue its point again (same run directory: it resumes)."""
         return st.fail_trial(self.study, self.storage, self.fresh(rec.number), reason, requeue=True,
-                             retries=retries)
+                             retries=retries, mutex=self.mutex)
 
     def fresh(self, number: int):
         """The trial's current FrozenTrial from the storage."""

@@ -254,6 +254,9 @@ def _run_trial(conn, run_experiment, msg: RunTrial, parent_pid: int) -> None:
     callbacks = TrialCallbacks(conn, msg.number, msg.report_every, parent_pid)
     try:
         summary = run_experiment(msg.config, run_dir=msg.run_dir, callbacks=callbacks)
+    except ConfigError as err:  # e.g. a run directory of another config or study: nothing was written
+        conn.send(Failed(msg.number, str(err), None))
+        return
     except Exception as err:  # noqa: BLE001 - any failure ends this trial, not the worker
         written = RunSummary.read_or_none(msg.run_dir)
         reason = (written.reason if written is not None else None) or f"{type(err).__name__}: {err}".strip()

@@ -297,3 +297,148 @@ def test_drivers_opening_a_fresh_database_at_once(tmp_path):
     for p in procs:
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0, 0]
+
+
+# --- growing grids, lost re-enqueues, storage retries (issue 14) -----------------------------
+
+from sweeps import grid as gr  # noqa: E402
+from sweeps.retry import Retry, StorageUnavailable, is_connection_error  # noqa: E402
+
+
+def test_point_keys_fill_the_base_value_and_compare_numbers_by_value():
+    d = {"seed": 0}
+    assert gr.point_key({"w": 8}, d) == gr.point_key({"w": 8, "seed": 0}, d) == gr.point_key({"w": 8.0, "seed": 0}, d)
+    assert gr.point_key({"w": 8}, d) != gr.point_key({"w": 8, "seed": 1}, d)
+    assert gr.point_key({"a": True}) != gr.point_key({"a": 1}) and gr.point_key({"a": None}) != gr.point_key({"a": "None"})
+
+
+def _frozen(number, state, params, **attrs):
+    return SimpleNamespace(number=number, state=state, params={}, system_attrs={"fixed_params": params},
+                           user_attrs=attrs)
+
+
+def test_missing_work_grows_seeds_and_finds_lost_continuations():
+    done = _frozen(0, TrialState.COMPLETE, {"w": 8})
+    grid = [{"w": 8, "seed": 0}, {"w": 8, "seed": 1}]
+    assert gr.missing_work([done], grid, {"seed": 0}) == [({"w": 8, "seed": 1}, {"point_key": gr.point_key(grid[1])})]
+    lost = _frozen(1, TrialState.FAIL, {"w": 8, "seed": 1}, requeued=True, run_dir="/r/t0001", run_id="t0001")
+    [(params, attrs)] = gr.missing_work([done, lost], grid, {"seed": 0})
+    assert params == {"w": 8, "seed": 1} and attrs["recovered_from"] == 1 and attrs["run_dir"] == "/r/t0001"
+    continued = _frozen(2, TrialState.WAITING, {"w": 8, "seed": 1}, recovered_from=1)
+    assert gr.missing_work([done, lost, continued], grid, {"seed": 0}) == []
+    own = _frozen(1, TrialState.FAIL, {"w": 8, "seed": 1}, fail_reason="NaN")
+    assert gr.missing_work([done, own], grid, {"seed": 0}) == []          # its own failure: not retried
+    dup = _frozen(3, TrialState.FAIL, {"w": 8, "seed": 1}, duplicate_of=9)
+    assert len(gr.missing_work([done, dup], grid, {"seed": 0})) == 1       # a duplicate is no trial
+    # TPE/random: only lost continuations
+    assert gr.missing_work([lost], None)[0][1]["recovered_from"] == 1
+
+
+def test_a_categorical_axis_grows_without_optuna_distribution_errors(sqlite_storage):
+    """Suggesting CategoricalDistribution(['x','y']) after ['x'] used to fail every new point."""
+    from ablate.records import trial_params
+
+    def run_all(study, axes):
+        while (frozen := st.claim_waiting(study, sqlite_storage)) is not None:
+            tid = st.trial_id(study, sqlite_storage, frozen.number)
+            gr.mirror_params(sqlite_storage, tid, trial_params(frozen), axes)
+            study.tell(optuna.Trial(study, tid), 1.0)
+
+    study, _ = _open(sqlite_storage, [{"a": "x", "w": 8}])
+    run_all(study, {"a": ["x"], "w": [8]})
+    _open(sqlite_storage, [{"a": "x", "w": 8}, {"a": "y", "w": 8}, {"a": "x", "w": 16}])
+    run_all(study, {"a": ["x", "y"], "w": [8, 16]})
+    ts = study.get_trials()
+    assert [t.state for t in ts] == [TrialState.COMPLETE] * 3
+    assert [trial_params(t) for t in ts] == [{"a": "x", "w": 8}, {"a": "y", "w": 8}, {"a": "x", "w": 16}]
+    assert ts[0].params == {"a": "x", "w": 8} and ts[2].params["w"] == 16   # the mirror, where it fits
+
+
+def test_grid_points_are_enqueued_once_per_effective_point(sqlite_storage, tmp_path):
+    study, _ = _open(sqlite_storage, [{"w": 8}], attrs={"trial_overrides": [], "objective": "energy"})
+    grid = [{"w": 8, "seed": 0}, {"w": 8, "seed": 1}]
+    for _ in range(2):
+        st.open_study(sqlite_storage, "s", direction="minimize", sampler=optuna.samplers.RandomSampler(),
+                      pruner=None, attrs={"trial_overrides": [], "objective": "energy"}, grid=grid,
+                      defaults={"seed": 0}, mutex=st.StudyMutex(f"sqlite:///{tmp_path / 'studies.db'}", "s"),
+                      log=lambda m: None)
+    assert len(study.get_trials()) == 2 and study.user_attrs["uuid"]
+
+
+def test_retry_rides_out_connection_errors_and_gives_up_after_the_limit():
+    import sqlalchemy.exc
+
+    clock = [0.0]
+    lines = []
+    retry = Retry(30, lambda m, err=False: lines.append(m), sleep=lambda s: clock.__setitem__(0, clock[0] + s),
+                  clock=lambda: clock[0])
+    down = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 4:
+            raise optuna.exceptions.StorageInternalError("invalid data in the commit") from down
+        return "ok"
+
+    assert retry.call(flaky) == "ok" and len(calls) == 4
+    assert "storage unreachable (connection refused)" in lines[0] and lines[-1].startswith("storage is back after")
+    assert retry.in_grace(60) and not retry.in_grace(0)
+    with pytest.raises(ValueError):
+        retry.call(lambda: (_ for _ in ()).throw(ValueError("not a connection error")))
+
+    def dead():
+        raise down
+
+    with pytest.raises(StorageUnavailable, match="storage unreachable for 3\\d s"):
+        retry.call(dead)
+    assert is_connection_error(down) and not is_connection_error(ValueError())
+
+
+def test_a_fresh_heartbeat_file_keeps_a_trial_alive(tmp_path):
+    me = st.Owner("here", os.getpid(), st.process_ticks(os.getpid()))
+    old = time.time() - 1000
+    trial = SimpleNamespace(user_attrs={"driver": "elsewhere:1", "heartbeat": old, "run_dir": str(tmp_path)},
+                            datetime_start=None)
+    assert "no heartbeat" in st.stale_reason(trial, me, 60)
+    assert st.stale_reason(trial, me, 60, by_age=False) is None           # just after an outage
+    st.beat_file(tmp_path, "elsewhere:1")
+    assert st.stale_reason(trial, me, 60) is None
+
+
+def test_study_mutex_is_reentrant_and_exclusive(tmp_path):
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    a, b = st.StudyMutex(url, "s"), st.StudyMutex(url, "s")
+    order = []
+    with a():
+        with a():   # nested: no deadlock
+            t = threading.Thread(target=lambda: (b().__enter__(), order.append("b")))
+            t.start()
+            time.sleep(0.3)
+            order.append("a")
+    t.join(5)
+    assert order == ["a", "b"]
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not os.environ.get("ABLATE_TEST_POSTGRES_URL"), reason="ABLATE_TEST_POSTGRES_URL is not set")
+def test_postgres_study_mutex_is_exclusive():
+    import threading
+
+    url = os.environ["ABLATE_TEST_POSTGRES_URL"]
+    a, b = st.StudyMutex(url, f"m{os.getpid()}"), st.StudyMutex(url, f"m{os.getpid()}")
+    order = []
+
+    def other():
+        with b():
+            order.append("b")
+
+    with a():
+        t = threading.Thread(target=other)
+        t.start()
+        time.sleep(0.5)
+        order.append("a")
+    t.join(10)
+    assert order == ["a", "b"]

@@ -1,0 +1,175 @@
+"""Config fingerprints: a run directory belongs to one trial-relevant config and one study.
+
+A run directory holds one run: resuming it (or returning its finished result) under another
+config would mix two experiments, and a study must never adopt the directory of another study
+that happened to use the same name. So every run directory records, in ``fingerprint.json``:
+
+- ``fingerprint``: the SHA-256 (hex) of the trial-relevant config, canonical JSON;
+- ``keys`` and ``values``: the flat config keys it covers and their values (to name what differs);
+- ``study``: the sweep study that owns the directory (``{"name", "uuid"}``), or null for a single run.
+
+Trial-relevant is every flat config key except :data:`EXCLUDED` (where results go and how they
+are reported: ``output_root``, ``run_dir``, ``logger.*``, ``progress``, ``compilation_cache``,
+``trial.*``, and ``checkpoint_every``, which changes how often state is saved but not a single
+number of the run). Numbers compare by value (``1000`` equals ``1000.0``).
+
+A run directory written before fingerprints existed has no ``fingerprint.json``; its
+``config.yaml`` (or the ``config`` of its summary.json) gives the values instead.
+
+Standard library only (PyYAML, lazily, for an old ``config.yaml``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from ablate.errors import ConfigError
+from ablate.records import SUMMARY_FILE, flatten, write_json_atomic
+
+FINGERPRINT_FILE = "fingerprint.json"
+
+# Keys (a name, or a prefix ending in ".") that do not change what a run computes.
+EXCLUDED = ("output_root", "run_dir", "logger.", "progress", "compilation_cache", "trial.",
+            "checkpoint_every", "hydra.", "scale")
+
+# Keys added to the config after run directories were written without them, with the value
+# that reproduces what those runs did: a directory that lacks such a key matches a config
+# holding this value. Every new config key belongs here (with its old behaviour), or old run
+# directories could no longer be resumed or returned.
+LEGACY_DEFAULTS: dict[str, Any] = {}
+
+
+def relevant(key: str) -> bool:
+    """True for a flat config key that is part of the fingerprint."""
+    for ex in EXCLUDED:
+        if key == ex or key == ex.rstrip(".") or (ex.endswith(".") and key.startswith(ex)):
+            return False
+    return True
+
+
+def _canonical(value: Any) -> Any:
+    """A JSON value that compares by meaning: numbers as floats, tuples as lists."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        f = float(value)
+        return f if math.isfinite(f) else repr(f)
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return str(value)
+
+
+def fingerprint_values(flat_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The trial-relevant part of a flat config (dotted keys), canonicalised."""
+    return {k: _canonical(v) for k, v in sorted(flat_config.items()) if relevant(k)}
+
+
+def fingerprint(values: Mapping[str, Any]) -> str:
+    """SHA-256 hex digest of canonical values (see :func:`fingerprint_values`)."""
+    text = json.dumps(dict(values), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def record(flat_config: Mapping[str, Any], study: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The content of fingerprint.json for a run with this flat config (and owning study)."""
+    values = fingerprint_values(flat_config)
+    return {"fingerprint": fingerprint(values), "keys": sorted(values), "values": values,
+            "study": dict(study) if study else None}
+
+
+def write(run_dir: str | Path, rec: Mapping[str, Any]) -> None:
+    write_json_atomic(Path(run_dir) / FINGERPRINT_FILE, dict(rec))
+
+
+def recorded(run_dir: str | Path) -> dict[str, Any] | None:
+    """What a run directory records about its config: fingerprint.json, else (an old directory)
+    the values of its config.yaml or summary.json; None for a directory without a run."""
+    run_dir = Path(run_dir)
+    try:
+        data = json.loads((run_dir / FINGERPRINT_FILE).read_text(encoding="utf-8"))
+        if isinstance(data, dict) and isinstance(data.get("values"), dict):
+            return data
+    except (OSError, ValueError):
+        pass
+    flat = _old_config(run_dir)
+    if flat is None:
+        return None
+    rec = record(flat)
+    rec["study"] = {"name": flat.get("trial.study"), "uuid": None} if flat.get("trial.study") else None
+    rec["legacy"] = True
+    return rec
+
+
+def _old_config(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "config.yaml"
+    if path.is_file():
+        try:
+            import yaml  # lazy: only old run directories need it
+
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            if isinstance(data, Mapping):
+                return flatten(data)
+        except (OSError, ValueError, yaml.YAMLError):
+            pass
+    try:
+        summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+        if isinstance(summary, dict) and isinstance(summary.get("config"), dict) and summary["config"]:
+            return dict(summary["config"])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(key, old, new) for every key whose value differs; a key only one side has is
+    ``"(absent)"`` on the other."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "(absent)"), new.get(key, "(absent)")
+        if key in LEGACY_DEFAULTS:
+            legacy = _canonical(LEGACY_DEFAULTS[key])
+            a, b = (legacy if a == "(absent)" else a), (legacy if b == "(absent)" else b)
+        if a != b:
+            out.append((key, a, b))
+    return out
+
+
+def _show(value: Any) -> str:
+    text = value if value == "(absent)" else json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_run_dir(run_dir: str | Path, flat_config: Mapping[str, Any],
+                  study: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Refuse a run directory that holds another config's run or another study's trial.
+
+    Returns the fingerprint record of the new run; raises ConfigError (one line naming the run
+    directory and the differing keys, old -> new) when the directory records a different
+    fingerprint, or belongs to another study (uuid). Writes nothing.
+    """
+    new = record(flat_config, study)
+    old = recorded(run_dir)
+    if old is None:
+        return new
+    old_study, new_uuid = old.get("study") or {}, (study or {}).get("uuid")
+    if old_study.get("uuid") and new_uuid and old_study["uuid"] != new_uuid:
+        raise ConfigError("run_dir", str(run_dir),
+                          f"belongs to study '{old_study.get('name')}' (uuid {old_study['uuid']}), not to this "
+                          f"study '{(study or {}).get('name')}' (uuid {new_uuid}); a study never adopts "
+                          "another's run directory")
+    if old.get("fingerprint") == new["fingerprint"]:
+        return new  # (a fingerprint covers the same keys only when no key was added since)
+    diffs = differences(dict(old.get("values") or {}), new["values"])
+    if not diffs:
+        return new
+    shown = ", ".join(f"{k} {_show(a)} -> {_show(b)}" for k, a, b in diffs[:6])
+    more = f" and {len(diffs) - 6} more" if len(diffs) > 6 else ""
+    raise ConfigError("run_dir", str(run_dir),
+                      f"holds a run of another config ({shown}{more}); rerun with its config "
+                      "or use a new run_dir")

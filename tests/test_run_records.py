@@ -1,0 +1,175 @@
+"""Run directories keep their identity and their facts (issue 14): a config fingerprint that
+refuses another config's directory, summary.json rebuilt when damaged, wall time over every
+resumption, checksummed checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ablate import checkpoint, fingerprint
+from ablate.config import compose
+from ablate.errors import ConfigError
+from ablate.records import RunSummary
+from conftest import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
+OLD_RUNS = Path(__file__).parent / "data" / "run_dirs_v0"
+
+
+def listing(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*"))}
+
+
+class StopAt:
+    """Callbacks that interrupt a run at a training step (as a kill would, after a checkpoint)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_step(self, step, metrics):
+        if step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_fingerprint_ignores_presentation_keys_and_compares_numbers_by_value():
+    a = {"network.width": 8, "optim.lr_delay": 1000, "output_root": "/a", "logger.kind": "none",
+         "trial.number": 3, "checkpoint_every": 5, "progress": False, "evaluation.iterations": 10}
+    b = {**a, "optim.lr_delay": 1000.0, "output_root": "/b", "logger.kind": "wandb", "trial.number": 9,
+         "checkpoint_every": 50, "progress": True}
+    fa, fb = fingerprint.record(a), fingerprint.record(b)
+    assert fa["fingerprint"] == fb["fingerprint"]
+    assert fa["keys"] == ["evaluation.iterations", "network.width", "optim.lr_delay"]
+    c = {**a, "evaluation.iterations": 11}
+    assert fingerprint.record(c)["fingerprint"] != fa["fingerprint"]
+
+
+def test_a_finished_run_directory_refuses_another_system_cli(tmp_path):
+    """`python -m ablate system=He run_dir=<finished H2 run>` used to print H2's energy."""
+    from ablate.run import run_experiment
+
+    run_dir = tmp_path / "h2"
+    done = run_experiment(compose(TINY + [f"output_root={tmp_path}", f"run_dir={run_dir}"]))
+    assert done.status == "completed" and done.fingerprint == json.loads(
+        (run_dir / "fingerprint.json").read_text())["fingerprint"]
+    before = listing(run_dir)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    res = subprocess.run([sys.executable, "-m", "ablate", *TINY, "system=He", f"output_root={tmp_path}",
+                          f"run_dir={run_dir}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert len(lines) == 1 and str(run_dir) in lines[0] and "system.name \"H2\" -> \"He\"" in lines[0], lines
+    assert "energy" not in res.stdout
+    assert listing(run_dir) == before   # nothing written
+
+
+def test_a_killed_run_resumed_with_other_settings_is_refused(tmp_path):
+    """A run killed at step 12 and rerun with optim.lr=0.5 mcmc.steps=3 used to resume under them."""
+    from ablate.run import run_experiment
+
+    run_dir = tmp_path / "run"
+    base = TINY + ["checkpoint_every=5", f"output_root={tmp_path}", f"run_dir={run_dir}"]
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(compose(base), callbacks=StopAt(12))
+    before = listing(run_dir)
+    with pytest.raises(ConfigError) as err:
+        run_experiment(compose(base + ["optim.lr=0.5", "mcmc.steps=3"]))
+    text = str(err.value)
+    assert "\n" not in text and str(run_dir) in text
+    assert "mcmc.steps 2.0 -> 3.0" in text and "optim.lr 0.05 -> 0.5" in text, text
+    assert listing(run_dir) == before
+    # presentation keys may change: checkpoint_every, progress, logger
+    resumed = run_experiment(compose(base + ["checkpoint_every=7", "progress=true"]))
+    assert resumed.status == "completed" and resumed.iterations == 20
+    assert len(resumed.wall_time_stretches_s) == 2
+    assert resumed.wall_time_s == pytest.approx(sum(resumed.wall_time_stretches_s))
+
+
+def test_old_run_directories_are_checked_against_their_config_yaml(tmp_path):
+    run_dir = tmp_path / "interrupted"
+    shutil.copytree(OLD_RUNS / "interrupted", run_dir)
+    old = fingerprint.recorded(run_dir)
+    assert old["legacy"] and old["values"]["optim.iterations"] == 30.0
+    from ablate.config import validate
+    same = validate(compose(TINY + ["optim.iterations=30", "checkpoint_every=10", "evaluation.iterations=6",
+                                    f"output_root={tmp_path}", f"run_dir={run_dir}"]), device_count=1)
+    fingerprint.check_run_dir(run_dir, same.config)     # no error: the test of test_records resumes it
+    other = validate(compose(TINY + ["optim.iterations=40", "checkpoint_every=10", "evaluation.iterations=6"]),
+                     device_count=1)
+    with pytest.raises(ConfigError, match=r"optim.iterations 30.0 -> 40.0"):
+        fingerprint.check_run_dir(run_dir, other.config)
+
+
+def test_a_run_directory_of_another_study_is_refused(tmp_path):
+    flat = {"network.width": 8}
+    fingerprint.write(tmp_path, fingerprint.record(flat, {"name": "width", "uuid": "aaa"}))
+    fingerprint.check_run_dir(tmp_path, flat, {"name": "width", "uuid": "aaa"})
+    with pytest.raises(ConfigError, match="belongs to study 'width' \\(uuid aaa\\)"):
+        fingerprint.check_run_dir(tmp_path, flat, {"name": "width", "uuid": "bbb"})
+
+
+def test_a_truncated_summary_is_rebuilt_from_checkpoint_and_tables(tmp_path, capfd):
+    """A summary.json cut to invalid JSON used to be dropped silently, losing hf_energy,
+    startup_s and ms_per_iteration."""
+    from ablate.run import run_experiment
+
+    run_dir = tmp_path / "run"
+    base = TINY + ["pretrain=hf", "pretrain.iterations=3", "checkpoint_every=5", f"output_root={tmp_path}",
+                   f"run_dir={run_dir}"]
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(compose(base), callbacks=StopAt(12))
+    first = RunSummary.read(run_dir)
+    assert first.hf_energy is not None and first.status == "failed"
+    path = run_dir / "summary.json"
+    path.write_text(path.read_text()[:200])
+    capfd.readouterr()
+    resumed = run_experiment(compose(base))
+    err = capfd.readouterr().err
+    assert f"warning: {path} is damaged" in err and "rebuilt from the checkpoint and the tables" in err
+    assert resumed.status == "completed" and resumed.hf_energy == first.hf_energy
+    assert resumed.startup_s == pytest.approx(first.startup_s)
+    assert resumed.ms_per_iteration is not None
+    assert len(resumed.wall_time_stretches_s) == 2   # the stretch before the damage came from the checkpoint
+    assert resumed.wall_time_s == pytest.approx(sum(resumed.wall_time_stretches_s))
+
+    # a completed run whose summary is damaged: rebuilt, not rerun, with the same result
+    path.write_text("{")
+    metrics_before = (run_dir / "metrics.csv").stat().st_mtime_ns
+    again = run_experiment(compose(base))
+    assert "is damaged" in capfd.readouterr().err
+    assert again.status == "completed" and (run_dir / "metrics.csv").stat().st_mtime_ns == metrics_before
+    for key in ("energy", "energy_stderr", "error_mha", "variance", "train_energy", "hf_energy",
+                "ms_per_iteration", "startup_s", "iterations", "param_count"):
+        assert getattr(again, key) == pytest.approx(getattr(resumed, key)), key
+    assert RunSummary.read(run_dir).status == "completed"
+
+
+def test_a_flipped_byte_in_a_checkpoint_is_caught_and_the_previous_one_used(tmp_path):
+    """147 of 150 single-byte flips in the newest checkpoint used to load as if sound."""
+    folder = tmp_path / "checkpoints"
+    rng = np.random.default_rng(0)
+    older = {"phase": "train", "step": 10, "params": rng.normal(size=(64, 8))}
+    newer = {"phase": "train", "step": 20, "params": rng.normal(size=(64, 8))}
+    checkpoint.save(folder, 10, older)
+    path = checkpoint.save(folder, 20, newer)
+    good = path.read_bytes()
+    assert checkpoint.latest(folder)["step"] == 20
+    messages = []
+    for pos in random.Random(0).sample(range(len(good)), 150):
+        damaged = bytearray(good)
+        damaged[pos] ^= 0x5A
+        path.write_bytes(bytes(damaged))
+        got = checkpoint.latest(folder, warn=messages.append)
+        assert got["step"] == 10 and np.array_equal(got["params"], older["params"]), pos
+    assert len(messages) == 150 and all(str(path) in m and "corrupt" in m for m in messages)
+    path.write_bytes(good[: len(good) // 2])   # a truncated copy
+    assert checkpoint.latest(folder, warn=messages.append)["step"] == 10
