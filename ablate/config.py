@@ -144,6 +144,7 @@ def validate(cfg: DictConfig, device_count: int | None = None) -> Experiment:
     _choice(cfg, "network.envelope", ("isotropic", "diagonal", "full"))
     _choice(cfg, "network.activation", ("tanh", "silu", "gelu"))
     _choice(cfg, "network.full_det", (True, False))
+    _choice(cfg, "network.distance_features", (True, False))   # issue 9
 
     _positive_int(cfg, "mcmc.steps")
     _positive_float(cfg, "mcmc.move_width")
@@ -152,6 +153,15 @@ def validate(cfg: DictConfig, device_count: int | None = None) -> Experiment:
     target = OmegaConf.select(cfg, "mcmc.target_acceptance")
     if not (isinstance(target, (int, float)) and 0 < target < 1):
         raise ConfigError("mcmc.target_acceptance", target, "must be between 0 and 1")
+    # issue 9: sampler method and moves (HMC keys are checked whichever method is chosen)
+    _choice(cfg, "mcmc.method", ("mh", "hmc"))
+    _choice(cfg, "mcmc.moves", ("all", "one"))
+    _positive_float(cfg, "mcmc.hmc_step_size")
+    _positive_int(cfg, "mcmc.hmc_path_length")
+    hmc_target = OmegaConf.select(cfg, "mcmc.hmc_target_acceptance")
+    if not (isinstance(hmc_target, (int, float)) and not isinstance(hmc_target, bool)
+            and 0 < hmc_target < 1):
+        raise ConfigError("mcmc.hmc_target_acceptance", hmc_target, "must be between 0 and 1")
 
     name = _choice(cfg, "optim.name", ("kfac", "adam"))
     _positive_int(cfg, "optim.iterations", minimum=0)

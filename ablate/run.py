@@ -21,7 +21,7 @@ from ablate import checkpoint
 from ablate.config import flatten, validate
 from ablate.errors import RunFailed
 from ablate.recorder import Recorder
-from ablate.stats import reblock
+from ablate.stats import count_spikes, reblock
 
 
 def resolve_run_dir(cfg: DictConfig, run_dir=None) -> Path:
@@ -95,6 +95,8 @@ def _finish_summary(summary: dict, experiment, energies, train_energies, timing,
         iterations=int(state["step"]),
         ms_per_iteration=float(np.median(step_times) * 1e3) if step_times else None,
     )
+    # issue 9: training iterations whose energy exceeds the running median by > 10 running MADs
+    summary["energy_spikes"] = count_spikes(train_energies, window=100, n_mads=10)
     return summary
 
 

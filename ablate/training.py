@@ -64,8 +64,13 @@ def build_engine(experiment) -> Engine:
     ansatz = make_ansatz(experiment)
     e_local = local_energy(ansatz.apply, experiment.system, cfg.laplacian, dtype)
     batch_e_local = jax.vmap(e_local, in_axes=(None, 0))
-    sample = mcmc.make_sampler(ansatz.apply, int(cfg.mcmc.steps))
-    target, adapt = float(cfg.mcmc.target_acceptance), bool(cfg.mcmc.adapt)
+    # issue 9: the sampler (mcmc.method, mcmc.moves); `width` below is the MH move width or
+    # the HMC step size, adapted by the same rule toward that method's target acceptance.
+    hmc = cfg.mcmc.method == "hmc"
+    sample = mcmc.make_mcmc(ansatz.apply, method=str(cfg.mcmc.method), steps=int(cfg.mcmc.steps),
+                            moves=str(cfg.mcmc.moves), path_length=int(cfg.mcmc.hmc_path_length))
+    target = float(cfg.mcmc.hmc_target_acceptance if hmc else cfg.mcmc.target_acceptance)
+    adapt = bool(cfg.mcmc.adapt)
 
     mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("walkers",))
     walker_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("walkers"))
@@ -124,7 +129,8 @@ def initial_state(engine: Engine) -> dict:
     walkers = mcmc.init_walkers(kwalkers, engine.experiment.system, int(cfg.batch_size),
                                 float(cfg.mcmc.init_width), engine.dtype)
     walkers = jax.device_put(walkers, engine.walker_sharding)
-    scalars = {"key": key, "width": jnp.asarray(float(cfg.mcmc.move_width), engine.dtype),
+    width = cfg.mcmc.hmc_step_size if cfg.mcmc.method == "hmc" else cfg.mcmc.move_width  # issue 9
+    scalars = {"key": key, "width": jnp.asarray(float(width), engine.dtype),
                "step": jnp.asarray(0, jnp.int32)}
     return {"params": params, "opt_state": None, "walkers": walkers,
             **jax.device_put(scalars, engine.replicated)}
