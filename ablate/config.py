@@ -206,6 +206,8 @@ class NetworkConfig:
     residual: bool = key("residual connections between equal-width layers", True)
     activation: Activation = key("activation function", "tanh")
     backflow: bool = key("Slater-Jastrow only: pairwise backflow of the electron coordinates", False)
+    distance_features: bool = key("inputs include |r_i - R_I| and |r_i - r_j| (the paper); false: the vectors "
+                                  "only, for both streams (the envelopes keep |r_i - R_I|)", True)
 
     @property
     def layers(self) -> tuple[tuple[int, int], ...]:
@@ -215,10 +217,18 @@ class NetworkConfig:
         return tuple((self.width, self.pairwise_width) for _ in range(self.depth))
 
 
+McmcMethod = Literal["mh", "hmc"]
+McmcMoves = Literal["all", "one"]
+
+
 @dataclasses.dataclass(frozen=True)
 class McmcConfig:
-    """Metropolis-Hastings sampling of |psi|^2."""
+    """Sampling of |psi|^2: Metropolis-Hastings (the paper) or Hamiltonian Monte Carlo."""
 
+    method: McmcMethod = key("mh: Metropolis-Hastings with Gaussian moves; hmc: Hamiltonian Monte Carlo "
+                             "(leapfrog on log|psi|^2)", "mh")
+    moves: McmcMoves = key("all: every step moves all electrons at once; one: each step moves the electrons "
+                           "one at a time, in turn (a full network evaluation per electron move)", "all")
     steps: int = key("MCMC steps per training iteration", 10, low=1)
     move_width: float = key("initial Gaussian proposal width", 0.02, unit="bohr", low=0, low_open=True)
     adapt: bool = key("adapt the move width toward target_acceptance", True)
@@ -227,6 +237,21 @@ class McmcConfig:
     burn_in: int = key("MCMC iterations (of `steps` moves) before training", 100, low=0)
     init_width: float = key("std of the initial walker cloud around each nucleus", 1.0, unit="bohr",
                             low=0, low_open=True)
+    hmc_step_size: float = key("HMC: initial leapfrog step size (adapted like move_width)", 0.05, unit="bohr",
+                               low=0, low_open=True)
+    hmc_path_length: int = key("HMC: leapfrog steps per trajectory", 10, low=1)
+    hmc_target_acceptance: float = key("HMC: acceptance the step-size adaptation steers to", 0.65, low=0,
+                                       high=1, low_open=True, high_open=True)
+
+    @property
+    def initial_width(self) -> float:
+        """The starting move width (MH) or leapfrog step size (HMC), bohr."""
+        return self.hmc_step_size if self.method == "hmc" else self.move_width
+
+    @property
+    def target(self) -> float:
+        """The acceptance the adaptation steers to for this method."""
+        return self.hmc_target_acceptance if self.method == "hmc" else self.target_acceptance
 
 
 OptimName = Literal["kfac", "adam"]

@@ -40,7 +40,14 @@ EXCLUDED = ("output_root", "run_dir", "logger.", "progress", "compilation_cache"
 # that reproduces what those runs did: a directory that lacks such a key matches a config
 # holding this value. Every new config key belongs here (with its old behaviour), or old run
 # directories could no longer be resumed or returned.
-LEGACY_DEFAULTS: dict[str, Any] = {}
+LEGACY_DEFAULTS: dict[str, Any] = {
+    "network.distance_features": True,     # issue 9: inputs with |r| were the only kind
+    "mcmc.method": "mh",
+    "mcmc.moves": "all",
+    "mcmc.hmc_step_size": 0.05,             # HMC keys: inert under method=mh
+    "mcmc.hmc_path_length": 10,
+    "mcmc.hmc_target_acceptance": 0.65,
+}
 
 
 def relevant(key: str) -> bool:

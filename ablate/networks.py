@@ -168,8 +168,23 @@ def _n_spin_groups(electrons) -> int:
     return sum(1 for e in electrons if e > 0)
 
 
-def make_ferminet(system, cfg: NetworkConfig, hidden_dims, dtype) -> Ansatz:
-    """FermiNet: one- and two-electron streams with spin-mean mixing, K determinants."""
+def _stream_inputs(ae, r_ae, ee, r_ee, distance_features: bool):
+    """Inputs of the one- and two-electron streams: (n, A*4) and (n, n, 4) with the distances
+    |r_i - R_I|, |r_i - r_j| as extra columns, or (n, A*3) and (n, n, 3) (vectors only)."""
+    n = ae.shape[0]
+    if distance_features:
+        return (jnp.concatenate([ae, r_ae], axis=-1).reshape(n, -1),
+                jnp.concatenate([ee, r_ee], axis=-1))
+    return ae.reshape(n, -1), ee
+
+
+def make_ferminet(system, cfg: NetworkConfig, hidden_dims, dtype, distance_features: bool = True) -> Ansatz:
+    """FermiNet: one- and two-electron streams with spin-mean mixing, K determinants.
+
+    distance_features=True (the paper): the streams' inputs are r_i - R_I with |r_i - R_I|
+    and r_i - r_j with |r_i - r_j|; False: the vectors only, for both streams. Either way
+    the envelopes use |r_i - R_I| (bohr): they are not inputs to the streams.
+    """
     atoms = jnp.asarray(system.positions, dtype)
     electrons = system.electrons
     n_up = electrons[0]
@@ -179,7 +194,7 @@ def make_ferminet(system, cfg: NetworkConfig, hidden_dims, dtype) -> Ansatz:
 
     def init(key):
         params = {"layers": []}
-        d1, d2 = 4 * n_atoms, 4
+        d1, d2 = (4 * n_atoms, 4) if distance_features else (3 * n_atoms, 3)
         for i, (w1, w2) in enumerate(hidden_dims):
             key, k1, k2 = jax.random.split(key, 3)
             layer = {"one": _dense_init(k1, d1 * (1 + groups) + d2 * groups, w1, dtype)}
@@ -193,8 +208,7 @@ def make_ferminet(system, cfg: NetworkConfig, hidden_dims, dtype) -> Ansatz:
 
     def features(params, x):
         ae, r_ae, ee, r_ee = _pair_features(x, atoms)
-        h1 = jnp.concatenate([ae, r_ae], axis=-1).reshape(x.shape[0], -1)
-        h2 = jnp.concatenate([ee, r_ee], axis=-1)
+        h1, h2 = _stream_inputs(ae, r_ae, ee, r_ee, distance_features)
         for layer in params["layers"]:
             new1 = act(_dense(layer["one"], _mixed_input(h1, h2, n_up)))
             h1 = new1 + h1 if (cfg.residual and new1.shape == h1.shape) else new1
@@ -232,8 +246,13 @@ def _jastrow(params, r_ee, n_up: int):
     return jnp.sum(jnp.where(upper, u, 0.0))
 
 
-def make_slater_jastrow(system, cfg: NetworkConfig, hidden_dims, dtype) -> Ansatz:
-    """Slater-Jastrow(-backflow): single-particle orbitals, envelopes, a cusp Jastrow."""
+def make_slater_jastrow(system, cfg: NetworkConfig, hidden_dims, dtype, distance_features: bool = True) -> Ansatz:
+    """Slater-Jastrow(-backflow): single-particle orbitals, envelopes, a cusp Jastrow.
+
+    distance_features=False drops |r_i - R_I| from the orbital MLP's inputs (vectors only);
+    the envelopes, the Jastrow factor (a function of |r_i - r_j|) and the backflow network
+    (whose input is |r_i - r_j|) are unchanged.
+    """
     atoms = jnp.asarray(system.positions, dtype)
     electrons = system.electrons
     n_up = electrons[0]
@@ -243,7 +262,7 @@ def make_slater_jastrow(system, cfg: NetworkConfig, hidden_dims, dtype) -> Ansat
 
     def init(key):
         params = {"layers": []}
-        d = 4 * n_atoms
+        d = (4 if distance_features else 3) * n_atoms
         for w1, _ in hidden_dims:
             key, k = jax.random.split(key)
             params["layers"].append(_dense_init(k, d, w1, dtype))
@@ -267,8 +286,8 @@ def make_slater_jastrow(system, cfg: NetworkConfig, hidden_dims, dtype) -> Ansat
 
     def orbitals(params, x):
         q = coordinates(params, x)
-        ae, r_ae, _, _ = _pair_features(q, atoms)
-        h = jnp.concatenate([ae, r_ae], axis=-1).reshape(x.shape[0], -1)
+        ae, r_ae, ee, r_ee = _pair_features(q, atoms)
+        h, _ = _stream_inputs(ae, r_ae, ee, r_ee, distance_features)
         for layer in params["layers"]:
             new = act(_dense(layer, h))
             h = new + h if (cfg.residual and new.shape == h.shape) else new
@@ -289,7 +308,8 @@ MAKERS = {"ferminet": make_ferminet, "slater_jastrow": make_slater_jastrow}
 def make_ansatz(experiment) -> Ansatz:
     """The ansatz named by ``network.type`` for the experiment's system (an `Experiment`)."""
     net = experiment.network
-    return MAKERS[net.type](experiment.system, net, net.layers, dtype_of(experiment.run.precision))
+    return MAKERS[net.type](experiment.system, net, net.layers, dtype_of(experiment.run.precision),
+                            distance_features=net.distance_features)
 
 
 def param_count(params) -> int:

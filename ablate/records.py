@@ -229,6 +229,8 @@ class RunSummary:
     wall_time_stretches_s: list = _f("wall time of each stretch: the first start, then each resumption", [], "s")
     startup_s: float | None = _f("config to the end of the first training iteration", None, "s")
     ms_per_iteration: float | None = _f("median training step time", None, "ms")
+    energy_spikes: int | None = _f("training iterations whose energy exceeds the median of the previous 100 "
+                                   "by more than 10 of their median absolute deviations")
     traceback: str | None = _f("Python traceback of a failed run")
     fingerprint: str | None = _f("SHA-256 of the trial-relevant config (fingerprint.json lists the keys it covers)")
     study_uuid: str | None = _f("uuid of the sweep study that owns the run directory (null for a single run)")
@@ -361,7 +363,7 @@ TRIAL_ATTR_KEYS = (
     "energy", "energy_stderr", "error_mha", "error_stderr_mha", "reference_energy", "hf_energy",
     "param_count", "wall_time_s", "startup_s", "ms_per_iteration", "iterations", "seed", "status",
     "network", "system", "train_energy", "variance", "energy_naive_stderr", "autocorrelation_time",
-    "reblock_size", "fingerprint",
+    "reblock_size", "fingerprint", "energy_spikes",
 )
 
 

@@ -27,6 +27,7 @@ from ablate.networks import param_count
 from ablate.records import RecordError, RunSummary
 from ablate.recorder import Recorder
 from ablate.records import reblock
+from ablate.stats import count_spikes
 from ablate.wandb_sink import make_sink
 
 
@@ -72,6 +73,8 @@ def _results(experiment: Experiment, energies, variances, train_energies, step_t
         error_stderr_mha=stats.stderr * 1e3 if ref is not None else None,
         iterations=int(iterations),
         ms_per_iteration=float(np.median(step_times) * 1e3) if step_times else None,
+        # training iterations whose energy exceeds the running median by > 10 running MADs
+        energy_spikes=count_spikes(train_energies, window=100, n_mads=10),
     )
 
 

@@ -95,8 +95,11 @@ def build_engine(experiment: Experiment) -> Engine:
     ansatz = make_ansatz(experiment)
     e_local = local_energy(ansatz.apply, experiment.system, run.laplacian, dtype)
     batch_e_local = jax.vmap(e_local, in_axes=(None, 0))
-    sample = mcmc.make_sampler(ansatz.apply, mc.steps)
-    target, adapt = mc.target_acceptance, mc.adapt
+    # issue 9: the sampler (mcmc.method, mcmc.moves); `width` below is the MH move width or the
+    # HMC step size, adapted by the same rule toward that method's target acceptance.
+    sample = mcmc.make_mcmc(ansatz.apply, method=mc.method, steps=mc.steps, moves=mc.moves,
+                            path_length=mc.hmc_path_length)
+    target, adapt = mc.target, mc.adapt
 
     mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("walkers",))
     walker_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("walkers"))
@@ -153,7 +156,7 @@ def initial_state(engine: Engine) -> TrainState:
                                 engine.dtype)
     walkers = jax.device_put(walkers, engine.walker_sharding)
     key, width, step = jax.device_put(
-        (key, jnp.asarray(exp.mcmc.move_width, engine.dtype), jnp.asarray(0, jnp.int32)),
+        (key, jnp.asarray(exp.mcmc.initial_width, engine.dtype), jnp.asarray(0, jnp.int32)),
         engine.replicated)
     return TrainState(params, None, walkers, key, width, step)
 

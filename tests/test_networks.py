@@ -16,6 +16,9 @@ VARIANTS = [
     ["system=H_chain", "network.hidden_dims=[[8,4],[8,4],[6,2]]"],
     ["system=LiH", "network=slater_jastrow"],
     ["system=Be", "network=slater_jastrow", "network.backflow=true", "network.full_det=true"],
+    ["system=LiH", "network.distance_features=false"],
+    ["system=B", "network.distance_features=false", "network.full_det=false"],
+    ["system=Li", "network=slater_jastrow", "network.distance_features=false"],
 ]
 
 
@@ -71,3 +74,30 @@ def test_orbital_shapes_and_parameter_count_grow_with_width():
     assert up.shape == (2, 2, 4) and down.shape == (2, 2, 4)
     _, _, wider = build(["system=LiH", "network.determinants=2", "network.width=16"])
     assert param_count(wider) > param_count(params)
+
+
+def test_without_distance_features_the_streams_take_the_vectors_only():
+    # LiH: 2 atoms, both spins present. First layer input = own one-electron features,
+    # their spin-up and spin-down means, and the spin-up and spin-down means of pair features.
+    exp, ansatz, with_r = build(["system=LiH"])
+    _, ansatz_v, vectors = build(["system=LiH", "network.distance_features=false"])
+    first = lambda p: p["layers"][0]
+    assert first(with_r)["one"]["w"].shape == (3 * 4 * 2 + 2 * 4, 8)
+    assert first(vectors)["one"]["w"].shape == (3 * 3 * 2 + 2 * 3, 8)
+    assert first(with_r)["two"]["w"].shape == (4, 4)
+    assert first(vectors)["two"]["w"].shape == (3, 4)
+    # everything after the inputs is the same shape
+    rest = lambda p: [a.shape for a in jax.tree.leaves({**p, "layers": p["layers"][1:]})]
+    assert rest(with_r) == rest(vectors)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 3)))
+    sign, log = ansatz_v.apply(vectors, x)
+    assert np.isfinite(float(log)) and float(sign) in (-1.0, 1.0)
+    _, _, sj = build(["system=LiH", "network=slater_jastrow", "network.distance_features=false"])
+    assert sj["layers"][0]["w"].shape == (3 * 2, 8)
+
+
+def test_distance_features_must_be_a_boolean():
+    from ablate.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="network.distance_features"):
+        validate(compose(["network.distance_features=maybe"]))

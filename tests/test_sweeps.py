@@ -220,3 +220,18 @@ def test_bad_sweeps_exit_2_with_one_line_and_write_nothing(tmp_path, env):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.mark.slow
+def test_system_is_a_grid_axis(tmp_path, env):
+    """A tiny version of the optimizer sweep: each trial runs the system its grid point names."""
+    res = run_cli(sweep_args(tmp_path, "sweep.space={optim:[adam],system:[H2,He]}", "sweep.seeds=1",
+                             "mcmc.method=hmc", sweep="optimizer"), env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    complete = [t for t in trials(tmp_path, "optimizer") if t.state == TrialState.COMPLETE]
+    assert sorted(t.params["system"] for t in complete) == ["H2", "He"]
+    for t in complete:
+        s = summary(t)
+        assert s["system"] == t.params["system"] == t.user_attrs["system"]
+        assert s["config"]["optim.name"] == "adam" and s["config"]["mcmc.method"] == "hmc"
+        assert s["energy_spikes"] >= 0

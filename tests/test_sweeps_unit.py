@@ -91,12 +91,36 @@ def test_builtin_sweeps_resolve():
     """Every conf/sweep file parses, its keys exist and each value composes and validates."""
     from ablate.config import compose
 
-    assert {"width", "depth", "width_depth", "pairwise", "determinants", "sampler", "tune"} <= set(BUILTIN)
+    assert {"width", "depth", "width_depth", "pairwise", "determinants", "sampler", "tune",
+            "optimizer", "features", "sampler_moves", "batch"} <= set(BUILTIN)
     for name in BUILTIN:
         cfg = compose([f"+sweep={name}"])
         plan = build_plan(cfg, [f"+sweep={name}", "sweep.gpus=[]"])
         assert plan.study_name == name and plan.spec.n_planned() >= 4
         assert plan.storage_url.endswith("/studies.db")
+
+
+@pytest.mark.parametrize("name, point, expect", [
+    ("optimizer", {"optim": "adam", "system": "C", "seed": 1},
+     {"optim.name": "adam", "system.name": "C", "seed": 1, "optim.iterations": 1000}),
+    ("features", {"network.distance_features": False, "system": "LiH", "seed": 0},
+     {"network.distance_features": False, "system.name": "LiH"}),
+    ("sampler_moves", {"mcmc.moves": "one", "mcmc.method": "hmc", "system": "Be"},
+     {"mcmc.moves": "one", "mcmc.method": "hmc", "system.name": "Be", "mcmc.hmc_path_length": 5}),
+    ("batch", {"batch_size": 2048}, {"batch_size": 2048, "system.name": "LiH"}),
+])
+def test_group_axes_swap_the_system_and_optimiser(name, point, expect):
+    """A grid point naming a config group (system=C, optim=adam) composes that group."""
+    from omegaconf import OmegaConf
+
+    from ablate.config import compose
+    from sweeps.plan import trial_config
+
+    plan = build_plan(compose([f"+sweep={name}"]), [f"+sweep={name}", "sweep.gpus=[]"])
+    assert point in plan.spec.grid_points()
+    cfg = trial_config(list(plan.trial_overrides), point)
+    for key, value in expect.items():
+        assert OmegaConf.select(cfg, key) == value, key
 
 
 def test_unknown_space_key_is_a_config_error():
