@@ -149,7 +149,7 @@ class TrialBook:
         rec = Running(trial, frozen, run_id, run_dir, params, int(attrs.get("retries", 0)))
         try:
             cfg = trial_config(self.plan.trial_overrides, params, study=self.plan.study_name,
-                               number=frozen.number, run_dir=run_dir, logger=self._logger(run_id),
+                               number=frozen.number, run_dir=run_dir, logger=self._logger(run_id, params),
                                device_count=device_count, study_uuid=self.uuid)
         except Exception as err:  # noqa: BLE001 - a config the engine refuses fails this trial only
             self.failed(trial, frozen, str(err) if isinstance(err, ConfigError)
@@ -157,9 +157,12 @@ class TrialBook:
             return None
         return rec, OmegaConf.to_container(cfg, resolve=True)
 
-    def _logger(self, run_id: str) -> dict:
+    def _logger(self, run_id: str, params: dict) -> dict:
+        """W&B settings of a trial: grouped by study; tagged with its system (a swept system
+        wins over the base one), the sweep and the scale."""
         plan = self.plan
-        tags = [plan.system, plan.sweep_name] + ([plan.scale] if plan.scale else [])
+        system = str(params.get("system", plan.system))
+        tags = [system, plan.sweep_name] + ([plan.scale] if plan.scale else [])
         return {"group": plan.study_name, "job_type": plan.sweep_name,
                 "name": f"{plan.study_name}-{run_id}", "tags": tags}
 
