@@ -53,26 +53,43 @@ def init_walkers(key, system, batch: int, width: float = 1.0, dtype=jnp.float32)
     return centres[None] + width * noise
 
 
+def make_mh_step(apply: Callable) -> tuple[Callable, Callable]:
+    """One Metropolis-Hastings move of every walker, and the batched log|psi| it needs.
+
+    Returns ``(mh_step, log_abs)``: ``mh_step(params, x, logp, key, width) -> (x, logp,
+    accepted fraction, key)`` with ``logp = log_abs(params, x)`` of shape (batch,); the proposal
+    is x' = x + width * N(0, 1) for all electrons at once, accepted with probability
+    min(1, |psi(x')|^2 / |psi(x)|^2). `make_sampler` loops it; ablate.cost compiles it alone
+    (XLA counts a loop body once).
+    """
+    log_abs = jax.vmap(lambda p, x: apply(p, x)[1], in_axes=(None, 0))
+
+    def mh_step(params, x, logp, key, width):
+        key, kmove, kacc = jax.random.split(key, 3)
+        proposal = x + width * jax.random.normal(kmove, x.shape, x.dtype)
+        logp_new = log_abs(params, proposal)
+        log_u = jnp.log(jax.random.uniform(kacc, logp.shape, x.dtype))
+        accept = log_u < 2.0 * (logp_new - logp)
+        x = jnp.where(accept[:, None, None], proposal, x)
+        logp = jnp.where(accept, logp_new, logp)
+        return x, logp, jnp.mean(accept.astype(x.dtype)), key
+
+    return mh_step, log_abs
+
+
 def make_sampler(apply: Callable, steps: int) -> Callable:
     """Returns sample(params, walkers, key, width) -> (walkers, acceptance in [0, 1]).
 
-    `apply(params, x)` gives (sign, log|psi|) for one walker; the proposal is
-    x' = x + width * N(0, 1) for all electrons at once, accepted with probability
-    min(1, |psi(x')|^2 / |psi(x)|^2).
+    `apply(params, x)` gives (sign, log|psi|) for one walker; each of the ``steps`` moves is
+    `make_mh_step`'s all-electron Gaussian proposal with the Metropolis acceptance.
     """
-    log_abs = jax.vmap(lambda p, x: apply(p, x)[1], in_axes=(None, 0))
+    mh_step, log_abs = make_mh_step(apply)
 
     def sample(params, walkers, key, width):
         def one_step(i, carry):
             x, logp, accepted, key = carry
-            key, kmove, kacc = jax.random.split(key, 3)
-            proposal = x + width * jax.random.normal(kmove, x.shape, x.dtype)
-            logp_new = log_abs(params, proposal)
-            log_u = jnp.log(jax.random.uniform(kacc, logp.shape, x.dtype))
-            accept = log_u < 2.0 * (logp_new - logp)
-            x = jnp.where(accept[:, None, None], proposal, x)
-            logp = jnp.where(accept, logp_new, logp)
-            return x, logp, accepted + jnp.mean(accept.astype(x.dtype)), key
+            x, logp, accepted_now, key = mh_step(params, x, logp, key, width)
+            return x, logp, accepted + accepted_now, key
 
         init = (walkers, log_abs(params, walkers), jnp.zeros((), walkers.dtype), key)
         walkers, _, accepted, _ = jax.lax.fori_loop(0, steps, one_step, init)

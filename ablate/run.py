@@ -18,12 +18,12 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ablate import checkpoint, training
+from ablate import checkpoint, cost, training
 from ablate.config import Experiment, validate
 from ablate.errors import RunFailed
 from ablate.jax_setup import setup_jax
 from ablate.networks import param_count
-from ablate.records import RunSummary
+from ablate.records import RunSummary, git_commit, package_versions
 from ablate.recorder import Recorder
 from ablate.stats import reblock
 from ablate.wandb_sink import make_sink
@@ -99,40 +99,65 @@ def _restore(engine: training.Engine, recorder: Recorder, saved: dict):
 
 
 def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run_dir: Path, callbacks,
-                        summary: RunSummary, t0: float) -> RunSummary:
+                        summary: RunSummary, t0: float, clock: cost.PhaseClock) -> RunSummary:
     listener = getattr(callbacks, "on_progress", None) if callbacks else None
     progress = training.Progress(experiment.run.progress, listener=listener)
-    engine = training.build_engine(experiment)
-    timing = {"step_times": [], "first_step_done": None}
+    timing = {"step_times": [], "first_step_done": None, "clock": clock}
     saved = checkpoint.latest(run_dir / "checkpoints")
-    if saved is not None:
-        state, done = _restore(engine, recorder, saved)  # hf_energy is in the summary already
-    else:
-        for phase in ("pretrain", "train", "eval"):
-            recorder.truncate(phase, 0)
-        state, done = training.initial_state(engine), []
+    if saved is not None:  # issue 10: the phase seconds spent before the checkpoint carry on
+        clock.totals.update({k: float(v) for k, v in (saved.get(cost.CLOCK_KEY) or {}).items()})
+    with clock.phase("setup"):
+        engine = training.build_engine(experiment)
+        if saved is not None:
+            state, done = _restore(engine, recorder, saved)  # hf_energy is in the summary already
+        else:
+            for phase in ("pretrain", "train", "eval"):
+                recorder.truncate(phase, 0)
+            state, done = training.initial_state(engine), []
+    if saved is None:
         summary = summary.replace(hf_energy=None)
         if experiment.pretrain.method == "hf" and experiment.pretrain.iterations > 0:
             from ablate.pretrain import hartree_fock  # lazy: pyscf is heavy
 
-            hf = hartree_fock(experiment.system, experiment.pretrain.basis)
-            summary = summary.replace(hf_energy=hf.energy)
-            recorder.write_summary(summary)          # kept for a resumed run
-            state = training.pretrain(engine, state, hf, recorder, progress)
-        state = training.burn_in(engine, state, experiment.mcmc.burn_in, progress, "burn-in")
-        state = training.init_optimizer(engine, state)
-        training.save_checkpoint(run_dir, recorder, "train", state)
+            with clock.phase("pretrain"):
+                hf = hartree_fock(experiment.system, experiment.pretrain.basis)
+                summary = summary.replace(hf_energy=hf.energy)
+                recorder.write_summary(summary)          # kept for a resumed run
+                state = training.pretrain(engine, state, hf, recorder, progress)
+        with clock.phase("burn_in"):
+            state = training.burn_in(engine, state, experiment.mcmc.burn_in, progress, "burn-in")
+        with clock.phase("setup"):
+            state = training.init_optimizer(engine, state)
+            training.save_checkpoint(run_dir, recorder, "train", state, training.clock_extra(timing))
     summary = summary.replace(param_count=param_count(state.params))
 
     if not done:
-        state = training.train(engine, state, recorder, run_dir, callbacks, progress, timing)
-    state, energies = training.evaluate(engine, state, recorder, run_dir, progress, done)
+        with clock.phase("train"):
+            state = training.train(engine, state, recorder, run_dir, callbacks, progress, timing)
+    if not done or summary.flops_per_iteration is None:
+        with clock.phase("flop_count"):  # after training: its programs are compiled already
+            summary = summary.replace(**cost.flop_fields(engine, state, int(state.step)))
+        recorder.write_summary(summary)  # kept for a run resumed in evaluation
+    with clock.phase("eval"):
+        state, energies = training.evaluate(engine, state, recorder, run_dir, progress, done, timing)
     recorder.flush()
     results = _results(experiment, energies, _read_column(run_dir / "eval.csv", "variance"),
                        _read_column(run_dir / "metrics.csv", "energy"), timing, state)
     if timing["first_step_done"] is not None:
         results["startup_s"] = timing["first_step_done"] - t0
+    results["training_flops"] = summary.flops_per_iteration * int(state.step)
     return summary.replace(**results)
+
+
+def _cost_start(previous: RunSummary | None) -> dict[str, Any]:
+    """Cost fields known before the run (issue 10): devices, provenance, and the FLOP count of a
+    run resumed in evaluation (its training ran in an earlier process)."""
+    devices, kind = cost.device_info()
+    fields: dict[str, Any] = {"devices": devices, "device_kind": kind, "git_commit": git_commit(),
+                              "versions": package_versions()}
+    if previous is not None and previous.flops_per_iteration is not None:
+        fields.update(flops_per_iteration=previous.flops_per_iteration, flops_counted=previous.flops_counted)
+    return fields
 
 
 def run_experiment(cfg: Mapping | Any, run_dir=None, callbacks=None) -> RunSummary:
@@ -157,13 +182,15 @@ def run_experiment(cfg: Mapping | Any, run_dir=None, callbacks=None) -> RunSumma
     recorder.write_config(cfg)
     summary = _base_summary(experiment, run_dir)
     # hf_energy is kept when a run resumes (the SCF is not run again)
-    summary = summary.replace(hf_energy=previous.hf_energy if previous is not None else None)
+    summary = summary.replace(hf_energy=previous.hf_energy if previous is not None else None,
+                              **_cost_start(previous))
     recorder.write_summary(summary)
     sink = make_sink(experiment, run_dir)
     recorder.sinks = [sink] if sink is not None else []
 
+    clock = cost.PhaseClock()
     try:
-        summary = _train_and_evaluate(experiment, recorder, run_dir, callbacks, summary, t0)
+        summary = _train_and_evaluate(experiment, recorder, run_dir, callbacks, summary, t0, clock)
         summary = summary.replace(status="completed")
     except training.Pruned as err:
         summary = summary.replace(status="pruned", reason=str(err))
@@ -171,10 +198,12 @@ def run_experiment(cfg: Mapping | Any, run_dir=None, callbacks=None) -> RunSumma
         reason = str(err) if isinstance(err, RunFailed) else f"{type(err).__name__}: {err}".strip()
         summary = summary.replace(status="failed", reason=reason,
                                   traceback=traceback.format_exc(limit=20),
-                                  wall_time_s=time.time() - t0, finished_at=_now())
+                                  wall_time_s=time.time() - t0, finished_at=_now(),
+                                  **cost.cost_fields(clock, summary.devices or 1))
         recorder.finish(summary)
         raise
-    summary = summary.replace(wall_time_s=time.time() - t0, finished_at=_now())
+    summary = summary.replace(wall_time_s=time.time() - t0, finished_at=_now(),
+                              **cost.cost_fields(clock, summary.devices or 1))
     recorder.finish(summary)
     return summary
 
