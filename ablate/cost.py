@@ -3,7 +3,8 @@
 Wall time: :class:`PhaseClock` sums ``time.perf_counter`` seconds per phase (``setup``,
 ``pretrain`` with the SCF, ``burn_in``, ``train``, ``flop_count``, ``eval``); the totals travel in
 every checkpoint (:data:`CLOCK_KEY`), so a resumed run adds to what the killed one had spent up
-to its checkpoint. Device seconds = devices x the sum of the phases.
+to its checkpoint. Device seconds = devices x the sum of the phases, less ``flop_count`` (the
+FLOP count below: ablate's own measurement, not a cost of the network).
 
 FLOPs: XLA's own cost analysis (``compiled.cost_analysis()["flops"]``, a multiply-add counted as
 2) of the compiled programs that make one training iteration, the same count on CPU and GPU:
@@ -87,11 +88,15 @@ def device_info() -> tuple[int, str]:
     return len(devices), f"{first.platform}:{getattr(first, 'device_kind', '') or first.platform}"
 
 
+MEASUREMENT_PHASES = ("flop_count",)  # ablate's own bookkeeping: recorded, not charged to the run
+
+
 def cost_fields(clock: PhaseClock, devices: int) -> dict[str, Any]:
-    """The RunSummary fields of the wall-time side: ``wall_s_by_phase`` and ``device_seconds``."""
+    """The RunSummary fields of the wall-time side: ``wall_s_by_phase`` and ``device_seconds``
+    (devices x the seconds of every phase but :data:`MEASUREMENT_PHASES`)."""
     phases = clock.snapshot()
-    return {"wall_s_by_phase": {k: round(v, 3) for k, v in phases.items()},
-            "device_seconds": devices * sum(phases.values())}
+    charged = sum(v for k, v in phases.items() if k not in MEASUREMENT_PHASES)
+    return {"wall_s_by_phase": {k: round(v, 3) for k, v in phases.items()}, "device_seconds": devices * charged}
 
 
 # ----------------------------------------------------------------------------- XLA cost analysis
@@ -201,11 +206,11 @@ def count_training_flops(engine, state) -> FlopCount:
         _, kopt = jax.random.split(state.key)
         compiled, how = _lower_kfac_step(engine, state, kopt)
         programs["kfac step"] = program_cost(compiled)
-        what = (f"the jitted MCMC iteration ({steps} Metropolis moves) and {how} (curvature estimate, "
+        what = (f"the jitted MCMC iteration ({steps} Metropolis move(s)) and {how} (curvature estimate, "
                 "loss and VMC gradient with E_L, inverses, update)")
     else:
         programs["train step"] = program_cost(engine.train_step.lower(state).compile())
-        what = (f"the one jitted {engine.optimizer.name} training step ({steps} Metropolis moves, loss "
+        what = (f"the one jitted {engine.optimizer.name} training step ({steps} Metropolis move(s), loss "
                 "and VMC gradient with E_L, update)")
     loop_program = "sampling" if "sampling" in programs else "train step"
     loops = list(programs[loop_program].float_loops)

@@ -201,7 +201,8 @@ class RunSummary:
     device_kind: str | None = _f("platform and kind of those devices (cpu, gpu: NVIDIA H100 ...)")
     wall_s_by_phase: dict = _f("wall seconds per phase: setup, pretrain (incl. the SCF), burn_in, train, "
                                "flop_count, eval; summed over resumptions (carried in checkpoints)", {}, "s")
-    device_seconds: float | None = _f("devices x the sum of wall_s_by_phase", None, "s")
+    device_seconds: float | None = _f("devices x the sum of wall_s_by_phase less flop_count (ablate's own "
+                                      "measurement)", None, "s")
     flops_per_iteration: float | None = _f("FLOPs of one training iteration on all devices, from XLA's cost "
                                            "analysis of the compiled programs (see flops_counted)", None, "FLOP")
     training_flops: float | None = _f("flops_per_iteration x iterations", None, "FLOP")

@@ -70,6 +70,11 @@ def point_label(row: pd.Series, keys) -> str:
     return " x ".join(parts) or f"t{int(row['trial'])}"
 
 
+def varying_keys(trials: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
+    """The swept keys (not the seed) that take more than one value among ``rows`` (for labels)."""
+    return [k for k in swept_keys(trials) if k != "seed" and k in rows and rows[k].nunique(dropna=True) > 1]
+
+
 def with_cost_columns(trials: pd.DataFrame) -> pd.DataFrame:
     """Complete trials with ``device_hours`` (device_seconds / 3600) and numeric cost columns."""
     done = complete_trials(trials).copy()
@@ -94,7 +99,7 @@ def pareto_data(trials: pd.DataFrame, x: str) -> pd.DataFrame:
     done = done[np.isfinite(done[x]) & np.isfinite(done[y_col]) & (done[x] > 0)]
     if done.empty:
         return pd.DataFrame(columns=PARETO_COLUMNS)
-    keys = swept_keys(trials)
+    keys = varying_keys(trials, done)
     y = done[y_col].to_numpy(float)
     yerr = done[err_col].to_numpy(float)
     clipped = (y <= 0) if metric.log else np.zeros(len(y), bool)
@@ -208,6 +213,8 @@ def comparisons(data: pd.DataFrame) -> list[str]:
             continue
         b = worse.sort_values(["y", "x"]).iloc[0]  # the closest competitor in error among those A dominates
         ratio = a["x"] / b["x"]
+        if ratio >= 1.0:
+            continue  # the same cost: no saving to state
         sigma = math.sqrt(np.nan_to_num(a["yerr"]) ** 2 + np.nan_to_num(b["yerr"]) ** 2)
         same = (b["y"] - a["y"]) <= 2 * sigma
         how = "no worse within 2 sigma than" if same else "and more accurately than"

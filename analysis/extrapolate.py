@@ -50,7 +50,7 @@ import pandas as pd
 from scipy import stats
 
 from .claims import INCONCLUSIVE, NOT_SUPPORTED, NOTE, SUPPORTED, Claim
-from .cost import point_label
+from .cost import point_label, varying_keys
 from .figures import GRID_KEYS, _new_figure, swept_keys, tuning_keys
 from .loaders import HARTREE_TO_MHA, complete_trials, load_history
 
@@ -375,12 +375,13 @@ def energy_variance_data(trials: pd.DataFrame) -> pd.DataFrame:
     Hartree^2, ``energy`` and ``stderr`` Hartree) and one ``limit`` row per series with the fit
     (``limit``, ``limit_stderr``, ``usable``, ``reason``, ``fit_slope`` ...)."""
     rows = []
+    keys = varying_keys(trials, complete_trials(trials))
     for series, part in series_groups(trials, variance_series_key(trials)):
         part = part[np.isfinite(part["variance"]) & np.isfinite(part["energy"])]
         if len(part) < 2:
             continue
         for _, r in part.iterrows():
-            rows.append({"series": series, "kind": "trial", "trial": int(r["trial"]), "label": point_label(r, swept_keys(trials)),
+            rows.append({"series": series, "kind": "trial", "trial": int(r["trial"]), "label": point_label(r, keys),
                          "variance": r["variance"], "energy": r["energy"], "stderr": r["energy_stderr"]})
         lim = variance_limit(part["variance"], part["energy"], part["energy_stderr"])
         rows.append(_limit_row(series, lim, _reference(part)))
@@ -414,7 +415,7 @@ def training_limit_data(trials: pd.DataFrame, history: pd.DataFrame | None = Non
     if history.empty or "energy" not in history:
         return pd.DataFrame()
     done = _numeric(complete_trials(trials), ("energy", "energy_stderr", "reference_energy"))
-    keys = swept_keys(trials)
+    keys = varying_keys(trials, done)
     rows = []
     for _, r in done.iterrows():
         curve = history[history["trial"] == r["trial"]]

@@ -323,7 +323,10 @@ def frame_from_study(study, output_root: str | os.PathLike | None = None, storag
         "study": study.study_name,
         "source": "optuna",
         "storage": storage,
-        "objective": attrs.get("objective"),
+        # issue 10: a multi-objective study records a list; the frame keeps one string (and the list)
+        "objective": ", ".join(map(str, attrs["objective"])) if isinstance(attrs.get("objective"), list)
+        else attrs.get("objective"),
+        "objectives": attrs.get("objective") if isinstance(attrs.get("objective"), list) else None,
         "direction": direction,
         "sweep": attrs.get("sweep"),
         "output_root": str(root) if root is not None else None,

@@ -5,7 +5,9 @@ Writes, under ``<output_root>/<study>/``:
 * ``figures/<name>.png``, ``figures/<name>.pdf`` and ``figures/<name>.csv`` (the data exactly as
   plotted) for every figure kind that applies;
 * ``trials.csv``: the tidy trial frame (:func:`analysis.load_study`);
-* ``report.md``: status, the trial table, the figures and the checked claims.
+* ``report.md``: status, the trial table, the figures and the checked claims;
+* ``report.html``: the same, with the Pareto fronts and extrapolated limits, on one
+  self-contained page (``analysis/html_report.py``).
 """
 
 from __future__ import annotations

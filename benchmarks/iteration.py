@@ -10,6 +10,8 @@ sampling (the MCMC moves of one iteration), local energy (E_L of the batch), gra
 (loss value and VMC gradient, E_L included). The optimiser update is the step minus the
 sampling and the gradient. Start-up = config to the end of the first training step (JIT
 compilation included). No pretraining and no logging: pyscf and wandb are never imported.
+FLOPs per iteration: XLA's cost analysis of the compiled training programs (ablate.cost, the
+number a run records in summary.json), with the parts and what is counted.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def main() -> None:
     args = parse()
     import jax
 
-    from ablate import training
+    from ablate import cost, training
     from ablate.config import compose, validate
     from ablate.networks import param_count
     from ablate.jax_setup import setup_jax
@@ -105,6 +107,7 @@ def main() -> None:
     grad = jax.jit(jax.value_and_grad(engine.loss, has_aux=True))
     grad_ms = median_ms(lambda: grad(params, key, walkers), args.warmup, args.iterations)
 
+    flops = cost.count_training_flops(engine, state)
     device = jax.devices()[0]
     print(json.dumps({
         "benchmark": "iteration",
@@ -131,6 +134,9 @@ def main() -> None:
         "startup_s": {"imports": round(t_imported - T_START, 2),
                       "config_to_first_iteration": round(startup, 2)},
         "iterations_timed": args.iterations,
+        "flops_per_iteration": flops.per_iteration,
+        "flops_parts": flops.parts,
+        "flops_counted": flops.counted,
     }))
 
 
