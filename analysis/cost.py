@@ -29,7 +29,7 @@ COSTS = {
     "training_flops": ("total training FLOPs", "training FLOPs"),
     "device_hours": ("device-hours (devices x wall time)", "device-hours"),
 }
-PARETO_COLUMNS = ("trial", "label", "x_name", "x", "y_name", "y", "yerr", "y_plot", "clipped", "pareto")
+PARETO_COLUMNS = ("trial", "label", "x_name", "x", "y_name", "y", "yerr", "y_plot", "at_error_bar", "pareto")
 MAX_COMPARISONS = 5  # sentences per cost axis in the report
 
 
@@ -90,7 +90,7 @@ def pareto_data(trials: pd.DataFrame, x: str) -> pd.DataFrame:
 
     Columns :data:`PARETO_COLUMNS`: ``y`` is the error in mHa (or the energy in Hartree without a
     reference), ``y_plot`` what is drawn on the log axis (an error <= 0 is drawn at its error bar,
-    ``clipped``), ``pareto`` True on the front (built from ``x`` and ``y``).
+    ``at_error_bar``), ``pareto`` True on the front (built from ``x`` and ``y``).
     """
     metric = response_metric(trials)
     done = with_cost_columns(trials)
@@ -108,7 +108,7 @@ def pareto_data(trials: pd.DataFrame, x: str) -> pd.DataFrame:
         "trial": done["trial"].to_numpy(int),
         "label": [point_label(r, keys) for _, r in done.iterrows()],
         "x_name": x, "x": done[x].to_numpy(float),
-        "y_name": y_col, "y": y, "yerr": yerr, "y_plot": y_plot, "clipped": clipped,
+        "y_name": y_col, "y": y, "yerr": yerr, "y_plot": y_plot, "at_error_bar": clipped,
         "pareto": pareto_mask(done[x].to_numpy(float), y),
     })
     return data.sort_values("x", kind="stable").reset_index(drop=True)[list(PARETO_COLUMNS)]
@@ -157,9 +157,9 @@ def draw_pareto(data: pd.DataFrame):
         yerr = np.where(np.isfinite(part["yerr"]), part["yerr"], 0.0)
         low = np.minimum(yerr, part["y_plot"] * 0.999) if is_error else yerr
         ax.errorbar(part["x"], part["y_plot"], yerr=[low, yerr], fmt="none", ecolor=colour, lw=0.7, zorder=2)
-        closed = part[~part["clipped"]]
+        closed = part[~part["at_error_bar"]]
         ax.scatter(closed["x"], closed["y_plot"], s=size, color=colour, zorder=3, label=label)
-        opened = part[part["clipped"]]
+        opened = part[part["at_error_bar"]]
         if len(opened):
             ax.scatter(opened["x"], opened["y_plot"], s=size, marker="v", facecolors="none",
                        edgecolors=colour, zorder=3, label="error <= 0 (at its error bar)")

@@ -63,7 +63,9 @@ def _distinct(values: Iterable) -> list[str]:
 
 
 def _scale(overrides: Sequence | None) -> str:
-    for item in reversed(list(overrides or [])):
+    if overrides is None:
+        return "unknown (not recorded)"
+    for item in reversed(list(overrides)):
         if isinstance(item, str) and item.lstrip("+").startswith("scale="):
             return item.split("=", 1)[1]
     return "quick (the default)"

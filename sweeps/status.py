@@ -56,7 +56,9 @@ def study_line(study, n_planned: int | None = None) -> str:
     elif done:
         sign = 1 if study.direction.name == "MINIMIZE" else -1
         best = min(done, key=lambda r: sign * r.value)
-        unit = "mHa" if study.user_attrs.get("objective") == "error_mha" and best.attr("error_mha") is not None else "Ha"
+        objective = study.user_attrs.get("objective")
+        unit = "mHa" if objective == "error_mha" and best.attr("error_mha") is not None else "Ha"
+        unit = _UNITS[objective][1].strip() if objective in ("device_seconds", "training_flops") else unit
         line += f"; best {best.value:.4f} {unit} ({best.run_id}: {format_params(best.params)})"
     return line
 
