@@ -349,9 +349,10 @@ def write_report(
     report_path = directory / "report.md"
     report_path.write_text(_markdown_report(study, trials, status, table, claims, notes, written), encoding="utf-8")
     # --- issue 10: the same report as one self-contained page (analysis/html_report.py) ---
+    status_line = status.line(study) + (f"; {_header(trials)}" if _header(trials) else "")
     html_path = html_report.write_html(
-        directory / "report.html", trials=trials, status_line=status.line(study) + (f"; {_header(trials)}" if _header(trials) else ""),
-        table=table, claims=claims, notes=notes, missing=_missing_lines(status), figure_data=data,
+        directory / "report.html", trials=trials, status_line=status_line, table=table, claims=claims,
+        notes=notes, missing=_missing_lines(status), figure_data=data,
         figures=[(n, FIGURE_KINDS[n].caption, paths[0]) for n, paths in written.items()])
     print(f"wrote {len(written)} figures to {figure_dir}, {report_path} and {html_path}", file=stream)
     return ReportResult(study, directory, written, drawn, data, claims, status, notes, report_path, html_path)
