@@ -89,6 +89,35 @@ def _accept(key, log_ratio, log_new, log_old):
     return ok_new & ((log_u < log_ratio) | ~jnp.isfinite(log_old))
 
 
+def _mh_move(log_abs: Callable, params, x, logp, key, width, mask):
+    """One Metropolis-Hastings move of every walker: x' = x + mask * width * N(0, 1) (mask picks
+    the electrons that move), accepted per walker; returns (x, logp, key, accepted fraction)."""
+    key, kmove, kacc = jax.random.split(key, 3)
+    proposal = x + mask * (width * jax.random.normal(kmove, x.shape, x.dtype))
+    logp_new = log_abs(params, proposal)
+    accept = _accept(kacc, 2.0 * (logp_new - logp), logp_new, logp)
+    x = jnp.where(accept[:, None, None], proposal, x)
+    logp = jnp.where(accept, logp_new, logp)
+    return x, logp, key, jnp.mean(accept.astype(x.dtype))
+
+
+def make_mh_step(apply: Callable) -> tuple[Callable, Callable]:
+    """One all-electron Metropolis-Hastings move of every walker, and the batched log|psi|.
+
+    Returns ``(mh_step, log_abs)``: ``mh_step(params, x, logp, key, width) -> (x, logp,
+    accepted fraction, key)``, the very move `make_sampler(moves="all")` loops (same code, same
+    random numbers). ablate.cost compiles it alone: XLA counts a loop body once.
+    """
+    log_abs = jax.vmap(lambda p, x: apply(p, x)[1], in_axes=(None, 0))
+
+    def mh_step(params, x, logp, key, width):
+        mask = _electron_masks(x.shape[1], "all", x.dtype)[0]
+        x, logp, key, accepted = _mh_move(log_abs, params, x, logp, key, width, mask)
+        return x, logp, accepted, key
+
+    return mh_step, log_abs
+
+
 def make_sampler(apply: Callable, steps: int, moves: str = "all") -> Callable:
     """Metropolis-Hastings: sample(params, walkers, key, width) -> (walkers, acceptance).
 
@@ -112,13 +141,8 @@ def make_sampler(apply: Callable, steps: int, moves: str = "all") -> Callable:
 
         def one_move(carry, mask):
             x, logp, key = carry
-            key, kmove, kacc = jax.random.split(key, 3)
-            proposal = x + mask * (width * jax.random.normal(kmove, x.shape, x.dtype))
-            logp_new = log_abs(params, proposal)
-            accept = _accept(kacc, 2.0 * (logp_new - logp), logp_new, logp)
-            x = jnp.where(accept[:, None, None], proposal, x)
-            logp = jnp.where(accept, logp_new, logp)
-            return (x, logp, key), jnp.mean(accept.astype(x.dtype))
+            x, logp, key, accepted = _mh_move(log_abs, params, x, logp, key, width, mask)
+            return (x, logp, key), accepted
 
         def one_step(i, carry):
             x, logp, accepted, key = carry

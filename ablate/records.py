@@ -173,6 +173,40 @@ def reblock(series: Iterable[float]) -> Reblocked:
     return Reblocked(math.fsum(x) / len(x), chosen[2], s1, chosen[0], len(x))
 
 
+def git_commit(path: str | os.PathLike | None = None) -> str:
+    """The git commit of the source tree holding ``path`` (default: this package), with
+    ``-dirty`` when tracked files have local changes; ``unknown`` outside a git checkout."""
+    import subprocess
+
+    where = Path(path) if path is not None else Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0 or not head.stdout.strip():
+            return "unknown"
+        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
+
+
+ENGINE_PACKAGES = ("jax", "jaxlib", "kfac-jax", "folx", "optax", "pyscf", "numpy")
+
+
+def package_versions(names: Iterable[str] = ENGINE_PACKAGES) -> dict[str, str]:
+    """Installed versions of the named distributions (those not installed are left out)."""
+    from importlib import metadata
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
 # ----------------------------------------------------------------------------- summary.json
 
 
@@ -234,6 +268,21 @@ class RunSummary:
     traceback: str | None = _f("Python traceback of a failed run")
     fingerprint: str | None = _f("SHA-256 of the trial-relevant config (fingerprint.json lists the keys it covers)")
     study_uuid: str | None = _f("uuid of the sweep study that owns the run directory (null for a single run)")
+    # -- cost (issue 10): what the run spent, measured by ablate.cost ------------------------
+    devices: int | None = _f("JAX devices the run used (jax.device_count())")
+    device_kind: str | None = _f("platform and kind of those devices (cpu, gpu: NVIDIA H100 ...)")
+    wall_s_by_phase: dict = _f("wall seconds per phase: setup, pretrain (incl. the SCF), burn_in, train, "
+                               "flop_count, eval; summed over resumptions (carried in checkpoints)", {}, "s")
+    device_seconds: float | None = _f("devices x the sum of wall_s_by_phase less flop_count (ablate's own "
+                                      "measurement)", None, "s")
+    flops_per_iteration: float | None = _f("FLOPs of one training iteration on all devices, from XLA's cost "
+                                           "analysis of the compiled programs (see flops_counted)", None, "FLOP")
+    training_flops: float | None = _f("flops_per_iteration x iterations", None, "FLOP")
+    flops_counted: str | None = _f("what flops_per_iteration counts and leaves out, in words")
+    git_commit: str | None = _f("git commit of the ablate source that ran (with -dirty for local changes), "
+                                "or unknown")
+    versions: dict = _f("versions of the packages the run used (jax, jaxlib, kfac-jax, folx, optax, pyscf, "
+                        "numpy)", {})
     schema: int = _f("summary.json schema version", SCHEMA_VERSION)
     extra: dict = _f("keys this version does not know (kept, not interpreted)", {})
 
@@ -332,7 +381,12 @@ class RunSummary:
     # -- what the sweeps and the analysis need --------------------------------------------
 
     def objective(self, name: str) -> float | None:
-        """The sweep objective: ``error_mha`` when asked for and known, else ``energy``; None if not finite."""
+        """The sweep objective: ``error_mha`` when asked for and known, else ``energy``; a cost
+        objective (:data:`COST_OBJECTIVES`: ``device_seconds``, ``training_flops``) as recorded;
+        None if not finite."""
+        if name in COST_OBJECTIVES:  # cost objectives have no fallback
+            value = finite_or_none(getattr(self, name))
+            return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
         value = self.error_mha if name == "error_mha" else None
         if value is None:
             value = self.energy
@@ -364,7 +418,12 @@ TRIAL_ATTR_KEYS = (
     "param_count", "wall_time_s", "startup_s", "ms_per_iteration", "iterations", "seed", "status",
     "network", "system", "train_energy", "variance", "energy_naive_stderr", "autocorrelation_time",
     "reblock_size", "fingerprint", "energy_spikes",
+    # issue 10: the cost of the run
+    "devices", "device_kind", "wall_s_by_phase", "device_seconds", "flops_per_iteration", "training_flops",
 )
+
+# Sweep objectives that are costs of a run rather than its energy (RunSummary.objective).
+COST_OBJECTIVES = ("device_seconds", "training_flops")
 
 
 def summary_fields_markdown() -> str:
@@ -393,8 +452,9 @@ class TrialRow:
     state: str                   # COMPLETE, RUNNING, WAITING, PRUNED, FAIL
     requeued: bool               # FAIL and enqueued again (the same run directory resumed it)
     params: dict
-    value: float | None
+    value: float | None          # the objective of a single-objective study
     attrs: dict
+    values: tuple = ()           # every objective value (a multi-objective study), else ()
 
     @classmethod
     def from_trial(cls, trial: Any) -> "TrialRow":
@@ -409,6 +469,7 @@ class TrialRow:
             params=trial_params(trial),
             value=value,
             attrs=attrs,
+            values=tuple(finite_or_none(v) for v in values) if values and len(values) > 1 else (),
         )
 
     @property

@@ -19,12 +19,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ablate import checkpoint, fingerprint, training
+from ablate import checkpoint, cost, fingerprint, training
 from ablate.config import Experiment, validate
 from ablate.errors import RunFailed
 from ablate.jax_setup import setup_jax
 from ablate.networks import param_count
-from ablate.records import RecordError, RunSummary
+from ablate.records import RecordError, RunSummary, git_commit, package_versions
 from ablate.recorder import Recorder
 from ablate.records import reblock
 from ablate.stats import count_spikes
@@ -157,46 +157,73 @@ def _run_facts(summary_ref: list, timing: dict, t0: float) -> Callable[[], dict]
 
 
 def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run_dir: Path, callbacks,
-                        current: list, t0: float) -> RunSummary:
-    """``current[0]`` is the summary so far; it is kept up to date (hf_energy) so that a failure
-    and every checkpoint's run_facts see it."""
+                        current: list, t0: float, clock: cost.PhaseClock) -> RunSummary:
+    """``current[0]`` is the summary so far; it is kept up to date (hf_energy, the FLOP count) so
+    that a failure and every checkpoint's run_facts see it. ``clock`` sums the wall seconds of
+    each phase (issue 10)."""
     summary = current[0]
     listener = getattr(callbacks, "on_progress", None) if callbacks else None
     progress = training.Progress(experiment.run.progress, listener=listener)
-    engine = training.build_engine(experiment)
-    timing = {"step_times": [], "first_step_done": None}
+    timing = {"step_times": [], "first_step_done": None, "clock": clock}
     recorder.run_facts = _run_facts(current, timing, t0)
     saved = checkpoint.latest(run_dir / "checkpoints")
-    if saved is not None:
-        state, done = _restore(engine, recorder, saved)  # hf_energy is in the summary already
-    else:
-        for phase in ("pretrain", "train", "eval"):
-            recorder.truncate(phase, 0)
-        state, done = training.initial_state(engine), []
+    if saved is not None:  # issue 10: the phase seconds spent before the checkpoint carry on
+        clock.totals.update({k: float(v) for k, v in (saved.get(cost.CLOCK_KEY) or {}).items()})
+    with clock.phase("setup"):
+        engine = training.build_engine(experiment)
+        if saved is not None:
+            state, done = _restore(engine, recorder, saved)  # hf_energy is in the summary already
+        else:
+            for phase in ("pretrain", "train", "eval"):
+                recorder.truncate(phase, 0)
+            state, done = training.initial_state(engine), []
+    if saved is None:
         summary = summary.replace(hf_energy=None)
         if experiment.pretrain.method == "hf" and experiment.pretrain.iterations > 0:
             from ablate.pretrain import hartree_fock  # lazy: pyscf is heavy
 
-            hf = hartree_fock(experiment.system, experiment.pretrain.basis)
-            summary = summary.replace(hf_energy=hf.energy)
-            current[0] = summary
-            recorder.write_summary(summary)          # kept for a resumed run
-            state = training.pretrain(engine, state, hf, recorder, progress)
-        state = training.burn_in(engine, state, experiment.mcmc.burn_in, progress, "burn-in")
-        state = training.init_optimizer(engine, state)
-        training.save_checkpoint(run_dir, recorder, "train", state)
+            with clock.phase("pretrain"):
+                hf = hartree_fock(experiment.system, experiment.pretrain.basis)
+                summary = summary.replace(hf_energy=hf.energy)
+                current[0] = summary
+                recorder.write_summary(summary)          # kept for a resumed run
+                state = training.pretrain(engine, state, hf, recorder, progress)
+        with clock.phase("burn_in"):
+            state = training.burn_in(engine, state, experiment.mcmc.burn_in, progress, "burn-in")
+        with clock.phase("setup"):
+            state = training.init_optimizer(engine, state)
+            training.save_checkpoint(run_dir, recorder, "train", state, training.clock_extra(timing))
     summary = summary.replace(param_count=param_count(state.params))
 
     if not done:
-        state = training.train(engine, state, recorder, run_dir, callbacks, progress, timing)
-    state, energies = training.evaluate(engine, state, recorder, run_dir, progress, done)
+        with clock.phase("train"):
+            state = training.train(engine, state, recorder, run_dir, callbacks, progress, timing)
+    if not done or summary.flops_per_iteration is None:
+        with clock.phase("flop_count"):  # after training: its programs are compiled already
+            summary = summary.replace(**cost.flop_fields(engine, state, int(state.step)))
+        current[0] = summary
+        recorder.write_summary(summary)  # kept for a run resumed in evaluation
+    with clock.phase("eval"):
+        state, energies = training.evaluate(engine, state, recorder, run_dir, progress, done, timing)
     recorder.flush()
     results = _results(experiment, energies, _read_column(run_dir / "eval.csv", "variance"),
                        _read_column(run_dir / "metrics.csv", "energy"),
                        _read_column(run_dir / "metrics.csv", "step_time_s"), int(state.step))
     if timing["first_step_done"] is not None and summary.startup_s is None:
         results["startup_s"] = timing["first_step_done"] - t0   # the first stretch's start-up
+    results["training_flops"] = summary.flops_per_iteration * int(state.step)
     return summary.replace(**results)
+
+
+def _cost_start(previous: RunSummary | None) -> dict[str, Any]:
+    """Cost fields known before the run (issue 10): devices, provenance, and the FLOP count of a
+    run resumed in evaluation (its training ran in an earlier process)."""
+    devices, kind = cost.device_info()
+    fields: dict[str, Any] = {"devices": devices, "device_kind": kind, "git_commit": git_commit(),
+                              "versions": package_versions()}
+    if previous is not None and previous.flops_per_iteration is not None:
+        fields.update(flops_per_iteration=previous.flops_per_iteration, flops_counted=previous.flops_counted)
+    return fields
 
 
 def run_experiment(cfg: Mapping | Any, run_dir=None, callbacks=None) -> RunSummary:
@@ -224,7 +251,8 @@ def run_experiment(cfg: Mapping | Any, run_dir=None, callbacks=None) -> RunSumma
     setup_jax(experiment.run.precision, experiment.run.compilation_cache)
     fingerprint.write(run_dir, stamp)
     recorder.write_config(cfg)
-    summary = _base_summary(experiment, run_dir).replace(fingerprint=stamp["fingerprint"])
+    summary = _base_summary(experiment, run_dir).replace(fingerprint=stamp["fingerprint"],
+                                                         **_cost_start(previous))
     if previous is not None:  # a resumption: the SCF is not run again; earlier stretches count
         summary = summary.replace(hf_energy=previous.hf_energy, startup_s=previous.startup_s,
                                   wall_time_stretches_s=_stretches(previous))
@@ -232,9 +260,10 @@ def run_experiment(cfg: Mapping | Any, run_dir=None, callbacks=None) -> RunSumma
     sink = make_sink(experiment, run_dir)
     recorder.sinks = [sink] if sink is not None else []
 
-    current = [summary]   # the summary so far (a failure keeps hf_energy)
+    current = [summary]   # the summary so far (a failure keeps hf_energy and the FLOP count)
+    clock = cost.PhaseClock()
     try:
-        summary = _train_and_evaluate(experiment, recorder, run_dir, callbacks, current, t0)
+        summary = _train_and_evaluate(experiment, recorder, run_dir, callbacks, current, t0, clock)
         summary = summary.replace(status="completed")
     except training.Pruned as err:
         summary = current[0].replace(status="pruned", reason=str(err),
@@ -244,10 +273,12 @@ def run_experiment(cfg: Mapping | Any, run_dir=None, callbacks=None) -> RunSumma
         summary = current[0].replace(status="failed", reason=reason,
                                      traceback=traceback.format_exc(limit=20),
                                      startup_s=recorder.run_facts().get("startup_s"),
-                                     finished_at=_now(), **_wall(summary, t0))
+                                     finished_at=_now(), **_wall(current[0], t0),
+                                     **cost.cost_fields(clock, current[0].devices or 1))
         recorder.finish(summary)
         raise
-    summary = summary.replace(finished_at=_now(), **_wall(summary, t0))
+    summary = summary.replace(finished_at=_now(), **_wall(summary, t0),
+                              **cost.cost_fields(clock, summary.devices or 1))
     recorder.finish(summary)
     return summary
 

@@ -253,10 +253,16 @@ def train(engine: Engine, state: TrainState, recorder, run_dir, callbacks, progr
         if (step + 1) % every == 0 or step + 1 == total:
             drain(pending)
             pending = None
-            save_checkpoint(run_dir, recorder, "train", state)
+            save_checkpoint(run_dir, recorder, "train", state, clock_extra(timing))
     if pending is not None:
         drain(pending)
     return state
+
+
+def clock_extra(timing: dict | None) -> dict:
+    """The phase clock's totals for a checkpoint (ablate.cost.PhaseClock in ``timing["clock"]``)."""
+    clock = (timing or {}).get("clock")
+    return {"wall_s_by_phase": clock.snapshot()} if clock is not None else {}
 
 
 def save_checkpoint(run_dir, recorder, phase: str, state: TrainState, extra: dict | None = None):
@@ -269,10 +275,11 @@ def save_checkpoint(run_dir, recorder, phase: str, state: TrainState, extra: dic
 
 
 def evaluate(engine: Engine, state: TrainState, recorder, run_dir, progress: Progress,
-             done: list | None = None) -> tuple[TrainState, list]:
+             done: list | None = None, timing: dict | None = None) -> tuple[TrainState, list]:
     """Frozen-parameter MCMC: burn-in, then evaluation.iterations batch-mean energies (Hartree).
 
     Returns the final state and the list of per-iteration energies, resuming from `done`.
+    ``timing["clock"]`` (optional) is the run's phase clock, saved with each checkpoint.
     """
     exp = engine.experiment
     total, every = exp.evaluation.iterations, exp.run.checkpoint_every
@@ -291,7 +298,7 @@ def evaluate(engine: Engine, state: TrainState, recorder, run_dir, progress: Pro
         if (i + 1) % every == 0 and i + 1 < total:
             snapshot = state._replace(walkers=walkers, key=key, step=jnp.asarray(i + 1))
             save_checkpoint(run_dir, recorder, "eval", snapshot,
-                            {"eval_energies": energies, "train_step": int(state.step)})
+                            {"eval_energies": energies, "train_step": int(state.step), **clock_extra(timing)})
     return state._replace(walkers=walkers, key=key), energies
 
 

@@ -1,7 +1,8 @@
 """``python -m analysis STUDY [--storage URL] [--output-root DIR] [--wandb ENTITY/PROJECT]``.
 
 Prints the trial table and the checked claims, and writes ``<output_root>/<study>/figures/``
-(PNG, PDF and CSV per figure), ``trials.csv`` and ``report.md``. An unknown study, a missing
+(PNG, PDF and CSV per figure), ``trials.csv``, ``report.md`` and ``report.html`` (the same on one
+self-contained page). An unknown study, a missing
 storage or a study without complete trials prints one line on stderr and exits with code 2.
 """
 

@@ -49,6 +49,12 @@ RECORD_COLUMNS = (
     "iterations",
     "wall_time_s",
     "ms_per_iteration",
+    # issue 10: cost (ablate.cost) and the evaluation variance (Hartree^2)
+    "variance",
+    "devices",
+    "device_seconds",
+    "flops_per_iteration",
+    "training_flops",
     "reason",
     "run_dir",
 )
@@ -68,6 +74,11 @@ _SUMMARY_KEYS = (
     "iterations",
     "wall_time_s",
     "ms_per_iteration",
+    "variance",  # issue 10: cost and variance columns
+    "devices",
+    "device_seconds",
+    "flops_per_iteration",
+    "training_flops",
     "reason",
     "seed",
 )
@@ -313,13 +324,16 @@ def frame_from_study(study, output_root: str | os.PathLike | None = None, storag
         "study": study.study_name,
         "source": "optuna",
         "storage": storage,
-        "objective": attrs.get("objective"),
+        # issue 10: a multi-objective study records a list; the frame keeps one string (and the list)
+        "objective": ", ".join(map(str, attrs["objective"])) if isinstance(attrs.get("objective"), list)
+        else attrs.get("objective"),
+        "objectives": attrs.get("objective") if isinstance(attrs.get("objective"), list) else None,
         "direction": direction,
         "sweep": attrs.get("sweep"),
         "output_root": str(root) if root is not None else None,
         "grid": _grid_space(trials),
         "n_planned": attrs.get("n_planned"),
-        "base_overrides": attrs.get("base_overrides"),
+        "base_overrides": attrs.get("base_overrides"),  # the figure titles (scale) and report.html
     }
     space = attrs.get("space") if isinstance(attrs.get("space"), list) else []
     frame = build_frame(records, _ordered_keys([dict.fromkeys(map(str, space)), *all_params]), meta)
@@ -363,8 +377,10 @@ def param_importances(study, min_trials: int = MIN_IMPORTANCE_TRIALS) -> tuple[p
         return None, "no parameter took more than one value among the complete trials"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        # issue 10: a multi-objective study ranks the parameters by its first objective (the error)
+        target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
         try:
-            result = optuna.importance.get_param_importances(study, params=varying)
+            result = optuna.importance.get_param_importances(study, params=varying, target=target)
         except (RuntimeError, ValueError, ZeroDivisionError) as err:
             return None, f"parameter importances failed: {err}"
     degenerate = [str(w.message) for w in caught if "will be equal" in str(w.message)]

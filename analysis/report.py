@@ -5,7 +5,9 @@ Writes, under ``<output_root>/<study>/``:
 * ``figures/<name>.png``, ``figures/<name>.pdf`` and ``figures/<name>.csv`` (the data exactly as
   plotted) for every figure kind that applies;
 * ``trials.csv``: the tidy trial frame (:func:`analysis.load_study`);
-* ``report.md``: status, the trial table, the figures and the checked claims.
+* ``report.md``: status, the trial table, the figures and the checked claims;
+* ``report.html``: the same, with the Pareto fronts and extrapolated limits, on one
+  self-contained page (``analysis/html_report.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from typing import Callable, TextIO
 
 import pandas as pd
 
+from . import cost as C  # issue 10: cost, extrapolated limits, report.html
+from . import extrapolate as X
 from . import figures as F
+from . import html_report
 from .claims import Claim, check_claims
 from .loaders import (
     DEFAULT_OUTPUT_ROOT,
@@ -75,6 +80,25 @@ FIGURE_KINDS: dict[str, FigureKind] = {k.name: k for k in (
                "Training energy above the reference vs iteration for every trial, whole run, trailing mean "
                "(window on the figure), symmetric log axis."),
 )}
+
+# --- issue 10: cost (analysis/cost.py) and extrapolated limits (analysis/extrapolate.py) ---
+FIGURE_KINDS.update({k.name: k for k in (
+    FigureKind("pareto_flops", "trials", C.pareto_flops_data, C.draw_pareto,
+               "Error vs total training FLOPs (XLA's count of one iteration x iterations); Pareto-optimal trials "
+               "in red, joined by the front."),
+    FigureKind("pareto_device_hours", "trials", C.pareto_device_hours_data, C.draw_pareto,
+               "Error vs device-hours (devices x wall time of the run); Pareto-optimal trials in red."),
+    FigureKind("training_limit", "trials", X.training_limit_data, X.draw_training_limit,
+               "Evaluated energy and the converged energy predicted by fitting E(t) = E_inf + a t^-b to the second "
+               "half of each training curve (open: too poor to use)."),
+    FigureKind("energy_variance", "trials", X.energy_variance_data, X.draw_energy_variance,
+               "Energy vs local-energy variance per series, the weighted line carried to zero variance (E_0 with "
+               "its error bar; dotted and open when too poor to use)."),
+    FigureKind("width_limit", "trials", X.width_limit_data, X.draw_width_limit,
+               "Energy vs width with the fit E(w) = E_inf + a w^-b and E_inf ± its error (dotted when too poor "
+               "to use)."),
+)})
+# --- end issue 10 ---
 
 
 # ----------------------------------------------------------------------------- choosing figures
@@ -233,6 +257,7 @@ def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
         row["n params"] = str(int(r["param_count"])) if pd.notna(r["param_count"]) else ""
         row["wall (s)"] = f"{r['wall_time_s']:.0f}" if pd.notna(r["wall_time_s"]) else ""
         row["ms/it"] = f"{r['ms_per_iteration']:.1f}" if pd.notna(r["ms_per_iteration"]) else ""
+        row.update(C.table_cells(r))  # issue 10: device-seconds and training FLOPs
         if pd.notna(r["reason"]) and r["state"] != "COMPLETE":
             row["reason"] = str(r["reason"])[:60]
         rows.append(row)
@@ -264,6 +289,7 @@ class ReportResult:
     completeness: Completeness
     notes: list[str]
     report_path: Path
+    html_path: Path | None = None  # issue 10: report.html
 
 
 def run_report(
@@ -306,7 +332,7 @@ def write_report(
     """Draw and write every planned figure, check the claims, print and write report.md."""
     stream = stream or sys.stdout
     study = str(trials.attrs.get("study", directory.name))
-    names = plan_figures(trials)
+    names = plan_figures(trials) + C.planned(trials) + X.planned(trials)  # issue 10: Pareto fronts, limits
     data, notes = build_figure_data(names, trials, history, importances)
     if importance_reason and "importances" in names:
         notes.append(f"importances: {importance_reason}")
@@ -320,13 +346,20 @@ def write_report(
     directory.mkdir(parents=True, exist_ok=True)
     trials.to_csv(directory / "trials.csv", index=False)
     claims = check_claims(trials, data, importances, importance_reason)
+    claims += C.cost_claims(trials, data) + X.extrapolation_claims(trials, data)  # issue 10
     status = completeness(trials)
     table = summary_table(trials)
     _print_report(stream, study, trials, status, table, claims, notes, written, figure_dir)
     report_path = directory / "report.md"
     report_path.write_text(_markdown_report(study, trials, status, table, claims, notes, written), encoding="utf-8")
-    print(f"wrote {len(written)} figures to {figure_dir} and {report_path}", file=stream)
-    return ReportResult(study, directory, written, drawn, data, claims, status, notes, report_path)
+    # --- issue 10: the same report as one self-contained page (analysis/html_report.py) ---
+    status_line = status.line(study) + (f"; {_header(trials)}" if _header(trials) else "")
+    html_path = html_report.write_html(
+        directory / "report.html", trials=trials, status_line=status_line, table=table, claims=claims,
+        notes=notes, missing=_missing_lines(status), figure_data=data,
+        figures=[(n, FIGURE_KINDS[n].caption, paths[0]) for n, paths in written.items()])
+    print(f"wrote {len(written)} figures to {figure_dir}, {report_path} and {html_path}", file=stream)
+    return ReportResult(study, directory, written, drawn, data, claims, status, notes, report_path, html_path)
 
 
 def _header(trials: pd.DataFrame) -> str:

@@ -10,6 +10,8 @@ sampling (the MCMC moves of one iteration), local energy (E_L of the batch), gra
 (loss value and VMC gradient, E_L included). The optimiser update is the step minus the
 sampling and the gradient. Start-up = config to the end of the first training step (JIT
 compilation included). No pretraining and no logging: pyscf and wandb are never imported.
+FLOPs per iteration: XLA's cost analysis of the compiled training programs (ablate.cost, the
+number a run records in summary.json), with the parts and what is counted.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def measure(overrides_list: list[str], iterations: int = 20, warmup: int = 3,
     """
     import jax
 
-    from ablate import training
+    from ablate import cost, training
     from ablate.config import compose, validate
     from ablate.jax_setup import setup_jax
     from ablate.networks import param_count
@@ -113,6 +115,7 @@ def measure(overrides_list: list[str], iterations: int = 20, warmup: int = 3,
     grad = jax.jit(jax.value_and_grad(engine.loss, has_aux=True))
     grad_ms = median_ms(lambda: grad(params, key, walkers), warmup, split_iterations)
 
+    flops = cost.count_training_flops(engine, state)
     device = jax.devices()[0]
     return {
         "system": experiment.system.name,
@@ -139,6 +142,9 @@ def measure(overrides_list: list[str], iterations: int = 20, warmup: int = 3,
         "peak_memory_bytes": peak_memory_bytes(device),
         "iterations_timed": iterations,
         "split_iterations_timed": split_iterations,
+        "flops_per_iteration": flops.per_iteration,
+        "flops_parts": flops.parts,
+        "flops_counted": flops.counted,
         "wall_s": round(time.time() - t0, 2),
     }
 

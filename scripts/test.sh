@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test suite on a fresh machine: set up .venv, start PostgreSQL on loopback for the
-# shared-study tests, run pytest. Extra arguments go to pytest (e.g. -m "not slow").
+# shared-study tests, find (or apt-get install) Chromium for the report.html test, run pytest.
+# Extra arguments go to pytest (e.g. -m "not slow").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -17,6 +18,14 @@ elif [ "${CI:-}" = "true" ]; then
   exit 1
 else
   echo "warning: PostgreSQL could not be started; its tests will be skipped" >&2
+fi
+if browser="$(bash .ci/find_chromium.sh)"; then
+  export ABLATE_TEST_CHROMIUM="$browser"
+elif [ "${CI:-}" = "true" ]; then
+  echo "Chromium could not be installed; CI needs it for the report.html browser test" >&2
+  exit 1
+else
+  echo "warning: no Chromium; the report.html browser test will be skipped" >&2
 fi
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 exec .venv/bin/python -m pytest "$@"

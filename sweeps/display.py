@@ -72,8 +72,10 @@ class Display:
         spec, plan = self.plan.spec, self.plan
         verb = "created" if created else "joined"
         where = ", ".join(s.name for s in plan.slots)
+        goal = (f"objectives {', '.join(f'{o} ({d})' for o, d in zip(spec.all_objectives, spec.all_directions))}"
+                if spec.multi_objective else f"objective {spec.objective}")
         say(f"{self.tag} {verb} study '{plan.study_name}' ({spec.sampler}, {spec.n_planned()} trials, "
-            f"objective {spec.objective}) in {redact_url(plan.storage_url)}")
+            f"{goal}) in {redact_url(plan.storage_url)}")
         say(f"{self.tag} base: {' '.join(plan.trial_overrides) or '(defaults)'}; workers: {where}; "
             f"runs under {plan.output_root / plan.study_name}")
 

@@ -63,7 +63,8 @@ def run_sweep(cfg, task_overrides: list[str]) -> int:
             sampler=make_sampler(plan.spec), pruner=make_pruner(plan.spec, planned_iterations(plan)),
             attrs=plan.study_attrs(),
             grid=plan.spec.grid_points() if plan.spec.sampler == "grid" else None,
-            defaults=plan.defaults, mutex=mutex, log=say)
+            defaults=plan.defaults, mutex=mutex, log=say,
+            directions=plan.spec.all_directions if plan.spec.multi_objective else None)
         with mutex():
             folder = st.study_folder(study, plan.output_root, created, plan.storage_url, log=say)
         driver = Driver(plan, study, storage, created=created, mutex=mutex, folder=folder, retry=retry)
@@ -102,7 +103,14 @@ def study_log_figure(plan: StudyPlan) -> Path | None:
 
 
 def make_sampler(spec):
-    """The Optuna sampler: grid points are enqueued, so grid studies never consult it."""
+    """The Optuna sampler: grid points are enqueued, so grid studies never consult it.
+
+    TPE and NSGA-II handle several objectives themselves (TPE becomes multi-objective TPE);
+    NSGA-II's generation is a quarter of the planned trials (2 to 50).
+    """
+    if spec.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=spec.sampler_seed,
+                                             population_size=max(2, min(50, spec.n_planned() // 4)))
     if spec.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=spec.sampler_seed,
                                           n_startup_trials=min(10, max(1, spec.n_planned() // 4)))

@@ -48,8 +48,9 @@ class StudyPlan:
         """Study user attributes (the analysis reads these)."""
         return {
             "sweep": self.sweep_name,
-            "objective": self.spec.objective,
+            "objective": list(self.spec.objectives) if self.spec.multi_objective else self.spec.objective,
             "direction": self.spec.direction,
+            "directions": list(self.spec.all_directions),
             "output_root": str(self.output_root),
             "base_overrides": list(self.trial_overrides),
             "trial_overrides": ov.trial_relevant(self.trial_overrides),

@@ -22,9 +22,11 @@ from typing import Any, Iterator, Mapping
 from ablate.errors import ConfigError
 from ablate.records import flatten
 
-SAMPLERS = ("grid", "tpe", "random")
+SAMPLERS = ("grid", "tpe", "random", "nsga2")
 PRUNERS = ("none", "median", "hyperband")
-OBJECTIVES = ("error_mha", "energy")
+# error_mha / energy: the evaluated result; device_seconds / training_flops: the run's cost
+# (summary.json, measured by ablate.cost). Several objectives make a multi-objective study.
+OBJECTIVES = ("error_mha", "energy", "device_seconds", "training_flops")
 DIRECTIONS = ("minimize", "maximize")
 RANGE_KEYS = {"low", "high", "log", "type", "step"}
 SCALAR_TYPES = (type(None), bool, int, float, str)
@@ -37,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "space": None,
     "objective": "error_mha",
     "direction": "minimize",
+    "directions": None,
     "n_trials": None,
     "seeds": 1,
     "pruner": "none",
@@ -89,13 +92,19 @@ class Dimension:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A parsed, checked sweep file."""
+    """A parsed, checked sweep file.
+
+    ``objectives``/``directions`` list every objective of the study (one for a single-objective
+    study, where they equal ``(objective,)``/``(direction,)``; empty tuples mean the same).
+    """
 
     name: str
     sampler: str
     dimensions: tuple[Dimension, ...]
     objective: str = "error_mha"
     direction: str = "minimize"
+    objectives: tuple[str, ...] = ()
+    directions: tuple[str, ...] = ()
     n_trials: int | None = None
     seeds: int = 1
     pruner: str = "none"
@@ -118,6 +127,18 @@ class SweepSpec:
     @property
     def keys(self) -> list[str]:
         return [d.key for d in self.dimensions]
+
+    @property
+    def all_objectives(self) -> tuple[str, ...]:
+        return self.objectives or (self.objective,)
+
+    @property
+    def all_directions(self) -> tuple[str, ...]:
+        return self.directions or (self.direction,)
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.all_objectives) > 1
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Every grid point as a flat ``{key: value}`` dict (grid sampler only)."""
@@ -148,9 +169,10 @@ def parse_spec(node: Mapping[str, Any], default_name: str | None = None) -> Swee
     if not isinstance(name, str) or not name or any(c in name for c in "/\\ "):
         raise ConfigError("sweep.name", name, "a non-empty study name without '/', '\\' or spaces")
     sampler = _choice("sweep.sampler", raw["sampler"], SAMPLERS)
-    objective = _choice("sweep.objective", raw["objective"], OBJECTIVES)
-    direction = _choice("sweep.direction", raw["direction"], DIRECTIONS)
+    objectives, directions = _parse_objectives(raw["objective"], raw["direction"], raw["directions"])
     pruner = _choice("sweep.pruner", "none" if raw["pruner"] is None else raw["pruner"], PRUNERS)
+    if len(objectives) > 1 and pruner != "none":
+        raise ConfigError("sweep.pruner", pruner, "none for a multi-objective study (Optuna prunes one objective only)")
 
     seeds = _int("sweep.seeds", raw["seeds"], low=1)
     dims = list(_parse_space(raw["space"], sampler))
@@ -182,8 +204,10 @@ def parse_spec(node: Mapping[str, Any], default_name: str | None = None) -> Swee
         name=name,
         sampler=sampler,
         dimensions=tuple(dims),
-        objective=objective,
-        direction=direction,
+        objective=objectives[0],
+        direction=directions[0],
+        objectives=objectives if len(objectives) > 1 else (),
+        directions=directions if len(objectives) > 1 else (),
         n_trials=n_trials,
         seeds=seeds,
         pruner=pruner,
@@ -203,6 +227,27 @@ def parse_spec(node: Mapping[str, Any], default_name: str | None = None) -> Swee
         storage_retry_s=_number("sweep.storage_retry_s", raw["storage_retry_s"], positive=True),
         progress_every_s=_number("sweep.progress_every_s", raw["progress_every_s"], positive=True),
     )
+
+
+def _parse_objectives(objective: Any, direction: Any, directions: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(objectives, directions): ``objective`` is a name or a list of distinct names;
+    ``directions`` (a list, one per objective) or else ``direction`` for each of them."""
+    names = list(objective) if isinstance(objective, (list, tuple)) else [objective]
+    if not names:
+        raise ConfigError("sweep.objective", [], "an objective name or a non-empty list of them: " + " | ".join(OBJECTIVES))
+    for name in names:
+        if name not in OBJECTIVES:
+            raise ConfigError("sweep.objective", name, "one of " + " | ".join(OBJECTIVES) + " (or a list of them)")
+    if len(set(names)) != len(names):
+        raise ConfigError("sweep.objective", names, "distinct objectives")
+    if directions is None:
+        dirs = [_choice("sweep.direction", direction, DIRECTIONS)] * len(names)
+    else:
+        if isinstance(directions, str) or not isinstance(directions, (list, tuple)) or len(directions) != len(names):
+            raise ConfigError("sweep.directions", directions,
+                              f"null or a list of {len(names)} direction(s) (minimize | maximize), one per objective")
+        dirs = [_choice("sweep.directions", d, DIRECTIONS) for d in directions]
+    return tuple(names), tuple(dirs)
 
 
 def _parse_space(space: Any, sampler: str) -> Iterator[Dimension]:

@@ -52,12 +52,50 @@ def study_line(study, n_planned: int | None = None) -> str:
     if count[TrialState.PRUNED]:
         line += f", {count[TrialState.PRUNED]} pruned"
     done = [r for r in rows if r.state == "COMPLETE" and r.value is not None]
-    if done:
+    if len(study.directions) > 1:
+        line += _front_text(study, rows)
+    elif done:
         sign = 1 if study.direction.name == "MINIMIZE" else -1
         best = min(done, key=lambda r: sign * r.value)
-        unit = "mHa" if study.user_attrs.get("objective") == "error_mha" and best.attr("error_mha") is not None else "Ha"
+        objective = study.user_attrs.get("objective")
+        unit = "mHa" if objective == "error_mha" and best.attr("error_mha") is not None else "Ha"
+        unit = _UNITS[objective][1].strip() if objective in ("device_seconds", "training_flops") else unit
         line += f"; best {best.value:.4f} {unit} ({best.run_id}: {format_params(best.params)})"
     return line
+
+
+_UNITS = {"error_mha": ("{:.2f}", " mHa"), "energy": ("{:.5f}", " Ha"), "device_seconds": ("{:.0f}", " device-s"),
+          "training_flops": ("{:.3g}", " FLOP")}
+
+
+def objective_names(study) -> list[str]:
+    """The objectives of a study as recorded by the driver (``objective`` attribute)."""
+    names = study.user_attrs.get("objective")
+    names = names if isinstance(names, list) else [names or "objective"]
+    return [str(n) for n in names]
+
+
+def front_numbers(study) -> set[int]:
+    """Trial numbers on the Pareto front of a multi-objective study (Optuna's ``best_trials``)."""
+    try:
+        return {t.number for t in study.best_trials}
+    except (RuntimeError, ValueError):
+        return set()
+
+
+def _front_text(study, rows) -> str:
+    """``; Pareto front (3): t0002 3.21 mHa 75 device-s, ...`` for a multi-objective study."""
+    front = front_numbers(study)
+    if not front:
+        return ""
+    names = objective_names(study)
+    shown = []
+    for r in sorted((r for r in rows if r.number in front), key=lambda r: r.values[0] if r.values else 0.0)[:4]:
+        vals = " ".join((_UNITS.get(n, ("{:.4g}", ""))[0].format(v) + _UNITS.get(n, ("", ""))[1]) if v is not None else "?"
+                        for n, v in zip(names, r.values))
+        shown.append(f"{r.run_id} {vals}")
+    more = ", ..." if len(front) > len(shown) else ""
+    return f"; Pareto front ({len(front)}): " + ", ".join(shown) + more
 
 
 def format_table(study) -> str:
@@ -65,16 +103,20 @@ def format_table(study) -> str:
     rows = sorted((TrialRow.from_trial(t) for t in study.get_trials(deepcopy=False)), key=lambda r: r.number)
     keys = list(dict.fromkeys(k for r in rows for k in r.params))
     shorts = [short_key(k) for k in keys]
+    multi = len(study.directions) > 1
+    front = front_numbers(study) if multi else set()
     heads = ["trial", "run"] + [s if shorts.count(s) == 1 else k for k, s in zip(keys, shorts)] + \
-        ["state", "energy (Ha)", "error (mHa)", "wall (s)", "note"]
+        ["state", "energy (Ha)", "error (mHa)", "wall (s)"] + (["device (s)", "front"] if multi else []) + ["note"]
     body = []
     for r in rows:
         e, err, mha, wall = (r.attr(k) for k in ("energy", "energy_stderr", "error_mha", "wall_time_s"))
         energy = "" if not _num(e) else (f"{e:.5f} ± {err:.5f}" if _num(err) else f"{e:.5f}")
+        dev = r.attr("device_seconds")
+        extra = [f"{dev:.0f}" if _num(dev) else "", "yes" if r.number in front else ""] if multi else []
         body.append([str(r.number), r.run_id]
                     + [format_value(r.params[k]) if k in r.params else "" for k in keys]
                     + [r.state + ("*" if r.requeued else ""), energy, f"{mha:.2f}" if _num(mha) else "",
-                       f"{wall:.0f}" if _num(wall) else "", _clip(r.reason or "", 60)])
+                       f"{wall:.0f}" if _num(wall) else ""] + extra + [_clip(r.reason or "", 60)])
     widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(heads)]
     lines = [f"study {study.study_name}: {study_line(study)}",
              "  ".join(h.ljust(w) for h, w in zip(heads, widths)).rstrip(),

@@ -268,20 +268,22 @@ class StudyMutex:
 def open_study(storage, name: str, *, direction: str, sampler, pruner,
                attrs: dict[str, Any], grid: list[dict] | None,
                defaults: Mapping[str, Any] | None = None, mutex: StudyMutex | None = None,
-               wait_s: float = 120.0, log=print):
+               wait_s: float = 120.0, log=print, directions: tuple[str, ...] | None = None):
     """Create the study (and enqueue its grid) or join an existing one.
 
     Returns ``(study, created)``. Under the study mutex: create or load the study, give it a
     ``uuid`` user attribute if it has none, and enqueue what :func:`sweeps.grid.missing_work`
     finds missing (the whole grid for a new study; new points of a grown grid; lost
     continuations). A joining driver first checks that the study was made with the same
-    direction and base overrides.
+    direction(s) and base overrides. ``directions`` (two or more) makes a multi-objective study;
+    else ``direction`` is used.
     """
     lock = mutex() if mutex is not None else contextlib.nullcontext()
     with lock:
+        multi = directions is not None and len(directions) > 1
+        how = {"directions": list(directions)} if multi else {"direction": direction}
         try:
-            study = optuna.create_study(storage=storage, study_name=name, direction=direction,
-                                        sampler=sampler, pruner=pruner)
+            study = optuna.create_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner, **how)
             created = True
         except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
@@ -290,7 +292,7 @@ def open_study(storage, name: str, *, direction: str, sampler, pruner,
             for key, value in attrs.items():
                 study.set_user_attr(key, value)
         else:
-            _check_compatible(study, name, direction, attrs)
+            _check_compatible(study, name, direction, attrs, directions if multi else None)
             if grid is not None and mutex is None:
                 _wait_grid_ready(study, wait_s, log)
         if not study.user_attrs.get("uuid"):
@@ -360,10 +362,14 @@ def enqueue_missing(study, grid: list[dict] | None, defaults: Mapping[str, Any] 
     return len(work)
 
 
-def _check_compatible(study, name: str, direction: str, attrs: dict[str, Any]) -> None:
-    have = study.direction.name.lower()
-    if have != direction:
-        raise ConfigError("sweep.direction", direction, f"'{have}' like the existing study '{name}' (or a new sweep.name)")
+def _check_compatible(study, name: str, direction: str, attrs: dict[str, Any],
+                      directions: tuple[str, ...] | None = None) -> None:
+    have = [d.name.lower() for d in study.directions]
+    want = list(directions) if directions else [direction]
+    if have != want:
+        if len(have) == 1 and len(want) == 1:
+            raise ConfigError("sweep.direction", direction, f"'{have[0]}' like the existing study '{name}' (or a new sweep.name)")
+        raise ConfigError("sweep.directions", want, f"{have} like the existing study '{name}' (or a new sweep.name)")
     old, new = study.user_attrs.get("trial_overrides"), attrs.get("trial_overrides")
     if old is not None and new is not None and list(old) != list(new):
         raise ConfigError("sweep.name", name,

@@ -1,7 +1,8 @@
 """The study-level W&B run: one run of job_type ``analysis`` in a finished study's group.
 
-The driver calls :func:`log_study` when a study completes; it logs the Optuna trial table and
-the sweep's main figure (drawn by ``analysis.sweep_figure``). It lives with the sweeps because
+The driver calls :func:`log_study` when a study completes; it logs the Optuna trial table,
+the sweep's main figure (drawn by ``analysis.sweep_figure``) and the study's one-page report
+(``report.html`` from ``analysis.run_report``, as a ``wandb.Html``). It lives with the sweeps because
 it reads Optuna studies; the engine (``ablate``) knows nothing of studies.
 """
 
@@ -73,6 +74,20 @@ def _study_figure(study_name: str, storage_url: str, output_root: str | Path):
     return None
 
 
+def _study_page(study_name: str, storage_url: str, output_root: str | Path) -> Path | None:
+    """The study's report.html, written by ``analysis.run_report`` (its console text discarded),
+    or None when the analysis fails (issue 10)."""
+    import io
+
+    from analysis import run_report  # lazy: pandas, matplotlib, scipy
+
+    try:
+        return run_report(study_name, storage=storage_url, output_root=output_root, stream=io.StringIO()).html_path
+    except Exception as err:  # noqa: BLE001
+        _warn(f"report.html for study {study_name!r} failed ({type(err).__name__}: {err})")
+    return None
+
+
 def log_study(
     study_name: str,
     storage_url: str,
@@ -135,6 +150,9 @@ def log_study(
             png = out_dir / "sweep_figure.png"
             figure.savefig(png, dpi=150, bbox_inches="tight")
             payload["sweep_figure"] = wandb.Image(str(png), caption=study_name)
+        page = _study_page(study_name, storage_url, output_root)  # issue 10: the one-page report
+        if page is not None:
+            payload["report"] = wandb.Html(page.read_text(encoding="utf-8"), inject=False)
         run.log(payload)
         states = [r[1] for r in rows]
         summary: dict[str, Any] = {
@@ -144,10 +162,13 @@ def log_study(
             "n_pruned": states.count("PRUNED"),
         }
         try:
-            best = study.best_trial
-            summary.update(best_value=best.value, best_trial=best.number,
-                           **{f"best.{k}": v for k, v in best.params.items()})
-        except Exception:  # noqa: BLE001 - no complete trial, or a multi-objective study
+            if len(study.directions) > 1:  # issue 10: a multi-objective study has a front, not a best
+                summary["n_pareto_front"] = len(study.best_trials)
+            else:
+                best = study.best_trial
+                summary.update(best_value=best.value, best_trial=best.number,
+                               **{f"best.{k}": v for k, v in best.params.items()})
+        except Exception:  # noqa: BLE001 - no complete trial
             pass
         run.summary.update({k: finite_or_none(v) for k, v in summary.items()})
         path = run.settings.sync_file

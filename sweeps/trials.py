@@ -184,12 +184,14 @@ class TrialBook:
             self.say(f"{self.tag} {rec.run_id} pruned   {format_params(rec.params)}  "
                      f"({summary.reason or 'pruner'})")
             return
-        value = summary.objective(self.spec.objective)
-        if summary.status != "completed" or value is None:
-            reason = summary.reason or f"status {summary.status!r} without a finite {self.spec.objective}"
+        names = self.spec.all_objectives
+        values = [summary.objective(name) for name in names]
+        missing = [name for name, v in zip(names, values) if v is None]
+        if summary.status != "completed" or missing:
+            reason = summary.reason or f"status {summary.status!r} without a finite {', '.join(missing or names)}"
             self.failed(rec.trial, rec.frozen, reason, summary=summary, rec=rec)
             return
-        self._tell(rec.trial, values=value)
+        self._tell(rec.trial, values=values if len(values) > 1 else values[0])
         self.say(f"{self.tag} {rec.run_id} complete {format_params(rec.params)}  {summary.result_text()}")
 
     def failed(self, trial, frozen, reason: str, *, summary: RunSummary | None = None,

@@ -447,7 +447,7 @@ def test_tuning_study_guards_importances_and_plots_history(tmp_path: Path):
     assert sum(widths) == pytest.approx(1.0)
 
     result = run_report("tune", output_root=tmp_path / "many", stream=io.StringIO())
-    assert set(result.figures) == {"importances", "optimization_history"}
+    assert set(result.figures) == {"importances", "optimization_history", "energy_variance"}  # + issue 10
     assert "training_curves: not drawn (no history to plot)" in result.notes  # no metrics.csv written
     csv = pd.read_csv(result.figures["importances"][2])
     ax = result.drawn["importances"].axes[0]
@@ -515,7 +515,7 @@ def test_report_writes_every_figure_and_csv_matches_plot(width_depth_root: Path)
     assert "network.width=64, network.depth=2, seed=1 (not started)" in text
     assert "network.width=64, network.depth=2, seed=0 (FAIL)" in text
     assert "[supported] error falls as a power law of one-electron width (depth 1)" in text
-    assert set(result.figures) == {"width_depth", "training_curves"}
+    assert set(result.figures) == {"width_depth", "training_curves", "training_limit", "energy_variance"}  # + issue 10
     for name, paths in result.figures.items():
         assert [p.suffix for p in paths] == [".png", ".pdf", ".csv"] and all(p.stat().st_size > 0 for p in paths)
         assert paths[0].parent == width_depth_root / "width_depth" / "figures"
@@ -548,7 +548,8 @@ def test_cli_writes_files_and_unknown_study_exits_2(width_depth_root: Path):
     ok = run_cli("width_depth", "--output-root", str(width_depth_root), cwd=width_depth_root)
     assert ok.returncode == 0, ok.stderr
     names = sorted(p.name for p in (width_depth_root / "width_depth" / "figures").iterdir())
-    assert names == sorted(f"{n}.{e}" for n in ("width_depth", "training_curves") for e in ("png", "pdf", "csv"))
+    assert names == sorted(f"{n}.{e}" for n in ("width_depth", "training_curves", "training_limit", "energy_variance")
+                           for e in ("png", "pdf", "csv"))  # + issue 10: limits
     bad = run_cli("nope", "--output-root", str(width_depth_root), cwd=width_depth_root)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.count("\n") == 1 and "unknown study 'nope'" in bad.stderr and "width_depth" in bad.stderr

@@ -47,7 +47,8 @@ def test_tiny_width_sweep_then_analysis_writes_every_file(tmp_path: Path):
     assert "claims:" in done.stdout
 
     figures = root / "width" / "figures"
-    expected = {f"{name}.{ext}" for name in ("width", "training_curves") for ext in ("png", "pdf", "csv")}
+    kinds = ("width", "training_curves", "pareto_flops", "pareto_device_hours", "training_limit")  # + issue 10
+    expected = {f"{name}.{ext}" for name in kinds for ext in ("png", "pdf", "csv")}
     assert {p.name for p in figures.iterdir()} == expected
     assert all((figures / name).stat().st_size > 0 for name in expected)
     assert (root / "width" / "report.md").is_file()

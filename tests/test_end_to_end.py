@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -47,6 +48,17 @@ def test_run_directory_contract(tiny_overrides, tmp_path):
     assert len(evaluation) == 10
     assert summary.energy == pytest.approx(evaluation["energy"].mean())
     assert (folder / "config.yaml").exists() and any((folder / "checkpoints").iterdir())
+    # issue 10: the cost of the run, by phase, in device-seconds and XLA FLOPs
+    phases = on_disk["wall_s_by_phase"]
+    assert set(phases) == {"setup", "burn_in", "train", "flop_count", "eval"} and min(phases.values()) > 0
+    assert on_disk["devices"] == 1 and on_disk["device_kind"].startswith("cpu")
+    charged = sum(v for k, v in phases.items() if k != "flop_count")
+    assert on_disk["device_seconds"] == pytest.approx(charged, rel=1e-3)
+    assert on_disk["device_seconds"] <= on_disk["wall_time_s"]
+    assert on_disk["flops_per_iteration"] > 0
+    assert on_disk["training_flops"] == pytest.approx(20 * on_disk["flops_per_iteration"])
+    assert "kfac-jax" in on_disk["flops_counted"] and "custom calls" in on_disk["flops_counted"]
+    assert on_disk["versions"]["jax"] == jax.__version__ and on_disk["git_commit"]
     # A completed run is not rerun: the same run directory returns the same summary.
     again = run_experiment(compose(tiny_overrides + [f"run_dir={folder}"]))
     assert again.to_dict() == on_disk
@@ -79,6 +91,10 @@ def test_interrupted_run_resumes_exactly(optim, tmp_path):
     np.testing.assert_allclose(a["energy"], b["energy"], rtol=1e-10)
     assert resumed.energy == pytest.approx(whole.energy, rel=1e-10)
     assert resumed.iterations == whole.iterations == 30
+    # issue 10: the same programs, the same FLOPs; the phases before the cut carried by the checkpoint
+    assert resumed.flops_per_iteration == whole.flops_per_iteration > 0
+    assert resumed.training_flops == whole.training_flops
+    assert resumed.wall_s_by_phase["burn_in"] > 0 and resumed.wall_s_by_phase["train"] > 0
 
 
 @pytest.mark.slow
@@ -119,3 +135,8 @@ def test_walkers_shared_over_two_devices_give_the_same_run(tmp_path):
     assert out.returncode == 0, out.stderr
     double = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert double["energy"] == pytest.approx(single.energy, rel=1e-4)
+    # issue 10: per-device programs x 2 devices: the same work, give or take what each device repeats
+    assert double["devices"] == 2
+    assert double["flops_per_iteration"] == pytest.approx(single.flops_per_iteration, rel=0.2)
+    charged = sum(v for k, v in double["wall_s_by_phase"].items() if k != "flop_count")
+    assert double["device_seconds"] == pytest.approx(2 * charged, rel=1e-3)

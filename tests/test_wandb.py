@@ -133,6 +133,12 @@ def test_a_sweep_gives_one_wandb_run_per_trial_in_one_group(tmp_path):
     else:  # the analysis package draws the sweep's figure; it rides along as an image
         image = analysis["summary"]["sweep_figure"]
         assert image["_type"] == "image-file" and (files / image["path"]).is_file()
+        # issue 10: the study's one-page report rides along as a wandb.Html, the same page as on disk
+        page = analysis["summary"]["report"]
+        assert page["_type"] == "html-file"
+        logged = (files / page["path"]).read_text(encoding="utf-8")
+        on_disk = (tmp_path / "wbtest" / "report.html").read_text(encoding="utf-8")
+        assert logged == on_disk and "<h1>Study <code>wbtest</code></h1>" in logged
 
 
 def test_a_failed_trial_is_a_failed_wandb_run(tmp_path):

@@ -1,0 +1,260 @@
+"""What a run costs: wall seconds by phase, device seconds, and FLOPs per training iteration.
+
+Wall time: :class:`PhaseClock` sums ``time.perf_counter`` seconds per phase (``setup``,
+``pretrain`` with the SCF, ``burn_in``, ``train``, ``flop_count``, ``eval``); the totals travel in
+every checkpoint (:data:`CLOCK_KEY`), so a resumed run adds to what the killed one had spent up
+to its checkpoint. Device seconds = devices x the sum of the phases, less ``flop_count`` (the
+FLOP count below: ablate's own measurement, not a cost of the network).
+
+FLOPs: XLA's own cost analysis (``compiled.cost_analysis()["flops"]``, a multiply-add counted as
+2) of the compiled programs that make one training iteration, the same count on CPU and GPU:
+
+- KFAC: the jitted MCMC iteration (``engine.mcmc_iteration``) and kfac-jax's own jitted step
+  (``kfac_jax.Optimizer._step``: curvature estimate, loss and VMC gradient with E_L, inverses,
+  update), lowered with the arguments the trainer passes, so the executables that ran are found in
+  JAX's compilation cache and nothing is compiled again;
+- Adam: the one jitted training step (sampling, gradient and update in one program).
+
+XLA counts the body of a while loop once, whatever its trip count. The MCMC moves are such a
+loop (``mcmc.steps`` iterations), so the one-move program (``mcmc.make_mh_step``, compiled here)
+is added ``steps - 1`` more times. Any other loop that carries floating-point values (the
+``laplacian=hessian`` scan) is named in ``flops_counted`` as counted once. Custom calls (LAPACK or
+cuSOLVER: the LU of ``slogdet``, KFAC's matrix inverses) get no FLOPs from XLA and are named too,
+as are the transcendental evaluations (exp, log, tanh), which XLA counts apart from FLOPs.
+Pretraining, burn-in and evaluation are not counted.
+
+On several devices the compiled programs are the per-device (SPMD-partitioned) ones; their
+FLOPs are multiplied by the device count.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import re
+import time
+from typing import Any, Iterator, Mapping
+
+import jax
+import jax.numpy as jnp
+
+from ablate import mcmc
+
+CLOCK_KEY = "wall_s_by_phase"   # the checkpoint entry that carries the phase totals
+PHASES = ("setup", "pretrain", "burn_in", "train", "flop_count", "eval")
+_FLOAT_TYPES = re.compile(r"\b(?:f16|bf16|f32|f64|c64|c128)\[")
+_TRIP_COUNT = re.compile(r'known_trip_count"\s*:\s*\{\s*"n"\s*:\s*"(\d+)"')
+_CUSTOM_CALL = re.compile(r'custom_call_target="([^"]+)"')
+
+
+# ----------------------------------------------------------------------------- wall time
+
+
+class PhaseClock:
+    """Wall seconds per phase (``perf_counter``), summed over entries and over resumptions.
+
+    ``carried``: the totals of an earlier segment of the same run (from its checkpoint).
+    """
+
+    def __init__(self, carried: Mapping[str, float] | None = None):
+        self.totals: dict[str, float] = {str(k): float(v) for k, v in (carried or {}).items()}
+        self._running: tuple[str, float] | None = None
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Adds the seconds spent inside the ``with`` block to ``name`` (also when it raises)."""
+        start = time.perf_counter()
+        outer, self._running = self._running, (name, start)
+        try:
+            yield
+        finally:
+            self._running = outer
+            self.totals[name] = self.totals.get(name, 0.0) + time.perf_counter() - start
+
+    def snapshot(self) -> dict[str, float]:
+        """The totals so far, the phase now running included up to now (seconds)."""
+        out = dict(self.totals)
+        if self._running is not None:
+            name, start = self._running
+            out[name] = out.get(name, 0.0) + time.perf_counter() - start
+        return out
+
+
+def device_info() -> tuple[int, str]:
+    """(number of JAX devices, ``platform:kind`` of the first, e.g. ``gpu:NVIDIA H100 80GB HBM3``)."""
+    devices = jax.devices()
+    first = devices[0]
+    return len(devices), f"{first.platform}:{getattr(first, 'device_kind', '') or first.platform}"
+
+
+MEASUREMENT_PHASES = ("flop_count",)  # ablate's own bookkeeping: recorded, not charged to the run
+
+
+def cost_fields(clock: PhaseClock, devices: int) -> dict[str, Any]:
+    """The RunSummary fields of the wall-time side: ``wall_s_by_phase`` and ``device_seconds``
+    (devices x the seconds of every phase but :data:`MEASUREMENT_PHASES`)."""
+    phases = clock.snapshot()
+    charged = sum(v for k, v in phases.items() if k not in MEASUREMENT_PHASES)
+    return {"wall_s_by_phase": {k: round(v, 3) for k, v in phases.items()}, "device_seconds": devices * charged}
+
+
+# ----------------------------------------------------------------------------- XLA cost analysis
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgramCost:
+    """XLA's cost analysis of one compiled program (per device)."""
+
+    flops: float
+    transcendentals: float
+    float_loops: tuple           # trip counts (None: unknown) of while loops carrying floats
+    custom_calls: dict           # custom-call target -> count (XLA gives them no FLOPs)
+
+
+def program_cost(compiled) -> ProgramCost:
+    """Cost of a ``jax.stages.Compiled``: ``cost_analysis()`` is a dict on jax 0.9 (a list with
+    one dict per program on some older versions, summed here)."""
+    analysis = compiled.cost_analysis()
+    parts = analysis if isinstance(analysis, (list, tuple)) else [analysis]
+    flops = sum(float(p.get("flops", 0.0)) for p in parts if p)
+    trans = sum(float(p.get("transcendentals", 0.0)) for p in parts if p)
+    text = compiled.as_text() or ""
+    loops = []
+    for line in text.splitlines():
+        if " while(" not in line:
+            continue
+        head = line.split(" while(", 1)[0]
+        if _FLOAT_TYPES.search(head):
+            found = _TRIP_COUNT.search(line)
+            loops.append(int(found.group(1)) if found else None)
+    calls = collections.Counter(_CUSTOM_CALL.findall(text))
+    return ProgramCost(flops, trans, tuple(loops), dict(calls))
+
+
+@dataclasses.dataclass(frozen=True)
+class FlopCount:
+    """FLOPs of one training iteration on all devices, its parts, and what is counted (words)."""
+
+    per_iteration: float
+    parts: dict
+    transcendentals: float
+    counted: str
+
+
+def _kfac_step_jit(backend):
+    """kfac-jax's jitted ``_step`` (``utils.staged`` keeps it in a closure), or None."""
+    staged = getattr(type(backend), "_step", None)
+    for cell in getattr(staged, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            continue
+        if hasattr(value, "lower") and hasattr(value, "trace"):
+            return value
+    return None
+
+
+def _lower_kfac_step(engine, state, kopt) -> tuple[Any, str]:
+    """The compiled kfac-jax step as the trainer runs it, and how it was obtained."""
+    exp, opt = engine.experiment, engine.optimizer.backend
+    momentum = jnp.asarray(exp.optim.momentum, engine.dtype)
+    damping = jnp.asarray(exp.optim.damping, engine.dtype)
+    step_int = int(jax.device_get(state.opt_state.step_counter))
+    jitted = _kfac_step_jit(opt)
+    if jitted is not None:
+        try:
+            curvature = opt._should_update_estimate_curvature(step_int)
+            adapt_damping = opt._should_update_damping(step_int)
+            with opt.staging_context():
+                lowered = jitted.lower(opt, state.params, state.opt_state, kopt, state.walkers, None, None,
+                                       momentum, damping, curvature, adapt_damping)
+            return lowered.compile(), "kfac-jax's jitted step"
+        except Exception:  # noqa: BLE001 - kfac-jax internals moved: lower the public step instead
+            pass
+
+    def public_step(params, opt_state, key, walkers):
+        return opt.step(params, opt_state, key, batch=walkers, momentum=momentum, damping=damping,
+                        global_step_int=max(step_int, 1))
+
+    lowered = jax.jit(public_step).lower(state.params, state.opt_state, kopt, state.walkers)
+    return lowered.compile(), "kfac-jax's public step under jax.jit (compiled again for the count)"
+
+
+def _mh_step_cost(engine, state) -> ProgramCost:
+    """Cost of one Metropolis-Hastings move of every walker (compiled here, once per run)."""
+    mh_step, _ = mcmc.make_mh_step(engine.ansatz.apply)
+    walkers = state.walkers
+    logp = jax.ShapeDtypeStruct(walkers.shape[:1], walkers.dtype, sharding=engine.walker_sharding)
+    return program_cost(jax.jit(mh_step).lower(state.params, walkers, logp, state.key, state.width).compile())
+
+
+def count_training_flops(engine, state) -> FlopCount:
+    """FLOPs of one training iteration of ``engine`` (all devices), from XLA's cost analysis.
+
+    Call it after training ran (the programs are then in JAX's compilation cache: only the
+    one-move MCMC program is compiled here); ``state`` is any `TrainState` of the run (shapes
+    and shardings matter, values do not).
+    """
+    steps = engine.experiment.mcmc.steps
+    devices = len(engine.walker_sharding.mesh.devices.flat)
+    parts: dict[str, float] = {}
+    programs: dict[str, ProgramCost] = {}
+    if engine.optimizer.name == "kfac":
+        programs["sampling"] = program_cost(
+            engine.mcmc_iteration.lower(state.params, state.walkers, state.key, state.width).compile())
+        _, kopt = jax.random.split(state.key)
+        compiled, how = _lower_kfac_step(engine, state, kopt)
+        programs["kfac step"] = program_cost(compiled)
+        what = (f"the jitted MCMC iteration ({steps} Metropolis move(s)) and {how} (curvature estimate, "
+                "loss and VMC gradient with E_L, inverses, update)")
+    else:
+        programs["train step"] = program_cost(engine.train_step.lower(state).compile())
+        what = (f"the one jitted {engine.optimizer.name} training step ({steps} Metropolis move(s), loss "
+                "and VMC gradient with E_L, update)")
+    loop_program = "sampling" if "sampling" in programs else "train step"
+    loops = list(programs[loop_program].float_loops)
+    mcmc_loop = next((i for i, n in enumerate(loops) if n in (steps, None)), None) if steps > 1 else None
+    moves = ""
+    mc = engine.experiment.mcmc
+    if mcmc_loop is not None and (mc.method, mc.moves) != ("mh", "all"):
+        mcmc_loop = None   # HMC and one-electron moves: their loops stay counted once (noted below)
+    if mcmc_loop is not None:
+        loops.pop(mcmc_loop)
+        move = _mh_step_cost(engine, state)
+        parts["mcmc_extra_moves"] = (steps - 1) * move.flops * devices
+        moves = (f"; the MCMC loop body, which XLA counts once, is added {steps - 1} more time(s) "
+                 "from the one-move program")
+    for name, cost in programs.items():
+        parts[name.replace(" ", "_")] = cost.flops * devices
+    per_iteration = sum(parts.values())
+    trans = sum(c.transcendentals for c in programs.values()) * devices
+    other_loops = loops + [n for name, c in programs.items() if name != loop_program for n in c.float_loops]
+    calls = collections.Counter()
+    for cost in programs.values():
+        calls.update(cost.custom_calls)
+    notes = []
+    if other_loops:
+        trips = ", ".join("?" if n is None else str(n) for n in other_loops)
+        what = ("the MCMC steps, moves and leapfrog steps of mcmc.method="
+                f"{mc.method}, mcmc.moves={mc.moves}, so sampling is undercounted"
+                if (mc.method, mc.moves) != ("mh", "all") else
+                "e.g. the laplacian=hessian scan, so E_L is undercounted")
+        notes.append(f"{len(other_loops)} loop(s) over floating-point values counted once "
+                     f"(trip counts {trips}; {what})")
+    if calls:
+        listed = ", ".join(f"{name} x{n}" for name, n in sorted(calls.items()))
+        notes.append(f"custom calls, which XLA gives no FLOPs: {listed}")
+    counted = (f"XLA cost analysis ('flops', multiply-add = 2) of the compiled programs of one training "
+               f"iteration, x{devices} device(s): {what}{moves}. Not counted: "
+               + "; ".join(notes + [f"{trans:.3g} transcendental evaluations (exp, log, tanh...), which XLA "
+                                    "counts apart", "pretraining, burn-in and evaluation"]) + ".")
+    return FlopCount(per_iteration, parts, trans, counted)
+
+
+def flop_fields(engine, state, iterations: int) -> dict[str, Any]:
+    """The RunSummary fields of the FLOP side: per iteration, in training, and what is counted."""
+    count = count_training_flops(engine, state)
+    return {"flops_per_iteration": count.per_iteration,
+            "training_flops": count.per_iteration * iterations,
+            "flops_counted": count.counted}
