@@ -77,6 +77,10 @@ FIGURE_KINDS: dict[str, FigureKind] = {k.name: k for k in (
                "(window on the figure), symmetric log axis."),
 )}
 
+
+# ----------------------------------------------------------------------------- choosing figures
+
+
 # --- issue 9: the talk's other ablations (analysis/ablations.py) ---
 FIGURE_KINDS.update({k.name: k for k in (
     FigureKind("optimizer", "trials", A.optimizer_data, A.draw_optimizer,
@@ -91,9 +95,6 @@ FIGURE_KINDS.update({k.name: k for k in (
                "Error vs walkers (batch size) at fixed iterations, log2 x and log y, with the weighted power-law fit."),
 )})
 # --- end issue 9 ---
-
-
-# ----------------------------------------------------------------------------- choosing figures
 
 
 def plan_figures(trials: pd.DataFrame) -> list[str]:
