@@ -45,6 +45,9 @@ determinants, FermiNet vs Slater–Jastrow, sampler). ``supported`` (or ``not su
   goes the other way by 2σ at some K (``not supported``), after the convergence and seed gates.
 * Walkers: ln(error bar) vs ln(walkers), expected exponent −1/2 (independent walkers); the fit is
   unweighted with one seed (the error of an error bar is not measured) and says so.
+
+The optimizer, |r| features, sampler-moves and batch claims (issue 9) use these helpers and this
+gate; their rules are in :mod:`analysis.ablations`.
 """
 
 from __future__ import annotations
@@ -595,6 +598,17 @@ def _convergence_suffix(row: pd.Series) -> str:
 # ----------------------------------------------------------------------------- all
 
 
+def _ablation(kind: str):
+    """The claim builder of an issue-9 figure kind, from analysis/ablations.py (imported when called:
+    that module imports the helpers above)."""
+    def build(data: pd.DataFrame) -> list[Claim]:
+        from .ablations import CLAIM_BUILDERS as ABLATIONS
+
+        return ABLATIONS[kind](data)
+
+    return build
+
+
 CLAIM_BUILDERS = {
     "width_depth": lambda d: width_claims(d) + depth_claims_from_width_depth(d),
     "width": width_claims,
@@ -602,6 +616,8 @@ CLAIM_BUILDERS = {
     "pairwise_width": pairwise_claims,
     "determinants": determinant_claims,
     "sampler": sampler_claims,
+    # issue 9: optimizer, |r| features, sampler moves, batch size (rules in analysis/ablations.py)
+    **{kind: _ablation(kind) for kind in ("optimizer", "features", "sampler_moves", "batch")},
 }
 
 

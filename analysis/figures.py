@@ -43,8 +43,10 @@ LOG_FLOOR_MHA = 1e-3  # where a clipped point without an error bar is drawn, mHa
 NETWORK_KEYS = ("network.type", "network")
 ARCHITECTURE_KEYS = ("network.width", "network.depth", "network.pairwise_width", "network.determinants")
 SAMPLER_KEYS = ("mcmc.steps", "batch_size", "mcmc.adapt", "mcmc.move_width")
+# The talk's other ablations (issue 9, analysis/ablations.py): categorical grid axes, not tuning keys.
+ABLATION_KEYS = ("optim", "network.distance_features", "mcmc.moves", "mcmc.method")
 # Swept keys that define grid points (lines or x axes); any other swept key is a tuning key.
-GRID_KEYS = (*ARCHITECTURE_KEYS, *NETWORK_KEYS, *SAMPLER_KEYS, "system", "seed")
+GRID_KEYS = (*ARCHITECTURE_KEYS, *NETWORK_KEYS, *SAMPLER_KEYS, *ABLATION_KEYS, "system", "seed")
 LOG2_KEYS = ("network.width", "network.pairwise_width", "network.determinants", "mcmc.steps", "batch_size")
 
 AXIS_LABELS = {
@@ -65,6 +67,10 @@ SERIES_NAMES = {
     "mcmc.adapt": "adapt",
     "mcmc.move_width": "move width",
     "seed": "seed",
+    "optim": "optimizer",  # issue 9
+    "network.distance_features": "|r| features",
+    "mcmc.moves": "moves",
+    "mcmc.method": "sampler",
 }
 NETWORK_NAMES = {"ferminet": "FermiNet", "slater_jastrow": "Slater–Jastrow"}
 

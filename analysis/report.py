@@ -24,6 +24,7 @@ import pandas as pd
 
 from . import cost as C  # issue 10: cost, extrapolated limits, report.html
 from . import extrapolate as X
+from . import ablations as A  # issue 9: optimizer, |r| features, sampler moves, batch
 from . import figures as F
 from . import html_report
 from .claims import Claim, check_claims
@@ -104,6 +105,22 @@ FIGURE_KINDS.update({k.name: k for k in (
 # ----------------------------------------------------------------------------- choosing figures
 
 
+# --- issue 9: the talk's other ablations (analysis/ablations.py) ---
+FIGURE_KINDS.update({k.name: k for k in (
+    FigureKind("optimizer", "trials", A.optimizer_data, A.draw_optimizer,
+               "Error per system (ordered by electron count) with KFAC and Adam, and the Adam/KFAC error ratio vs "
+               "electrons with its weighted fit; dotted: 10x."),
+    FigureKind("features", "trials", A.features_data, A.draw_features,
+               "Error per system with and without the |r| input features, and the without/with ratio; dotted: 3x."),
+    FigureKind("sampler_moves", "trials", A.sampler_moves_data, A.draw_sampler_moves,
+               "Energy spikes of every trial per system and sampler (MH/HMC, all-/one-electron moves), and the error "
+               "vs training time (iterations x median step time)."),
+    FigureKind("batch", "trials", A.batch_data, A.draw_batch,
+               "Error vs walkers (batch size) at fixed iterations, log2 x and log y, with the weighted power-law fit."),
+)})
+# --- end issue 9 ---
+
+
 def plan_figures(trials: pd.DataFrame) -> list[str]:
     """Figure kinds for the study's swept keys.
 
@@ -126,6 +143,7 @@ def plan_figures(trials: pd.DataFrame) -> list[str]:
             names.append("pairwise_width")
         if "network.determinants" in keys:
             names.append("determinants")
+        names += A.planned(trials)  # issue 9: optimizer, features, sampler_moves, batch
         if keys & {"mcmc.steps", "batch_size"}:
             names.append("sampler")
     names.append("training_curves")

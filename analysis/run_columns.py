@@ -7,7 +7,7 @@
   engine records it, else the last ``scale=...`` of the study's ``base_overrides`` (the sweep's
   base plus the user's overrides), else missing;
 * ``iterations_planned``: ``config["optim.iterations"]``; ``batch_size``: ``config["batch_size"]``
-  (walkers);
+  (walkers); ``n_electrons`` (n_up + n_down) and ``energy_spikes`` from summary.json (issue 9);
 * the convergence columns of :mod:`analysis.convergence` (``converged``: True, False or <NA> when
   not measured; ``convergence_reason``; the tail slope and its standard error in mHa per 1000
   iterations; ``eval_minus_tail_mha``; ...), measured for every COMPLETE trial from its
@@ -26,7 +26,7 @@ import pandas as pd
 from .convergence import CONVERGENCE_COLUMNS, Convergence, assess
 from .loaders import read_summary
 
-RUN_COLUMNS = ("scale", "iterations_planned", "batch_size", *CONVERGENCE_COLUMNS)
+RUN_COLUMNS = ("scale", "iterations_planned", "batch_size", "n_electrons", "energy_spikes", *CONVERGENCE_COLUMNS)
 
 
 def scale_from_overrides(overrides: Sequence[str] | None) -> str | None:
@@ -67,7 +67,8 @@ def run_columns(row: Mapping[str, Any], summary: Mapping[str, Any], study_scale:
     config = summary.get("config") if isinstance(summary.get("config"), Mapping) else {}
     out = {"scale": config.get("scale") or study_scale,
            "iterations_planned": config.get("optim.iterations"),
-           "batch_size": config.get("batch_size")}
+           "batch_size": config.get("batch_size"),
+           **ablation_facts(row, summary)}  # issue 9
     if row.get("state") != "COMPLETE":
         conv = Convergence(None, f"not measured: trial {str(row.get('state')).lower()}")
     else:
@@ -81,6 +82,17 @@ def run_columns(row: Mapping[str, Any], summary: Mapping[str, Any], study_scale:
     return out
 
 
+def ablation_facts(row: Mapping[str, Any], summary: Mapping[str, Any]) -> dict:
+    """``n_electrons`` (n_up + n_down of summary.json's ``electrons``) and ``energy_spikes`` (its
+    count of training-energy spikes), falling back to the row's values of the same name; None when
+    not recorded (runs written before the engine counted spikes)."""
+    electrons = summary.get("electrons")
+    n = sum(int(e) for e in electrons) if isinstance(electrons, Sequence) and electrons else row.get("n_electrons")
+    spikes = summary.get("energy_spikes")
+    spikes = row.get("energy_spikes") if spikes is None else spikes
+    return {"n_electrons": _finite(n), "energy_spikes": _finite(spikes)}
+
+
 def add_run_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with :data:`RUN_COLUMNS` appended (swept keys of the same name are kept as they are)."""
     study_scale = scale_from_overrides(frame.attrs.get("base_overrides"))
@@ -91,7 +103,7 @@ def add_run_columns(frame: pd.DataFrame) -> pd.DataFrame:
         rows.append(run_columns(record, read_summary(record["run_dir"]), study_scale))
     extra = pd.DataFrame(rows, columns=list(RUN_COLUMNS), index=frame.index)
     extra["converged"] = extra["converged"].astype("boolean")
-    for col in ("iterations_planned", "batch_size", "tail_iterations", "tail_blocks"):
+    for col in ("iterations_planned", "batch_size", "n_electrons", "energy_spikes", "tail_iterations", "tail_blocks"):
         extra[col] = pd.to_numeric(extra[col], errors="coerce").astype("Int64")
     new = [c for c in RUN_COLUMNS if c not in frame.columns]
     attrs = dict(frame.attrs)

@@ -224,14 +224,25 @@ def test_bad_sweeps_exit_2_with_one_line_and_write_nothing(tmp_path, env):
 
 @pytest.mark.slow
 def test_system_is_a_grid_axis(tmp_path, env):
-    """A tiny version of the optimizer sweep: each trial runs the system its grid point names."""
-    res = run_cli(sweep_args(tmp_path, "sweep.space={optim:[adam],system:[H2,He]}", "sweep.seeds=1",
+    """A tiny version of the optimizer sweep: each trial runs the system its grid point names, and
+    ``python -m analysis`` draws the optimizer figure and checks its two claims."""
+    res = run_cli(sweep_args(tmp_path, "sweep.space={optim:[kfac,adam],system:[H2,He]}", "sweep.seeds=1",
                              "mcmc.method=hmc", sweep="optimizer"), env)
     assert res.returncode == 0, res.stderr[-3000:]
     complete = [t for t in trials(tmp_path, "optimizer") if t.state == TrialState.COMPLETE]
-    assert sorted(t.params["system"] for t in complete) == ["H2", "He"]
+    assert sorted((t.params["optim"], t.params["system"]) for t in complete) == [
+        ("adam", "H2"), ("adam", "He"), ("kfac", "H2"), ("kfac", "He")]
     for t in complete:
         s = summary(t)
         assert s["system"] == t.params["system"] == t.user_attrs["system"]
-        assert s["config"]["optim.name"] == "adam" and s["config"]["mcmc.method"] == "hmc"
-        assert s["energy_spikes"] >= 0
+        assert s["config"]["optim.name"] == t.params["optim"] and s["config"]["mcmc.method"] == "hmc"
+        assert s["energy_spikes"] >= 0 and sum(s["electrons"]) == 2
+
+    report = run_cli([sys.executable, "-m", "analysis", "optimizer", "--output-root", str(tmp_path)], env)
+    assert report.returncode == 0, report.stderr[-3000:]
+    figure = tmp_path / "optimizer" / "figures" / "optimizer.png"
+    assert figure.stat().st_size > 1000
+    lines = report.stdout.splitlines()
+    for statement in ("KFAC's error is at least 10x lower than Adam's",
+                      "the Adam/KFAC error ratio grows with the number of electrons"):
+        assert any(f"] {statement}: " in line for line in lines), report.stdout[-3000:]
