@@ -33,11 +33,17 @@ def setup_jax(precision: str | None = None, cache_dir: str | os.PathLike | None 
     if precision is not None:
         jax.config.update("jax_enable_x64", precision == "float64")
     user_dir = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    quiet_cpu = jax.default_backend() != "cpu" or on_cpu
     if not user_dir:
         if cache_dir is None or jax.config.jax_compilation_cache_dir:
             return  # no cache wanted, or the first folder set in this process stays (JAX's rule)
-        if jax.default_backend() == "cpu" and not on_cpu:
+        if not quiet_cpu:
             return
+    elif not quiet_cpu:
+        # The user's folder on CPU, in a process that has not silenced XLA:CPU: keep JAX's own
+        # thresholds (only slow programs are stored), or every small program loaded from disk
+        # logs a multi-kilobyte machine-feature line on stderr.
+        return
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", str(cache_dir))
     # thresholds: ours, unless the user set JAX's own environment variables
