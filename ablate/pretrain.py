@@ -76,9 +76,13 @@ def targets(hf: HartreeFock, walkers: np.ndarray, electrons, full_det: bool):
     return up_rows, down_rows
 
 
-def make_pretrain_step(orbitals, lr: float):
-    """Adam step on mean_(batch) sum |network orbitals - HF orbitals|^2 over all determinants."""
-    tx = optax.adam(lr)
+def make_pretrain_step(orbitals):
+    """Adam step on mean_(batch) sum |network orbitals - HF orbitals|^2 over all determinants.
+
+    Returns (init(params) -> opt_state, step(params, opt_state, walkers, target_up,
+    target_down, lr) -> (params, opt_state, loss)); the learning rate is an argument, so one
+    compiled step serves every rate. ``step`` is pure (the caller jits it).
+    """
     batch_orbitals = jax.vmap(orbitals, in_axes=(None, 0))
 
     def loss(params, walkers, target_up, target_down):
@@ -87,10 +91,9 @@ def make_pretrain_step(orbitals, lr: float):
         err += jnp.sum((down - target_down[:, None]) ** 2, axis=(1, 2, 3))
         return jnp.mean(err) / up.shape[1]
 
-    @jax.jit
-    def step(params, opt_state, walkers, target_up, target_down):
+    def step(params, opt_state, walkers, target_up, target_down, lr):
         value, grads = jax.value_and_grad(loss)(params, walkers, target_up, target_down)
-        updates, opt_state = tx.update(grads, opt_state, params)
+        updates, opt_state = optax.adam(lr).update(grads, opt_state, params)
         return jax.tree.map(lambda p, u: p + u, params, updates), opt_state, value
 
-    return tx.init, step
+    return optax.adam(1.0).init, step
