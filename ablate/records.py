@@ -160,6 +160,9 @@ class RunSummary:
     iterations: int | None = _f("training iterations completed")
     wall_time_s: float | None = _f("wall time of the run (its latest resumption)", None, "s")
     startup_s: float | None = _f("config to the end of the first training iteration", None, "s")
+    startup: dict = _f("start-up by phase: imports (first run of a process), scf, pretrain, burn_in, "
+                       "optimizer_init, first_iteration, and compile (JAX tracing and compilation, "
+                       "taken out of the others); they add up", {}, "s")
     ms_per_iteration: float | None = _f("median training step time", None, "ms")
     traceback: str | None = _f("Python traceback of a failed run")
     schema: int = _f("summary.json schema version", SCHEMA_VERSION)
@@ -194,7 +197,7 @@ class RunSummary:
         for key in ("electrons", "atoms"):
             if known.get(key) is None:
                 known.pop(key, None)
-        for key in ("params", "config"):
+        for key in ("params", "config", "startup"):
             if known.get(key) is None:
                 known.pop(key, None)
             elif not isinstance(known[key], Mapping):

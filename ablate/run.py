@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+import ablate
 from ablate import checkpoint, training
 from ablate.config import Experiment, validate
 from ablate.errors import RunFailed
@@ -25,8 +26,11 @@ from ablate.jax_setup import setup_jax
 from ablate.networks import param_count
 from ablate.records import RunSummary
 from ablate.recorder import Recorder
+from ablate.startup import StartupClock, take_import_seconds
 from ablate.stats import reblock
 from ablate.wandb_sink import make_sink
+
+ENGINE_IMPORTED_AT = time.time()   # the engine and its libraries (JAX, kfac-jax, folx) loaded
 
 
 def resolve_run_dir(experiment: Experiment, run_dir=None) -> Path:
@@ -102,7 +106,8 @@ def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run_dir: Pat
                         summary: RunSummary, t0: float) -> RunSummary:
     listener = getattr(callbacks, "on_progress", None) if callbacks else None
     progress = training.Progress(experiment.run.progress, listener=listener)
-    engine = training.build_engine(experiment)
+    clock = StartupClock(take_import_seconds(ablate.IMPORTED_AT, ENGINE_IMPORTED_AT))
+    engine = training.build_engine(experiment)    # reused from an earlier run of the same shapes
     timing = {"step_times": [], "first_step_done": None}
     saved = checkpoint.latest(run_dir / "checkpoints")
     if saved is not None:
@@ -115,16 +120,27 @@ def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run_dir: Pat
         if experiment.pretrain.method == "hf" and experiment.pretrain.iterations > 0:
             from ablate.pretrain import hartree_fock  # lazy: pyscf is heavy
 
-            hf = hartree_fock(experiment.system, experiment.pretrain.basis)
+            with clock.phase("scf"):
+                hf = hartree_fock(experiment.system, experiment.pretrain.basis)
             summary = summary.replace(hf_energy=hf.energy)
             recorder.write_summary(summary)          # kept for a resumed run
-            state = training.pretrain(engine, state, hf, recorder, progress)
-        state = training.burn_in(engine, state, experiment.mcmc.burn_in, progress, "burn-in")
-        state = training.init_optimizer(engine, state)
+            with clock.phase("pretrain"):
+                state = training.pretrain(engine, state, hf, recorder, progress)
+        with clock.phase("burn_in"):
+            state = training.burn_in(engine, state, experiment.mcmc.burn_in, progress, "burn-in")
+        with clock.phase("optimizer_init"):
+            state = training.init_optimizer(engine, state)
         training.save_checkpoint(run_dir, recorder, "train", state)
     summary = summary.replace(param_count=param_count(state.params))
 
     if not done:
+        train_start = time.time()
+
+        def first_step_done():                       # start-up ends: say where it went
+            clock.add("first_iteration", train_start, time.time())
+            if experiment.run.progress:
+                print(clock.line(), flush=True)
+        timing["on_first_step"] = first_step_done
         state = training.train(engine, state, recorder, run_dir, callbacks, progress, timing)
     state, energies = training.evaluate(engine, state, recorder, run_dir, progress, done)
     recorder.flush()
@@ -132,6 +148,7 @@ def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run_dir: Pat
                        _read_column(run_dir / "metrics.csv", "energy"), timing, state)
     if timing["first_step_done"] is not None:
         results["startup_s"] = timing["first_step_done"] - t0
+        results["startup"] = clock.seconds()
     return summary.replace(**results)
 
 
