@@ -3,6 +3,7 @@
     python benchmarks/iteration.py --system LiH --scale paper            # the paper network, batch 4096
     python benchmarks/iteration.py --system LiH --scale quick --batch 128 # the CI-machine line
     python benchmarks/iteration.py --system N2 --scale paper --laplacian hessian
+    python benchmarks/iteration.py --system N2 --scale quick --batch 128 --sparsity dense
 
 Times (medians over --iterations after --warmup) of: the whole training step (MCMC +
 local energy + gradient + optimiser update, as the trainer runs it), and its parts run alone:
@@ -10,6 +11,9 @@ sampling (the MCMC moves of one iteration), local energy (E_L of the batch), gra
 (loss value and VMC gradient, E_L included). The optimiser update is the step minus the
 sampling and the gradient. Start-up = config to the end of the first training step (JIT
 compilation included). No pretraining and no logging: pyscf and wandb are never imported.
+``--no-split`` times the whole step only (what benchmarks/compare_peer.py runs). Besides the
+medians: the fastest step (``min_ms``, least disturbed by other processes on a shared machine)
+and the median CPU seconds of this process per step (``cpu_ms``, all its threads).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--batch", type=int)
     p.add_argument("--steps", type=int, help="MCMC steps per iteration")
     p.add_argument("--laplacian", default="forward", choices=["forward", "hessian"])
+    p.add_argument("--sparsity", help="laplacian_sparsity: auto (default), dense or a threshold")
+    p.add_argument("--no-split", action="store_true", help="time the whole step only")
     p.add_argument("--optim", default="kfac", choices=["kfac", "adam"])
     p.add_argument("--precision", default="float32", choices=["float32", "float64"])
     p.add_argument("--iterations", type=int, default=20, help="timed iterations")
@@ -52,23 +58,30 @@ def overrides(args) -> list[str]:
     for flag, key in (("width", "network.width"), ("depth", "network.depth"),
                       ("pairwise", "network.pairwise_width"),
                       ("determinants", "network.determinants"), ("batch", "batch_size"),
-                      ("steps", "mcmc.steps")):
+                      ("steps", "mcmc.steps"), ("sparsity", "laplacian_sparsity")):
         if getattr(args, flag) is not None:
             out.append(f"{key}={getattr(args, flag)}")
     return out + args.override
 
 
-def median_ms(fn, warmup: int, iterations: int) -> float:
+def timed(fn, warmup: int, iterations: int) -> dict:
+    """Median and fastest wall ms, and median process-CPU ms, of fn() (blocked until ready)."""
     import jax
 
     for _ in range(warmup):
         jax.block_until_ready(fn())
-    times = []
+    wall, cpu = [], []
     for _ in range(iterations):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return {"median_ms": 1e3 * statistics.median(wall), "min_ms": 1e3 * min(wall),
+            "cpu_ms": 1e3 * statistics.median(cpu)}
+
+
+def median_ms(fn, warmup: int, iterations: int) -> float:
+    return timed(fn, warmup, iterations)["median_ms"]
 
 
 def main() -> None:
@@ -95,15 +108,21 @@ def main() -> None:
         holder["state"], metrics = engine.train_step(holder["state"])
         return metrics["energy"]
 
-    step_ms = median_ms(step, args.warmup, args.iterations)
+    whole = timed(step, args.warmup, args.iterations)
+    step_ms = whole["median_ms"]
     state = holder["state"]
     params, walkers, key, width = state.params, state.walkers, state.key, state.width
-    sample_ms = median_ms(lambda: engine.mcmc_iteration(params, walkers, key, width)[0],
-                          args.warmup, args.iterations)
-    e_local = jax.jit(jax.vmap(engine.local_energy, in_axes=(None, 0)))
-    energy_ms = median_ms(lambda: e_local(params, walkers), args.warmup, args.iterations)
-    grad = jax.jit(jax.value_and_grad(engine.loss, has_aux=True))
-    grad_ms = median_ms(lambda: grad(params, key, walkers), args.warmup, args.iterations)
+    split = None
+    if not args.no_split:
+        sample_ms = median_ms(lambda: engine.mcmc_iteration(params, walkers, key, width)[0],
+                              args.warmup, args.iterations)
+        e_local = jax.jit(jax.vmap(engine.local_energy, in_axes=(None, 0)))
+        energy_ms = median_ms(lambda: e_local(params, walkers), args.warmup, args.iterations)
+        grad = jax.jit(jax.value_and_grad(engine.loss, has_aux=True))
+        grad_ms = median_ms(lambda: grad(params, key, walkers), args.warmup, args.iterations)
+        split = {"sampling": round(sample_ms, 3), "local_energy": round(energy_ms, 3),
+                 "gradient_incl_local_energy": round(grad_ms, 3),
+                 "optimizer_update": round(max(step_ms - sample_ms - grad_ms, 0.0), 3)}
 
     device = jax.devices()[0]
     print(json.dumps({
@@ -116,21 +135,21 @@ def main() -> None:
         "batch_size": experiment.run.batch_size,
         "mcmc_steps": experiment.mcmc.steps,
         "laplacian": experiment.run.laplacian,
+        "laplacian_sparsity": engine.programs.spec.laplacian_sparsity,
+        "matmul_precision": experiment.run.matmul_precision,
         "optimizer": experiment.optim.name,
         "precision": experiment.run.precision,
         "param_count": param_count(params),
         "device": f"{device.platform}:{getattr(device, 'device_kind', '')}",
         "device_count": jax.device_count(),
         "ms_per_iteration": round(step_ms, 3),
-        "split_ms": {
-            "sampling": round(sample_ms, 3),
-            "local_energy": round(energy_ms, 3),
-            "gradient_incl_local_energy": round(grad_ms, 3),
-            "optimizer_update": round(max(step_ms - sample_ms - grad_ms, 0.0), 3),
-        },
+        "min_ms_per_iteration": round(whole["min_ms"], 3),
+        "cpu_ms_per_iteration": round(whole["cpu_ms"], 3),
+        "split_ms": split,
         "startup_s": {"imports": round(t_imported - T_START, 2),
                       "config_to_first_iteration": round(startup, 2)},
         "iterations_timed": args.iterations,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }))
 
 
