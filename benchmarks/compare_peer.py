@@ -12,7 +12,7 @@ on both alike, and reports both medians and their ratio::
 ``--peer`` (or ``ABLATE_PEER``): the folder setup.sh made (``venv/bin/python``, ``clone/``);
 ``--peer-bench`` (or ``ABLATE_PEER_BENCH``): the peer's bench script. The network is the quick
 one, as the peer is told: 2 layers of (32, 8), 4 determinants, batch 128, KFAC, forward
-Laplacian (folx), 10 MCMC steps, float32. Each run is a fresh process (compilation included,
+Laplacian (folx; ``--laplacian hessian``: the Hessian trace), 10 MCMC steps, float32. Each run is a fresh process (compilation included,
 not timed). Per system and side: the median over rounds of each run's median step time, the
 fastest step seen, and the load average (1 min) before each run, to say how contended the
 machine was. ``--ablate-arg`` passes extra flags to benchmarks/iteration.py (e.g.
@@ -42,6 +42,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ITERATION = HERE / "iteration.py"
 QUICK = {"width": 32, "pairwise": 8, "depth": 2, "dets": 4, "batch": 128}
+PEER_LAPLACIAN = {"forward": "folx", "hessian": "default"}
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -62,6 +63,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--iterations", default="LiH:40,N2:20",
                    help="iterations per run and system (the first 6 of the peer's are not timed)")
+    p.add_argument("--laplacian", default="forward", choices=["forward", "hessian"],
+                   help="forward: folx on both sides; hessian: ablate's Hessian trace and the "
+                        "peer's default (Hessian-vector products)")
     p.add_argument("--ablate-arg", action="append", default=[], help="extra iteration.py flag")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     args = p.parse_args(argv)
@@ -113,7 +117,8 @@ def run_peer(args, system: str, iterations: int, with_env: bool = True) -> dict:
     cmd = [str(peer / "venv" / "bin" / "python"), str(Path(args.peer_bench).resolve()),
            "--width", str(QUICK["width"]), "--pairwise", str(QUICK["pairwise"]),
            "--depth", str(QUICK["depth"]), "--dets", str(QUICK["dets"]),
-           "--batch", str(QUICK["batch"]), "--pretrain", "2", f"{system}:folx:{iterations}"]
+           "--batch", str(QUICK["batch"]), "--pretrain", "2",
+           f"{system}:{PEER_LAPLACIAN[args.laplacian]}:{iterations}"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env,
                          cwd="/tmp", check=True).stdout
     res = _last_json(out, "RESULT")
@@ -140,10 +145,11 @@ def main(argv=None) -> None:
             for side in order:
                 load = os.getloadavg()[0]
                 t = time.time()
+                lap = ["--laplacian", args.laplacian]
                 if side == "ablate":
-                    res = run_ablate(system, n, args.ablate_arg, args.timeout)
+                    res = run_ablate(system, n, lap + args.ablate_arg, args.timeout)
                 elif side == "baseline":
-                    res = run_ablate(system, n, [], args.timeout, Path(args.baseline).resolve())
+                    res = run_ablate(system, n, lap, args.timeout, Path(args.baseline).resolve())
                 else:
                     res = run_peer(args, system, n,
                                    with_env=not args.peer_env_both or side != "reference")
@@ -176,7 +182,8 @@ def main(argv=None) -> None:
         "benchmark": "compare_peer",
         "date": datetime.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
-        "network": "2 x (32, 8), 4 determinants, batch 128, KFAC, forward Laplacian, float32",
+        "network": "2 x (32, 8), 4 determinants, batch 128, KFAC, 10 MCMC steps, float32",
+        "laplacian": args.laplacian,
         "rounds": args.rounds,
         "peer_env": args.peer_env,
         "ablate_args": args.ablate_arg,
