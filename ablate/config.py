@@ -272,6 +272,8 @@ class OptimConfig:
     norm_constraint: float = key("KFAC norm constraint on the update", 1e-3, low=0, low_open=True)
     momentum: float = key("KFAC momentum", 0.0, low=0)
     cov_ema_decay: float = key("KFAC curvature moving-average decay", 0.95, low=0, high=1, high_open=True)
+    inverse_update_period: int = key("KFAC: iterations between inversions of the curvature factors "
+                                     "(1: every iteration, as FermiNet)", 1, low=1)
     b1: float = key("Adam beta1", 0.9, low=0, high=1, high_open=True)
     b2: float = key("Adam beta2", 0.999, low=0, high=1, high_open=True)
     eps: float = key("Adam epsilon", 1e-8, low=0, low_open=True)
@@ -285,6 +287,9 @@ class PretrainConfig:
     basis: str = key("Gaussian basis of the HF calculation (pyscf name)", "sto-3g")
     iterations: int = key("pretraining iterations", 100, low=0)
     lr: float = key("pretraining (Adam) learning rate", 1e-3, low=0, low_open=True)
+    sampling: Literal["hf", "network", "mixture"] = key(
+        "walkers sample hf: the Hartree-Fock density (the reference's default); network: the "
+        "network's |psi|^2; mixture: half the walkers each", "hf")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -324,6 +329,15 @@ class TrialInfo:
 
 Precision = Literal["float32", "float64"]
 Laplacian = Literal["forward", "hessian"]
+MatmulPrecision = Literal["highest", "default", "tensorfloat32"]
+SPARSITY_WORDS = ("auto", "dense")
+
+
+def _sparsity(name: str, raw):
+    """``auto``, ``dense`` or an integer threshold >= 1 (folx's ``sparsity_threshold``)."""
+    if raw in SPARSITY_WORDS or (_is_int(raw) and raw >= 1):
+        return raw
+    raise ConfigError(name, raw, "allowed: auto, dense or an integer threshold >= 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,6 +348,13 @@ class RunSettings:
     batch_size: int = key("walkers, split over all visible devices", 256, low=1)
     precision: Precision = key("floating-point precision of parameters and walkers", "float32")
     laplacian: Laplacian = key("kinetic energy: folx forward Laplacian or the trace of the Hessian", "forward")
+    laplacian_sparsity: Any = key(
+        "forward Laplacian: propagate Jacobians sparsely through values that depend on at most "
+        "this many electron coordinates (folx sparsity_threshold); dense: never; auto: by system size",
+        "auto", parse=_sparsity, allowed="auto, dense or an integer threshold >= 1")
+    matmul_precision: MatmulPrecision = key(
+        "float32 matrix products: highest (full float32), default or tensorfloat32 (faster on GPUs, "
+        "10-bit mantissa inputs)", "highest")
     checkpoint_every: int = key("iterations between checkpoints (a killed run loses at most this many)", 200, low=1)
     output_root: str = key("folder everything a run or study writes goes under", "runs")
     run_dir: str | None = key("explicit run directory; the same one again resumes it", None)

@@ -9,11 +9,10 @@ FLOP count below: ablate's own measurement, not a cost of the network).
 FLOPs: XLA's own cost analysis (``compiled.cost_analysis()["flops"]``, a multiply-add counted as
 2) of the compiled programs that make one training iteration, the same count on CPU and GPU:
 
-- KFAC: the jitted MCMC iteration (``engine.mcmc_iteration``) and kfac-jax's own jitted step
-  (``kfac_jax.Optimizer._step``: curvature estimate, loss and VMC gradient with E_L, inverses,
-  update), lowered with the arguments the trainer passes, so the executables that ran are found in
-  JAX's compilation cache and nothing is compiled again;
-- Adam: the one jitted training step (sampling, gradient and update in one program).
+the one jitted training step (MCMC moves, loss and VMC gradient with E_L, and the optimiser's
+update; for KFAC also its curvature estimate and inverses, kfac-jax's step traced inside the same
+program), lowered with the arguments the trainer passes, so the executable that ran is found in
+JAX's compilation cache and nothing is compiled again.
 
 XLA counts the body of a while loop once, whatever its trip count. The MCMC moves are such a
 loop (``mcmc.steps`` iterations), so the one-move program (``mcmc.make_mh_step``, compiled here)
@@ -37,7 +36,6 @@ import time
 from typing import Any, Iterator, Mapping
 
 import jax
-import jax.numpy as jnp
 
 from ablate import mcmc
 
@@ -142,45 +140,6 @@ class FlopCount:
     counted: str
 
 
-def _kfac_step_jit(backend):
-    """kfac-jax's jitted ``_step`` (``utils.staged`` keeps it in a closure), or None."""
-    staged = getattr(type(backend), "_step", None)
-    for cell in getattr(staged, "__closure__", None) or ():
-        try:
-            value = cell.cell_contents
-        except ValueError:
-            continue
-        if hasattr(value, "lower") and hasattr(value, "trace"):
-            return value
-    return None
-
-
-def _lower_kfac_step(engine, state, kopt) -> tuple[Any, str]:
-    """The compiled kfac-jax step as the trainer runs it, and how it was obtained."""
-    exp, opt = engine.experiment, engine.optimizer.backend
-    momentum = jnp.asarray(exp.optim.momentum, engine.dtype)
-    damping = jnp.asarray(exp.optim.damping, engine.dtype)
-    step_int = int(jax.device_get(state.opt_state.step_counter))
-    jitted = _kfac_step_jit(opt)
-    if jitted is not None:
-        try:
-            curvature = opt._should_update_estimate_curvature(step_int)
-            adapt_damping = opt._should_update_damping(step_int)
-            with opt.staging_context():
-                lowered = jitted.lower(opt, state.params, state.opt_state, kopt, state.walkers, None, None,
-                                       momentum, damping, curvature, adapt_damping)
-            return lowered.compile(), "kfac-jax's jitted step"
-        except Exception:  # noqa: BLE001 - kfac-jax internals moved: lower the public step instead
-            pass
-
-    def public_step(params, opt_state, key, walkers):
-        return opt.step(params, opt_state, key, batch=walkers, momentum=momentum, damping=damping,
-                        global_step_int=max(step_int, 1))
-
-    lowered = jax.jit(public_step).lower(state.params, state.opt_state, kopt, state.walkers)
-    return lowered.compile(), "kfac-jax's public step under jax.jit (compiled again for the count)"
-
-
 def _mh_step_cost(engine, state) -> ProgramCost:
     """Cost of one Metropolis-Hastings move of every walker (compiled here, once per run)."""
     mh_step, _ = mcmc.make_mh_step(engine.ansatz.apply)
@@ -200,18 +159,16 @@ def count_training_flops(engine, state) -> FlopCount:
     devices = len(engine.walker_sharding.mesh.devices.flat)
     parts: dict[str, float] = {}
     programs: dict[str, ProgramCost] = {}
-    if engine.optimizer.name == "kfac":
-        programs["sampling"] = program_cost(
-            engine.mcmc_iteration.lower(state.params, state.walkers, state.key, state.width).compile())
-        _, kopt = jax.random.split(state.key)
-        compiled, how = _lower_kfac_step(engine, state, kopt)
-        programs["kfac step"] = program_cost(compiled)
-        what = (f"the jitted MCMC iteration ({steps} Metropolis move(s)) and {how} (curvature estimate, "
-                "loss and VMC gradient with E_L, inverses, update)")
-    else:
-        programs["train step"] = program_cost(engine.train_step.lower(state).compile())
-        what = (f"the one jitted {engine.optimizer.name} training step ({steps} Metropolis move(s), loss "
-                "and VMC gradient with E_L, update)")
+    # One compiled program per iteration (MCMC moves, E_L, gradient, optimiser update; kfac-jax's
+    # step traces inside it): lowered with the arguments the trainer passes, so the executable
+    # that ran is found in JAX's compilation cache.
+    programs["train step"] = program_cost(
+        engine.programs.train_step.lower(state, engine.hyper, engine.target_acceptance).compile())
+    kfac = engine.optimizer.name == "kfac"
+    what = (f"the one jitted {engine.optimizer.name} training step ({steps} Metropolis move(s), loss "
+            "and VMC gradient with E_L, "
+            + ("kfac-jax's step traced inside it: curvature estimate, inverses, " if kfac else "")
+            + "update)")
     loop_program = "sampling" if "sampling" in programs else "train step"
     loops = list(programs[loop_program].float_loops)
     mcmc_loop = next((i for i, n in enumerate(loops) if n in (steps, None)), None) if steps > 1 else None
@@ -253,8 +210,16 @@ def count_training_flops(engine, state) -> FlopCount:
 
 
 def flop_fields(engine, state, iterations: int) -> dict[str, Any]:
-    """The RunSummary fields of the FLOP side: per iteration, in training, and what is counted."""
-    count = count_training_flops(engine, state)
+    """The RunSummary fields of the FLOP side: per iteration, in training, and what is counted.
+
+    The count depends only on the engine's spec (shapes, not values): it is made once per
+    engine and kept with its programs, so a warm worker's next trial lowers nothing again."""
+    memo = getattr(getattr(engine, "programs", None), "memo", None)
+    count = memo.get("flops") if memo is not None else None
+    if count is None:
+        count = count_training_flops(engine, state)
+        if memo is not None:
+            memo["flops"] = count
     return {"flops_per_iteration": count.per_iteration,
             "training_flops": count.per_iteration * iterations,
             "flops_counted": count.counted}

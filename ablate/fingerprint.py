@@ -47,6 +47,13 @@ LEGACY_DEFAULTS: dict[str, Any] = {
     "mcmc.hmc_step_size": 0.05,             # HMC keys: inert under method=mh
     "mcmc.hmc_path_length": 10,
     "mcmc.hmc_target_acceptance": 0.65,
+    # issue 15: settings of speed, not of the mathematics. The sparse and dense Laplacians are
+    # the same sum (agreeing to float rounding, tests/test_hamiltonian.py); no earlier run ran on
+    # a GPU, and on CPU float32 products are full precision whatever this key says.
+    "laplacian_sparsity": "auto",
+    "matmul_precision": "highest",
+    "optim.inverse_update_period": 1,   # KFAC inverted its factors every iteration
+    "pretrain.sampling": "network",      # issue 8: pretraining walkers followed the network
 }
 
 
@@ -133,11 +140,20 @@ def _old_config(run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
+def _inert(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Keys that cannot change a run on either side: the pretraining settings when both runs
+    skip pretraining (``pretrain=none``; the scale presets still set its step count)."""
+    return (key.startswith("pretrain.") and key != "pretrain.method"
+            and old.get("pretrain.method") == new.get("pretrain.method") == "none")
+
+
 def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
     """(key, old, new) for every key whose value differs; a key only one side has is
     ``"(absent)"`` on the other."""
     out = []
     for key in sorted(set(old) | set(new)):
+        if _inert(key, old, new):
+            continue
         a, b = old.get(key, "(absent)"), new.get(key, "(absent)")
         if key in LEGACY_DEFAULTS:
             legacy = _canonical(LEGACY_DEFAULTS[key])

@@ -5,11 +5,17 @@ The energy E = <E_L> over walkers drawn from |psi|^2 has the gradient
 absorbed into the learning rate, so the paper's lr = 0.05 means the same here) and clip
 E_L to median +- clip_width * mean|E_L - median| inside the gradient only, so outliers near
 nodes do not blow up the update. The loss is a `jax.custom_jvp` whose tangent is that
-estimator; its jvp rule registers log|psi| as a normal predictive distribution, so kfac-jax
-builds the Fisher of the wave function's log-amplitude.
+estimator; kfac-jax builds the Fisher of the wave function's log-amplitude from a separate
+estimator function that registers log|psi| as a normal predictive distribution (so the
+curvature never evaluates the local energy).
 
-`make_optimizer(cfg, loss, ...)` returns an `Optimizer(init, step)` for kfac or adam; ``step``
-maps (params, opt_state, walkers, key, iteration) -> (params, opt_state, loss, aux).
+`make_optimizer(spec, loss, log_abs, dtype)` returns an `Optimizer(init, step)` for kfac or
+adam. Every scalar a sweep tunes (learning rate and its schedule, damping, norm constraint,
+momentum, clipping width) is a `Hyper` passed to ``step`` as an argument, never a constant
+baked into the compiled program, so one compiled engine serves trials that differ only in
+those. ``step`` maps (params, opt_state, walkers, key, iteration, hyper) ->
+(params, opt_state, loss, aux) and is traceable: the trainer compiles it together with the
+MCMC moves into one program.
 """
 
 from __future__ import annotations
@@ -30,33 +36,77 @@ class LossAux(NamedTuple):
     variance: jnp.ndarray       # Hartree^2
 
 
-def clip_local_energy(e_local, clip_width: float):
+class Hyper(NamedTuple):
+    """Scalar hyperparameters, passed to the compiled steps as (traced) arguments.
+
+    Changing any of them between runs reuses the compiled engine. Units: learning rate and
+    damping dimensionless, lr_delay in iterations, clip_width in mean absolute deviations.
+    """
+
+    lr: jnp.ndarray
+    lr_delay: jnp.ndarray
+    lr_decay: jnp.ndarray
+    clip_width: jnp.ndarray
+    damping: jnp.ndarray           # KFAC only (ignored by Adam)
+    norm_constraint: jnp.ndarray   # KFAC only
+    momentum: jnp.ndarray          # KFAC only
+
+
+def hyper_of(cfg: OptimConfig, dtype=jnp.float32) -> Hyper:
+    """The run's scalar hyperparameters as arrays of the parameters' dtype."""
+    return Hyper(*(jnp.asarray(v, dtype) for v in (
+        cfg.lr, cfg.lr_delay, cfg.lr_decay, cfg.clip_width, cfg.damping, cfg.norm_constraint,
+        cfg.momentum)))
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimSpec:
+    """What of the optimiser shapes its compiled program (an engine cache key): everything
+    else is a `Hyper`. ``cov_ema_decay`` and ``inverse_update_period`` are KFAC constructor
+    constants; ``b1, b2, eps`` Adam's."""
+
+    name: str
+    cov_ema_decay: float = 0.95
+    inverse_update_period: int = 1
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+
+    @classmethod
+    def of(cls, cfg: OptimConfig) -> "OptimSpec":
+        return cls(cfg.name, cfg.cov_ema_decay, cfg.inverse_update_period, cfg.b1, cfg.b2, cfg.eps)
+
+
+def clip_local_energy(e_local, clip_width):
     """Clips E_L to median +- clip_width * mean absolute deviation from the median."""
     median = jnp.median(e_local)
     spread = jnp.mean(jnp.abs(e_local - median))
     return jnp.clip(e_local, median - clip_width * spread, median + clip_width * spread)
 
 
-def make_loss(apply: Callable, e_local: Callable, clip_width: float) -> Callable:
-    """loss(params, key, walkers) -> (mean E_L, LossAux) with the clipped VMC gradient."""
+def make_loss(apply: Callable, e_local: Callable) -> Callable:
+    """loss(params, key, (walkers, clip_width)) -> (mean E_L, LossAux), clipped VMC gradient.
+
+    The clipping width travels with the batch so that it is an argument of the compiled step.
+    """
     batch_e_local = jax.vmap(e_local, in_axes=(None, 0))
     batch_log_abs = jax.vmap(lambda p, x: apply(p, x)[1], in_axes=(None, 0))
 
     @jax.custom_jvp
-    def loss(params, key, walkers):
+    def loss(params, key, batch):
         del key
-        energies = batch_e_local(params, walkers)
+        energies = batch_e_local(params, batch[0])
         mean = jnp.mean(energies)
         return mean, LossAux(energies, jnp.mean((energies - mean) ** 2))
 
     @loss.defjvp
     def loss_jvp(primals, tangents):
-        params, key, walkers = primals
-        value, aux = loss(params, key, walkers)
+        params, key, (walkers, clip_width) = primals
+        value, aux = loss(params, key, (walkers, clip_width))
         clipped = clip_local_energy(aux.local_energy, clip_width)
         centred = clipped - jnp.mean(clipped)
         log_abs, log_abs_tangent = jax.jvp(
-            batch_log_abs, (params, walkers), (tangents[0], tangents[2]))
+            batch_log_abs, (params, walkers), (tangents[0], tangents[2][0]))
         kfac_jax.register_normal_predictive_distribution(log_abs[:, None])
         value_tangent = jnp.mean(centred * log_abs_tangent)
         return (value, aux), (value_tangent, jax.tree.map(jnp.zeros_like, aux))
@@ -64,67 +114,106 @@ def make_loss(apply: Callable, e_local: Callable, clip_width: float) -> Callable
     return loss
 
 
-def learning_rate(cfg: OptimConfig, dtype=jnp.float32) -> Callable:
-    """lr / (1 + t/delay)^decay, the FermiNet schedule (t = iteration), in `dtype`."""
-    lr, delay, decay = cfg.lr, cfg.lr_delay, cfg.lr_decay
+def make_curvature_function(apply: Callable) -> Callable:
+    """f(params, key, (walkers, clip_width)) whose only registered loss is log|psi| as a
+    normal predictive distribution: what kfac-jax needs to estimate the Fisher, without the
+    local energy (which does not enter the curvature)."""
+    batch_log_abs = jax.vmap(lambda p, x: apply(p, x)[1], in_axes=(None, 0))
 
-    def schedule(t):
-        t = jnp.asarray(t).astype(dtype)
-        return (lr * jnp.power(1.0 / (1.0 + t / delay), decay)).astype(dtype)
-    return schedule
+    def log_abs_loss(params, key, batch):
+        del key
+        log_abs = batch_log_abs(params, batch[0])
+        kfac_jax.register_normal_predictive_distribution(log_abs[:, None])
+        return jnp.mean(log_abs)
+
+    return log_abs_loss
+
+
+def schedule(t, hyper: Hyper):
+    """lr / (1 + t/delay)^decay, the FermiNet schedule (t = iteration), in hyper.lr's dtype."""
+    t = jnp.asarray(t).astype(hyper.lr.dtype)
+    return hyper.lr * jnp.power(1.0 / (1.0 + t / hyper.lr_delay), hyper.lr_decay)
+
+
+def learning_rate(cfg: OptimConfig, dtype=jnp.float32) -> Callable:
+    """The schedule of a config as a function of the iteration (for plots and tests)."""
+    hyper = hyper_of(cfg, dtype)
+    return lambda t: schedule(t, hyper)
 
 
 @dataclasses.dataclass(frozen=True)
 class Optimizer:
     name: str
-    init: Callable       # (params, key, walkers) -> opt_state
-    step: Callable       # (params, opt_state, walkers, key, iteration) -> (params, state, loss, aux)
-    schedule: Callable   # iteration -> learning rate
+    init: Callable       # (params, key, walkers, hyper) -> opt_state
+    step: Callable       # (params, opt_state, walkers, key, iteration, hyper) -> (params, state, loss, aux)
     backend: object = None  # the kfac_jax.Optimizer (kfac only)
 
 
-def make_kfac(cfg: OptimConfig, loss: Callable, dtype) -> Optimizer:
-    schedule = learning_rate(cfg, dtype)
-    optimizer = kfac_jax.Optimizer(
+# kfac-jax reads the step as a Python int only to decide burn-in (off), initial damping
+# calibration and damping adaptation (off) and the curvature-update period (1); with the
+# settings below every step traces to the same program whatever this number, so the step
+# runs inside our compiled program without reading the device's counter back to the host.
+# The inverse-update period is decided on the device from the optimiser state's own counter.
+_KFAC_STATIC_STEP = 1
+
+
+def make_kfac(spec: OptimSpec, loss: Callable, curvature: Callable, dtype) -> Optimizer:
+    """KFAC (kfac-jax), the FermiNet settings: exact Fisher of log|psi|, norm constraint.
+
+    kfac-jax takes the norm constraint c as a constructor constant; to make it an argument we
+    use that the constrained update is scale-equivariant. kfac-jax's step with constraint 1
+    and learning rate lr/s (s = sqrt(c)) proposes delta = min(lr/s, 1/sqrt(q)) F^-1 g
+    (+ momentum * previous delta), q = g.F^-1.g; the update with constraint c is
+    min(lr, sqrt(c/q)) F^-1 g = s * delta. We apply s * delta and keep kfac-jax's delta as the
+    velocity, so momentum stays exact too (tests/test_optimizers.py checks it against
+    kfac-jax's own constraint).
+    """
+    assert not isinstance(spec.inverse_update_period, bool)
+    backend = kfac_jax.Optimizer(
         value_and_grad_func=jax.value_and_grad(loss, has_aux=True),
         l2_reg=0.0,
-        norm_constraint=cfg.norm_constraint,
+        norm_constraint=1.0,
         value_func_has_aux=True,
         value_func_has_rng=True,
-        learning_rate_schedule=schedule,
-        curvature_ema=cfg.cov_ema_decay,
-        inverse_update_period=1,
+        value_func_for_estimator=curvature,
+        learning_rate_schedule=None,
+        curvature_ema=spec.cov_ema_decay,
+        curvature_update_period=1,
+        inverse_update_period=spec.inverse_update_period,
         min_damping=1e-6,
         num_burnin_steps=0,
         estimation_mode="fisher_exact",
         multi_device=False,
     )
-    momentum = jnp.asarray(cfg.momentum, dtype)
-    damping = jnp.asarray(cfg.damping, dtype)
 
-    def init(params, key, walkers):
-        return optimizer.init(params, key, walkers)
+    def init(params, key, walkers, hyper: Hyper):
+        return backend.init(params, key, (walkers, hyper.clip_width))
 
-    def step(params, state, walkers, key, iteration):
-        params, state, stats = optimizer.step(
-            params, state, key, batch=walkers, momentum=momentum, damping=damping)
+    def step(params, state, walkers, key, iteration, hyper: Hyper):
+        scale = jnp.sqrt(hyper.norm_constraint)
+        _, state, stats = backend.step(
+            params, state, key, batch=(walkers, hyper.clip_width),
+            learning_rate=schedule(iteration, hyper) / scale, momentum=hyper.momentum,
+            damping=hyper.damping, global_step_int=_KFAC_STATIC_STEP)
+        params = jax.tree.map(lambda p, d: p + scale * d, params, state.velocities)
         return params, state, stats["loss"], stats["aux"]
 
-    return Optimizer("kfac", init, step, schedule, optimizer)
+    return Optimizer("kfac", init, step, backend)
 
 
-def make_adam(cfg: OptimConfig, loss: Callable, dtype) -> Optimizer:
-    schedule = learning_rate(cfg, dtype)
-    tx = optax.adam(learning_rate=schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
+def make_adam(spec: OptimSpec, loss: Callable, curvature: Callable, dtype) -> Optimizer:
+    """Adam (optax's scale_by_adam) times the schedule's learning rate."""
+    del curvature
+    tx = optax.scale_by_adam(b1=spec.b1, b2=spec.b2, eps=spec.eps)
     grad = jax.value_and_grad(loss, has_aux=True)
 
-    @jax.jit
-    def step(params, state, walkers, key, iteration):
-        (value, aux), grads = grad(params, key, walkers)
+    def step(params, state, walkers, key, iteration, hyper: Hyper):
+        (value, aux), grads = grad(params, key, (walkers, hyper.clip_width))
         updates, state = tx.update(grads, state, params)
-        return optax.apply_updates(params, updates), state, value, aux
+        lr = schedule(iteration, hyper)
+        return jax.tree.map(lambda p, u: p - lr * u, params, updates), state, value, aux
 
-    return Optimizer("adam", lambda params, key, walkers: tx.init(params), step, schedule)
+    return Optimizer("adam", lambda params, key, walkers, hyper: tx.init(params), step)
 
 
 def kfac_blocks(optimizer: Optimizer, params) -> dict[str, str]:
@@ -140,7 +229,7 @@ def kfac_blocks(optimizer: Optimizer, params) -> dict[str, str]:
 MAKERS = {"kfac": make_kfac, "adam": make_adam}
 
 
-def make_optimizer(cfg: OptimConfig, loss: Callable, dtype=jnp.float32) -> Optimizer:
-    """The optimiser named by ``optim.name``: kfac (kfac-jax) or adam (optax); scalars in
-    `dtype` (the parameters' precision)."""
-    return MAKERS[cfg.name](cfg, loss, dtype)
+def make_optimizer(spec: OptimSpec, loss: Callable, curvature: Callable,
+                   dtype=jnp.float32) -> Optimizer:
+    """The optimiser named by ``spec.name``: kfac (kfac-jax) or adam (optax)."""
+    return MAKERS[spec.name](spec, loss, curvature, dtype)

@@ -246,6 +246,11 @@ class RunSummary:
     reference_source: str | None = _f("where the reference energy comes from")
     hf_energy: float | None = _f("pyscf Hartree-Fock energy in the pretraining basis (null without pretraining)",
                                  None, "Hartree")
+    pretrain_loss: float | None = _f("mean pretraining loss of its last 10 iterations, sum over determinants "
+                                     "of |network - HF orbitals|^2 per walker (null without pretraining)",
+                                     None, "dimensionless")
+    pretrain_energy: float | None = _f("first training iteration's mean local energy: where pretraining and "
+                                       "burn-in left the wave function", None, "Hartree")
     energy: float | None = _f("evaluated energy: frozen parameters, re-equilibrated walkers", None, "Hartree")
     energy_stderr: float | None = _f("reblocked standard error of energy", None, "Hartree")
     energy_naive_stderr: float | None = _f("sigma/sqrt(N) of the evaluation energies, ignoring correlation",
@@ -262,6 +267,9 @@ class RunSummary:
                                    None, "s")
     wall_time_stretches_s: list = _f("wall time of each stretch: the first start, then each resumption", [], "s")
     startup_s: float | None = _f("config to the end of the first training iteration", None, "s")
+    startup: dict = _f("start-up by phase: imports (first run of a process), scf, pretrain, burn_in, "
+                       "optimizer_init, first_iteration, and compile (JAX tracing and compilation, "
+                       "taken out of the others); they add up", {}, "s")
     ms_per_iteration: float | None = _f("median training step time", None, "ms")
     energy_spikes: int | None = _f("training iterations whose energy exceeds the median of the previous 100 "
                                    "by more than 10 of their median absolute deviations")
@@ -315,7 +323,7 @@ class RunSummary:
         for key in ("electrons", "atoms", "wall_time_stretches_s"):
             if known.get(key) is None:
                 known.pop(key, None)
-        for key in ("params", "config"):
+        for key in ("params", "config", "startup"):
             if known.get(key) is None:
                 known.pop(key, None)
             elif not isinstance(known[key], Mapping):

@@ -19,16 +19,21 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+import ablate
 from ablate import checkpoint, cost, fingerprint, training
 from ablate.config import Experiment, validate
 from ablate.errors import RunFailed
 from ablate.jax_setup import setup_jax
 from ablate.networks import param_count
-from ablate.records import RecordError, RunSummary, git_commit, package_versions
+from ablate.pretrain import hartree_fock  # pyscf itself is imported inside, only when called
+from ablate.pretrain import summary_fields as pretrain_fields
 from ablate.recorder import Recorder
-from ablate.records import reblock
+from ablate.records import RecordError, RunSummary, git_commit, package_versions, reblock
+from ablate.startup import StartupClock, take_import_seconds
 from ablate.stats import count_spikes
 from ablate.wandb_sink import make_sink
+
+ENGINE_IMPORTED_AT = time.time()   # the engine and its libraries (JAX, kfac-jax, folx) loaded
 
 
 def resolve_run_dir(experiment: Experiment, run_dir=None) -> Path:
@@ -166,6 +171,9 @@ def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run_dir: Pat
     progress = training.Progress(experiment.run.progress, listener=listener)
     timing = {"step_times": [], "first_step_done": None, "clock": clock}
     recorder.run_facts = _run_facts(current, timing, t0)
+    # issue 15: where this run's start-up goes (imports, SCF, pretraining, burn-in, optimiser
+    # init, first iteration; JAX's tracing and compilation apart), printed once it is over
+    startup = StartupClock(take_import_seconds(ablate.IMPORTED_AT, ENGINE_IMPORTED_AT))
     saved = checkpoint.latest(run_dir / "checkpoints")
     if saved is not None:  # issue 10: the phase seconds spent before the checkpoint carry on
         clock.totals.update({k: float(v) for k, v in (saved.get(cost.CLOCK_KEY) or {}).items()})
@@ -180,22 +188,30 @@ def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run_dir: Pat
     if saved is None:
         summary = summary.replace(hf_energy=None)
         if experiment.pretrain.method == "hf" and experiment.pretrain.iterations > 0:
-            from ablate.pretrain import hartree_fock  # lazy: pyscf is heavy
-
             with clock.phase("pretrain"):
-                hf = hartree_fock(experiment.system, experiment.pretrain.basis)
+                with startup.phase("scf"):
+                    hf = hartree_fock(experiment.system, experiment.pretrain.basis)
                 summary = summary.replace(hf_energy=hf.energy)
                 current[0] = summary
                 recorder.write_summary(summary)          # kept for a resumed run
-                state = training.pretrain(engine, state, hf, recorder, progress)
-        with clock.phase("burn_in"):
+                with startup.phase("pretrain"):
+                    state = training.pretrain(engine, state, hf, recorder, progress)
+        with clock.phase("burn_in"), startup.phase("burn_in"):
             state = training.burn_in(engine, state, experiment.mcmc.burn_in, progress, "burn-in")
         with clock.phase("setup"):
-            state = training.init_optimizer(engine, state)
+            with startup.phase("optimizer_init"):
+                state = training.init_optimizer(engine, state)
             training.save_checkpoint(run_dir, recorder, "train", state, training.clock_extra(timing))
     summary = summary.replace(param_count=param_count(state.params))
 
     if not done:
+        train_start = time.time()
+
+        def first_step_done():                       # start-up ends: say where it went
+            startup.add("first_iteration", train_start, time.time())
+            if experiment.run.progress:
+                print(startup.line(), flush=True)
+        timing["on_first_step"] = first_step_done
         with clock.phase("train"):
             state = training.train(engine, state, recorder, run_dir, callbacks, progress, timing)
     if not done or summary.flops_per_iteration is None:
@@ -211,7 +227,10 @@ def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run_dir: Pat
                        _read_column(run_dir / "metrics.csv", "step_time_s"), int(state.step))
     if timing["first_step_done"] is not None and summary.startup_s is None:
         results["startup_s"] = timing["first_step_done"] - t0   # the first stretch's start-up
+        results["startup"] = startup.seconds()
     results["training_flops"] = summary.flops_per_iteration * int(state.step)
+    results.update(pretrain_fields(_read_column(run_dir / "pretrain.csv", "loss"),
+                                   _read_column(run_dir / "metrics.csv", "energy")))
     return summary.replace(**results)
 
 

@@ -10,7 +10,9 @@ partitioner. The engine reads only the typed `Experiment` (ablate.config), never
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import functools
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -19,13 +21,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ablate import checkpoint, mcmc
-from ablate.config import Experiment
+from ablate.config import Experiment, NetworkConfig
 from ablate.errors import NonFiniteEnergy, RunFailed
-from ablate.hamiltonian import local_energy
+from ablate.hamiltonian import local_energy, sparsity_threshold
 from ablate.jax_setup import dtype_of
 from ablate.networks import Ansatz, make_ansatz
-from ablate.optimizers import Optimizer, make_loss, make_optimizer
-from ablate.pretrain import make_pretrain_step, targets
+from ablate.optimizers import (Hyper, OptimSpec, Optimizer, hyper_of, make_curvature_function,
+                               make_loss, make_optimizer, schedule)
+from ablate.pretrain import make_pretrain_step
 
 
 class Pruned(RunFailed):
@@ -47,21 +50,104 @@ class TrainState(NamedTuple):
         return cls(**{f: saved[f] for f in cls._fields})
 
 
-@dataclasses.dataclass
-class Engine:
-    """Compiled pieces of one experiment."""
+@dataclasses.dataclass(frozen=True)
+class EngineSpec:
+    """Everything that shapes the compiled programs of an experiment (the engine cache key).
 
-    experiment: Experiment
+    Two experiments with equal specs share one engine: same traced and compiled programs.
+    Seeds, iteration counts and the scalar hyperparameters (`Hyper`, the MCMC target
+    acceptance, the pretraining learning rate) are arguments of those programs, not part of
+    the spec. ``laplacian_sparsity`` is folx's resolved threshold (0: dense).
+    """
+
+    system: tuple              # (name, symbols, charges, positions in bohr, electrons)
+    network: NetworkConfig
+    mcmc_method: str
+    mcmc_moves: str
+    mcmc_steps: int
+    hmc_path_length: int
+    mcmc_adapt: bool
+    batch_size: int
+    precision: str
+    laplacian: str
+    laplacian_sparsity: int
+    matmul_precision: str
+    optim: OptimSpec
+    devices: int
+
+
+def engine_spec(experiment: Experiment) -> EngineSpec:
+    """The spec of an experiment: the one place config values become engine arguments."""
+    system, run = experiment.system, experiment.run
+    return EngineSpec(
+        system=(system.name, tuple(system.symbols), tuple(np.asarray(system.charges).tolist()),
+                tuple(map(tuple, np.asarray(system.positions).tolist())), tuple(system.electrons)),
+        network=experiment.network, mcmc_method=experiment.mcmc.method,
+        mcmc_moves=experiment.mcmc.moves, mcmc_steps=experiment.mcmc.steps,
+        hmc_path_length=experiment.mcmc.hmc_path_length, mcmc_adapt=experiment.mcmc.adapt, batch_size=run.batch_size, precision=run.precision,
+        laplacian=run.laplacian,
+        laplacian_sparsity=sparsity_threshold(run.laplacian_sparsity, system.n_electrons),
+        matmul_precision=run.matmul_precision, optim=OptimSpec.of(experiment.optim),
+        devices=jax.device_count())
+
+
+@dataclasses.dataclass(frozen=True)
+class Programs:
+    """The compiled pieces of an `EngineSpec`, shared by every run with that spec."""
+
+    spec: EngineSpec
     ansatz: Ansatz
     dtype: object
     walker_sharding: object
     replicated: object
-    mcmc_iteration: Callable      # (params, walkers, key, width) -> walkers, key, width, pmove
-    train_step: Callable          # (TrainState) -> TrainState, device metrics
-    eval_step: Callable           # (params, walkers, key, width) -> walkers, key, metrics
+    mcmc_iteration: Callable   # (params, walkers, key, width, target[, adapt_now]) -> walkers, key, width, pmove
+    train_step: Callable       # (TrainState, Hyper, target) -> TrainState, device metrics; donates the state
+    eval_step: Callable        # (params, walkers, key, width) -> walkers, key, metrics
+    pretrain_init: Callable    # params -> pretraining optimiser state
+    pretrain_step: Callable    # (params, opt_state, walkers, key, width, orbs, lr, target, sampling, adapt) -> ..., loss, pmove
     optimizer: Optimizer
-    loss: Callable                # (params, key, walkers) -> (energy, LossAux), VMC gradient
-    local_energy: Callable        # (params, x) -> E_L (Hartree) of one walker
+    loss: Callable             # (params, key, (walkers, clip_width)) -> (energy, LossAux)
+    local_energy: Callable     # (params, x) -> E_L (Hartree) of one walker
+    precision_scope: Callable  # () -> context manager: the spec's float32 matmul precision
+    # Facts measured once per spec and shared by its runs (ablate.cost keeps the FLOP count here,
+    # so a reused engine lowers nothing again).
+    memo: dict = dataclasses.field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclasses.dataclass
+class Engine:
+    """One experiment's view of the shared `Programs`: its scalars bound to the steps."""
+
+    experiment: Experiment
+    programs: Programs
+    hyper: Hyper
+    target_acceptance: object
+
+    # The fields the phase functions use, with this run's scalars bound.
+    ansatz = property(lambda self: self.programs.ansatz)
+    dtype = property(lambda self: self.programs.dtype)
+    walker_sharding = property(lambda self: self.programs.walker_sharding)
+    replicated = property(lambda self: self.programs.replicated)
+    optimizer = property(lambda self: self.programs.optimizer)
+    local_energy = property(lambda self: self.programs.local_energy)
+    eval_step = property(lambda self: self.programs.eval_step)
+
+    def mcmc_iteration(self, params, walkers, key, width, adapt_now: bool | None = None):
+        """(params, walkers, key, width) -> walkers, key, width, pmove (width adapted unless
+        ``adapt_now=False``; by default as mcmc.adapt says)."""
+        if adapt_now is None:
+            return self.programs.mcmc_iteration(params, walkers, key, width, self.target_acceptance)
+        return self.programs.mcmc_iteration(params, walkers, key, width, self.target_acceptance,
+                                            adapt_now=adapt_now)
+
+    def train_step(self, state: "TrainState"):
+        """One training iteration (MCMC moves + optimiser update, one compiled program);
+        the input state's buffers are donated (do not use it afterwards)."""
+        return self.programs.train_step(state, self.hyper, self.target_acceptance)
+
+    def loss(self, params, key, walkers):
+        """(mean E_L, LossAux) with this run's clipping in the gradient."""
+        return self.programs.loss(params, key, (walkers, self.hyper.clip_width))
 
 
 class Progress:
@@ -89,61 +175,103 @@ class Progress:
             print(f"[{phase:8s}] {step + 1:>7d}/{total:<7d} {text() if callable(text) else text}", flush=True)
 
 
-def build_engine(experiment: Experiment) -> Engine:
-    run, mc = experiment.run, experiment.mcmc
-    dtype = dtype_of(run.precision)
+def _matmul_scope(precision: str) -> Callable:
+    """A context-manager factory fixing float32 matrix-product precision while tracing."""
+    return lambda: jax.default_matmul_precision(precision)
+
+
+def _traced_in(scope: Callable, fn: Callable) -> Callable:
+    """fn, traced inside `scope` (jax reads the matmul precision when tracing)."""
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with scope():
+            return fn(*args, **kwargs)
+    return wrapped
+
+
+def compile_programs(spec: EngineSpec, experiment: Experiment) -> Programs:
+    """Builds (and jits) the programs of a spec; `experiment` gives the system and network,
+    which the spec pins."""
+    dtype = dtype_of(spec.precision)
+    scope = _matmul_scope(spec.matmul_precision)
     ansatz = make_ansatz(experiment)
-    e_local = local_energy(ansatz.apply, experiment.system, run.laplacian, dtype)
+    e_local = local_energy(ansatz.apply, experiment.system, spec.laplacian, dtype,
+                           sparsity=spec.laplacian_sparsity)
     batch_e_local = jax.vmap(e_local, in_axes=(None, 0))
     # issue 9: the sampler (mcmc.method, mcmc.moves); `width` below is the MH move width or the
     # HMC step size, adapted by the same rule toward that method's target acceptance.
-    sample = mcmc.make_mcmc(ansatz.apply, method=mc.method, steps=mc.steps, moves=mc.moves,
-                            path_length=mc.hmc_path_length)
-    target, adapt = mc.target, mc.adapt
+    sample = mcmc.make_mcmc(ansatz.apply, method=spec.mcmc_method, steps=spec.mcmc_steps,
+                            moves=spec.mcmc_moves, path_length=spec.hmc_path_length)
 
     mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("walkers",))
     walker_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("walkers"))
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
-    def mcmc_iteration(params, walkers, key, width, adapt_now=adapt):
+    def mcmc_iteration(params, walkers, key, width, target, adapt_now=spec.mcmc_adapt):
         key, kmove = jax.random.split(key)
         walkers, pmove = sample(params, walkers, kmove, width)
         if adapt_now:
             width = mcmc.adapt_width(width, pmove, target)
         return walkers, key, width, pmove
 
-    loss = make_loss(ansatz.apply, e_local, experiment.optim.clip_width)
-    optimizer = make_optimizer(experiment.optim, loss, dtype)
-    jit_mcmc = jax.jit(mcmc_iteration, static_argnames="adapt_now")
+    loss = make_loss(ansatz.apply, e_local)
+    optimizer = make_optimizer(spec.optim, loss, make_curvature_function(ansatz.apply), dtype)
 
-    def make_train_step(sample):
-        def train_step(state: TrainState):
-            walkers, key, width, pmove = sample(state.params, state.walkers, state.key, state.width)
-            key, kopt = jax.random.split(key)
-            params, opt_state, value, aux = optimizer.step(
-                state.params, state.opt_state, walkers, kopt, state.step)
-            new = TrainState(params, opt_state, walkers, key, width, state.step + 1)
-            return new, {"energy": value, "variance": aux.variance, "pmove": pmove,
-                         "move_width": width, "learning_rate": optimizer.schedule(state.step)}
-        return train_step
+    def train_step(state: TrainState, hyper: Hyper, target):
+        walkers, key, width, pmove = mcmc_iteration(
+            state.params, state.walkers, state.key, state.width, target)
+        key, kopt = jax.random.split(key)
+        params, opt_state, value, aux = optimizer.step(
+            state.params, state.opt_state, walkers, kopt, state.step, hyper)
+        new = TrainState(params, opt_state, walkers, key, width, state.step + 1)
+        return new, {"energy": value, "variance": aux.variance, "pmove": pmove,
+                     "move_width": width, "learning_rate": schedule(state.step, hyper)}
 
-    # kfac-jax compiles its own step and must not be wrapped in jit: sample (jitted), then
-    # step. The optax step is pure, so sampling and update compile into one program.
-    if optimizer.name == "kfac":
-        train_step = make_train_step(jit_mcmc)
-    else:
-        train_step = jax.jit(make_train_step(mcmc_iteration))
-
-    @jax.jit
     def eval_step(params, walkers, key, width):
-        walkers, key, _, pmove = mcmc_iteration(params, walkers, key, width, adapt_now=False)
+        walkers, key, _, pmove = mcmc_iteration(params, walkers, key, width, None,
+                                                adapt_now=False)
         energies = batch_e_local(params, walkers)
         mean = jnp.mean(energies)
         return walkers, key, {"energy": mean, "variance": jnp.mean((energies - mean) ** 2),
                               "pmove": pmove}
 
-    return Engine(experiment, ansatz, dtype, walker_sharding, replicated, jit_mcmc,
-                  train_step, eval_step, optimizer, loss, e_local)
+    pretrain_init, pretrain_step = make_pretrain_step(
+        ansatz.apply, ansatz.orbitals, experiment.system.electrons, ansatz.full_det,
+        spec.mcmc_steps)
+    # Sampling and the optimiser update are one program (kfac-jax's step traces inside it),
+    # so an iteration is one dispatch with no host round trip; its input state is donated.
+    return Programs(
+        spec, ansatz, dtype, walker_sharding, replicated,
+        jax.jit(_traced_in(scope, mcmc_iteration), static_argnames="adapt_now"),
+        jax.jit(_traced_in(scope, train_step), donate_argnums=0),
+        jax.jit(_traced_in(scope, eval_step)),
+        pretrain_init, jax.jit(_traced_in(scope, pretrain_step), static_argnames=("sampling", "adapt")),
+        optimizer, loss, e_local, scope)
+
+
+# Engines kept for reuse in this process (a warm sweep worker's next trial of the same shapes
+# retraces and recompiles nothing). Few: each holds compiled programs.
+ENGINE_CACHE_SIZE = 2
+_ENGINES: "collections.OrderedDict[EngineSpec, Programs]" = collections.OrderedDict()
+
+
+def build_engine(experiment: Experiment, reuse: bool = True) -> Engine:
+    """The engine of an experiment: the cached programs of its spec (built when new, or
+    always with ``reuse=False``), with the run's scalar hyperparameters bound."""
+    spec = engine_spec(experiment)
+    programs = _ENGINES.get(spec) if reuse else None
+    if programs is None:
+        programs = compile_programs(spec, experiment)
+        if reuse:
+            _ENGINES[spec] = programs
+            while len(_ENGINES) > ENGINE_CACHE_SIZE:
+                _ENGINES.popitem(last=False)
+    else:
+        _ENGINES.move_to_end(spec)
+    hyper, target = jax.device_put(
+        (hyper_of(experiment.optim, programs.dtype),
+         jnp.asarray(experiment.mcmc.target, programs.dtype)), programs.replicated)
+    return Engine(experiment, programs, hyper, target)
 
 
 def initial_state(engine: Engine) -> TrainState:
@@ -173,23 +301,26 @@ def to_device(engine: Engine, state: TrainState) -> TrainState:
 
 
 def pretrain(engine: Engine, state: TrainState, hf, recorder, progress: Progress) -> TrainState:
-    """Fits the network orbitals to the HF orbitals; walkers follow the network's |psi|^2."""
+    """Fits the network orbitals to the HF orbitals (`hf`, an ablate.pretrain.HartreeFock); the
+    walkers sample the density named by pretrain.sampling (hf | network | mixture) with
+    all-electron Metropolis-Hastings moves of their own width. The training width is kept."""
     exp = engine.experiment
-    electrons = exp.system.electrons
-    init, step = make_pretrain_step(engine.ansatz.orbitals, exp.pretrain.lr)
-    opt_state = init(state.params)
-    params, walkers, key, width = state.params, state.walkers, state.key, state.width
+    step = engine.programs.pretrain_step
+    orbs, lr, target, width = jax.device_put(
+        (hf.on_device(engine.dtype), jnp.asarray(exp.pretrain.lr, engine.dtype),
+         jnp.asarray(exp.mcmc.target_acceptance, engine.dtype),
+         jnp.asarray(exp.mcmc.move_width, engine.dtype)), engine.replicated)
+    opt_state = engine.programs.pretrain_init(state.params)
+    params, walkers, key = state.params, state.walkers, state.key
     total = exp.pretrain.iterations
     for i in range(total):
-        walkers, key, width, pmove = engine.mcmc_iteration(params, walkers, key, width)
-        up, down = targets(hf, np.asarray(walkers), electrons, engine.ansatz.full_det)
-        params, opt_state, loss = step(params, opt_state, walkers,
-                                       jnp.asarray(up, engine.dtype),
-                                       jnp.asarray(down, engine.dtype))
+        params, opt_state, walkers, key, width, loss, pmove = step(
+            params, opt_state, walkers, key, width, orbs, lr, target,
+            sampling=exp.pretrain.sampling, adapt=exp.mcmc.adapt)
         loss = float(loss)
         recorder.log("pretrain", i, {"loss": loss})
         progress("pretrain", i, total, f"loss {loss:.5f}  pmove {float(pmove):.2f}")
-    return state._replace(params=params, walkers=walkers, key=key, width=width)
+    return state._replace(params=params, walkers=walkers, key=key)
 
 
 def burn_in(engine: Engine, state: TrainState, iterations: int, progress: Progress,
@@ -233,6 +364,8 @@ def train(engine: Engine, state: TrainState, recorder, run_dir, callbacks, progr
             raise NonFiniteEnergy(f"non-finite energy ({row['energy']}) at training step {step}")
         if timing.get("first_step_done") is None:
             timing["first_step_done"] = time.time()
+            if timing.get("on_first_step") is not None:
+                timing["on_first_step"]()
         else:
             timing["step_times"].append(row["step_time_s"])
         recorder.log("train", step, row)
@@ -304,5 +437,6 @@ def evaluate(engine: Engine, state: TrainState, recorder, run_dir, progress: Pro
 
 def init_optimizer(engine: Engine, state: TrainState) -> TrainState:
     key, kinit = jax.random.split(state.key)
-    opt_state = engine.optimizer.init(state.params, kinit, state.walkers)
+    with engine.programs.precision_scope():
+        opt_state = engine.optimizer.init(state.params, kinit, state.walkers, engine.hyper)
     return to_device(engine, state._replace(opt_state=opt_state, key=key))

@@ -3,6 +3,7 @@
     python benchmarks/iteration.py --system LiH --scale paper            # the paper network, batch 4096
     python benchmarks/iteration.py --system LiH --scale quick --batch 128 # the CI-machine line
     python benchmarks/iteration.py --system N2 --scale paper --laplacian hessian
+    python benchmarks/iteration.py --system N2 --scale quick --batch 128 --sparsity dense
 
 Times (medians over --iterations after --warmup) of: the whole training step (MCMC +
 local energy + gradient + optimiser update, as the trainer runs it), and its parts run alone:
@@ -12,6 +13,9 @@ sampling and the gradient. Start-up = config to the end of the first training st
 compilation included). No pretraining and no logging: pyscf and wandb are never imported.
 FLOPs per iteration: XLA's cost analysis of the compiled training programs (ablate.cost, the
 number a run records in summary.json), with the parts and what is counted.
+``--no-split`` times the whole step only (what benchmarks/compare_peer.py runs). Besides the
+medians: the fastest step (``min_ms``, least disturbed by other processes on a shared machine)
+and the median CPU seconds of this process per step (``cpu_ms``, all its threads).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int)
     p.add_argument("--steps", type=int, help="MCMC steps per iteration")
     p.add_argument("--laplacian", default="forward", choices=["forward", "hessian"])
+    p.add_argument("--sparsity", help="laplacian_sparsity: auto (default), dense or a threshold")
+    p.add_argument("--no-split", action="store_true", help="time the whole step only")
     p.add_argument("--optim", default="kfac", choices=["kfac", "adam"])
     p.add_argument("--precision", default="float32", choices=["float32", "float64"])
     p.add_argument("--iterations", type=int, default=20, help="timed iterations")
@@ -54,31 +60,38 @@ def overrides(args) -> list[str]:
     for flag, key in (("width", "network.width"), ("depth", "network.depth"),
                       ("pairwise", "network.pairwise_width"),
                       ("determinants", "network.determinants"), ("batch", "batch_size"),
-                      ("steps", "mcmc.steps")):
+                      ("steps", "mcmc.steps"), ("sparsity", "laplacian_sparsity")):
         if getattr(args, flag) is not None:
             out.append(f"{key}={getattr(args, flag)}")
     return out + args.override
 
 
-def median_ms(fn, warmup: int, iterations: int) -> float:
+def timed(fn, warmup: int, iterations: int) -> dict:
+    """Median and fastest wall ms, and median process-CPU ms, of fn() (blocked until ready)."""
     import jax
 
     for _ in range(warmup):
         jax.block_until_ready(fn())
-    times = []
+    wall, cpu = [], []
     for _ in range(iterations):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t)
-    return 1e3 * statistics.median(times)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return {"median_ms": 1e3 * statistics.median(wall), "min_ms": 1e3 * min(wall),
+            "cpu_ms": 1e3 * statistics.median(cpu)}
+
+
+def median_ms(fn, warmup: int, iterations: int) -> float:
+    return timed(fn, warmup, iterations)["median_ms"]
 
 
 def measure(overrides_list: list[str], iterations: int = 20, warmup: int = 3,
             split_iterations: int | None = None) -> dict:
     """Builds the experiment of ``overrides_list`` and times it; returns one JSON-able dict.
 
-    ``split_iterations`` (default ``iterations``) times each part (sampling, local energy,
-    gradient) alone. Start-up is config to the end of the first training step. Peak device
+    ``split_iterations`` (default ``iterations``; 0: no split) times each part (sampling, local
+    energy, gradient) alone. Start-up is config to the end of the first training step. Peak device
     memory comes from JAX's allocator statistics (None where the backend keeps none, e.g. CPU).
     Shared by this script and benchmarks/device_check.py.
     """
@@ -105,15 +118,21 @@ def measure(overrides_list: list[str], iterations: int = 20, warmup: int = 3,
         holder["state"], metrics = engine.train_step(holder["state"])
         return metrics["energy"]
 
-    step_ms = median_ms(step, warmup, iterations)
+    whole = timed(step, warmup, iterations)
+    step_ms = whole["median_ms"]
     state = holder["state"]
     params, walkers, key, width = state.params, state.walkers, state.key, state.width
-    sample_ms = median_ms(lambda: engine.mcmc_iteration(params, walkers, key, width)[0],
-                          warmup, split_iterations)
-    e_local = jax.jit(jax.vmap(engine.local_energy, in_axes=(None, 0)))
-    energy_ms = median_ms(lambda: e_local(params, walkers), warmup, split_iterations)
-    grad = jax.jit(jax.value_and_grad(engine.loss, has_aux=True))
-    grad_ms = median_ms(lambda: grad(params, key, walkers), warmup, split_iterations)
+    split = None
+    if split_iterations:
+        sample_ms = median_ms(lambda: engine.mcmc_iteration(params, walkers, key, width)[0],
+                              warmup, split_iterations)
+        e_local = jax.jit(jax.vmap(engine.local_energy, in_axes=(None, 0)))
+        energy_ms = median_ms(lambda: e_local(params, walkers), warmup, split_iterations)
+        grad = jax.jit(jax.value_and_grad(engine.loss, has_aux=True))
+        grad_ms = median_ms(lambda: grad(params, key, walkers), warmup, split_iterations)
+        split = {"sampling": round(sample_ms, 3), "local_energy": round(energy_ms, 3),
+                 "gradient_incl_local_energy": round(grad_ms, 3),
+                 "optimizer_update": round(max(step_ms - sample_ms - grad_ms, 0.0), 3)}
 
     flops = cost.count_training_flops(engine, state)
     device = jax.devices()[0]
@@ -126,18 +145,17 @@ def measure(overrides_list: list[str], iterations: int = 20, warmup: int = 3,
         "batch_size": experiment.run.batch_size,
         "mcmc_steps": experiment.mcmc.steps,
         "laplacian": experiment.run.laplacian,
+        "laplacian_sparsity": engine.programs.spec.laplacian_sparsity,
+        "matmul_precision": experiment.run.matmul_precision,
         "optimizer": experiment.optim.name,
         "precision": experiment.run.precision,
         "param_count": param_count(params),
         "device": f"{device.platform}:{getattr(device, 'device_kind', '')}",
         "device_count": jax.device_count(),
         "ms_per_iteration": round(step_ms, 3),
-        "split_ms": {
-            "sampling": round(sample_ms, 3),
-            "local_energy": round(energy_ms, 3),
-            "gradient_incl_local_energy": round(grad_ms, 3),
-            "optimizer_update": round(max(step_ms - sample_ms - grad_ms, 0.0), 3),
-        },
+        "min_ms_per_iteration": round(whole["min_ms"], 3),
+        "cpu_ms_per_iteration": round(whole["cpu_ms"], 3),
+        "split_ms": split,
         "config_to_first_iteration_s": round(startup, 2),
         "peak_memory_bytes": peak_memory_bytes(device),
         "iterations_timed": iterations,
@@ -145,6 +163,7 @@ def measure(overrides_list: list[str], iterations: int = 20, warmup: int = 3,
         "flops_per_iteration": flops.per_iteration,
         "flops_parts": flops.parts,
         "flops_counted": flops.counted,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "wall_s": round(time.time() - t0, 2),
     }
 
@@ -162,11 +181,12 @@ def main() -> None:
     args = parse()
     import jax  # noqa: F401 - imports are timed apart from the start-up
 
-    import ablate.jax_setup  # noqa: F401
+    import ablate.jax_setup
     import ablate.training  # noqa: F401
 
     t_imported = time.time()
-    record = measure(overrides(args), args.iterations, args.warmup)
+    record = measure(overrides(args), args.iterations, args.warmup,
+                     0 if args.no_split else None)
     startup = record.pop("config_to_first_iteration_s")
     print(json.dumps({
         "benchmark": "iteration", **record,

@@ -62,3 +62,29 @@ def test_forward_laplacian_agrees_with_hessian_trace(overrides):
     for x in np.random.default_rng(3).normal(size=(3, exp.system.n_electrons, 3)):
         a, b = float(forward(params, jnp.asarray(x))), float(hessian(params, jnp.asarray(x)))
         assert a == pytest.approx(b, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("overrides", [["system=Li"], ["system=LiH"],
+                                       ["system=Li", "network=slater_jastrow", "network.backflow=true"],
+                                       ["system=LiH", "network=slater_jastrow"]])
+def test_sparse_and_dense_forward_laplacians_agree(overrides):
+    """folx's sparse Jacobians (threshold 6: one electron pair of the 3n coordinates) give
+    the dense local energy, for an atom and a molecule, FermiNet and Slater-Jastrow."""
+    exp = validate(compose(overrides + ["precision=float64", "network.width=8", "network.depth=1",
+                                        "network.determinants=2"]))
+    ansatz = make_ansatz(exp)
+    params = ansatz.init(jax.random.PRNGKey(2))
+    dense = jax.jit(local_energy(ansatz.apply, exp.system, "forward", jnp.float64, sparsity=0))
+    sparse = jax.jit(local_energy(ansatz.apply, exp.system, "forward", jnp.float64, sparsity=6))
+    for x in np.random.default_rng(4).normal(size=(2, exp.system.n_electrons, 3)):
+        a, b = float(dense(params, jnp.asarray(x))), float(sparse(params, jnp.asarray(x)))
+        assert np.isfinite(a) and a == pytest.approx(b, rel=1e-10, abs=1e-10)
+
+
+def test_sparsity_setting_resolves_by_system_size():
+    from ablate.hamiltonian import AUTO_SPARSE_FROM_ELECTRONS, AUTO_SPARSE_THRESHOLD, sparsity_threshold
+
+    assert sparsity_threshold("dense", 14) == 0
+    assert sparsity_threshold(9, 4) == 9
+    assert sparsity_threshold("auto", AUTO_SPARSE_FROM_ELECTRONS) == AUTO_SPARSE_THRESHOLD
+    assert sparsity_threshold("auto", AUTO_SPARSE_FROM_ELECTRONS - 1) == 0

@@ -53,6 +53,16 @@ def test_fingerprint_ignores_presentation_keys_and_compares_numbers_by_value():
     assert fingerprint.record(c)["fingerprint"] != fa["fingerprint"]
 
 
+def test_pretraining_keys_are_inert_only_when_both_runs_skip_pretraining():
+    none_100 = {"pretrain.method": "none", "pretrain.iterations": 100.0, "seed": 0.0}
+    none_1000 = {"pretrain.method": "none", "pretrain.iterations": 1000.0, "seed": 0.0}
+    hf_1000 = {"pretrain.method": "hf", "pretrain.iterations": 1000.0, "seed": 0.0}
+    assert fingerprint.differences(none_100, none_1000) == []
+    assert fingerprint.differences(none_100, hf_1000) == [
+        ("pretrain.iterations", 100.0, 1000.0), ("pretrain.method", "none", "hf")]
+    assert fingerprint.differences(none_100, {**none_1000, "seed": 1.0}) == [("seed", 0.0, 1.0)]
+
+
 def test_a_finished_run_directory_refuses_another_system_cli(tmp_path):
     """`python -m ablate system=He run_dir=<finished H2 run>` used to print H2's energy."""
     from ablate.run import run_experiment
