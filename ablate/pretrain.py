@@ -183,10 +183,16 @@ def make_pretrain_step(apply: Callable, orbitals: Callable, electrons, full_det:
     return optax.adam(1.0).init, step
 
 
-def summary_fields(losses: list[float], train_energies: list[float]) -> dict:
+def summary_fields(losses: list[float], train_energies: list[float],
+                   train_variances: list[float], batch_size: int) -> dict:
     """How close pretraining got, for summary.json: ``pretrain_loss``, the mean loss of the
     last 10 pretraining iterations (dimensionless; None without pretraining), and
     ``pretrain_energy``, the first training iteration's mean local energy (Hartree; the energy
-    after pretraining and burn-in, None before training)."""
+    after pretraining and burn-in, None before training), with ``pretrain_energy_stderr`` =
+    sqrt(variance / batch) of that one batch (walkers taken as independent after burn-in)."""
+    first = bool(train_energies)
+    stderr = (float(np.sqrt(train_variances[0] / batch_size))
+              if first and train_variances and batch_size > 0 else None)
     return {"pretrain_loss": float(np.mean(losses[-10:])) if losses else None,
-            "pretrain_energy": float(train_energies[0]) if train_energies else None}
+            "pretrain_energy": float(train_energies[0]) if first else None,
+            "pretrain_energy_stderr": stderr}

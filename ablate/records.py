@@ -251,6 +251,8 @@ class RunSummary:
                                      None, "dimensionless")
     pretrain_energy: float | None = _f("first training iteration's mean local energy: where pretraining and "
                                        "burn-in left the wave function", None, "Hartree")
+    pretrain_energy_stderr: float | None = _f("sqrt(variance / batch) of that first iteration's batch",
+                                              None, "Hartree")
     energy: float | None = _f("evaluated energy: frozen parameters, re-equilibrated walkers", None, "Hartree")
     energy_stderr: float | None = _f("reblocked standard error of energy", None, "Hartree")
     energy_naive_stderr: float | None = _f("sigma/sqrt(N) of the evaluation energies, ignoring correlation",

@@ -230,7 +230,9 @@ def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run_dir: Pat
         results["startup"] = startup.seconds()
     results["training_flops"] = summary.flops_per_iteration * int(state.step)
     results.update(pretrain_fields(_read_column(run_dir / "pretrain.csv", "loss"),
-                                   _read_column(run_dir / "metrics.csv", "energy")))
+                                   _read_column(run_dir / "metrics.csv", "energy"),
+                                   _read_column(run_dir / "metrics.csv", "variance"),
+                                   experiment.run.batch_size))
     return summary.replace(**results)
 
 

@@ -37,7 +37,7 @@ def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:
 
 def test_tiny_width_sweep_then_analysis_writes_every_file(tmp_path: Path):
     root = tmp_path / "runs"
-    sweep = _run(["ablate", "+sweep=width", "sweep.space.network.width=[4,8]", "sweep.workers=2", *TINY,
+    sweep = _run(["ablate", "+sweep=width", "sweep.space.network.width=[4,8]", "sweep.seeds=1", "sweep.workers=2", *TINY,
                   f"output_root={root}"], timeout=600)
     assert sweep.returncode == 0, sweep.stdout[-2000:] + sweep.stderr[-2000:]
 

@@ -133,8 +133,9 @@ def test_pretraining_fits_the_orbitals(tmp_path):
     assert loss[-10:].mean() < 0.3 * loss[:3].mean()
     assert summary.hf_energy == pytest.approx(-7.862, abs=0.01)
     assert summary.pretrain_loss == pytest.approx(loss[-10:].mean())
-    first = pd.read_csv(tmp_path / "run" / "metrics.csv")["energy"].iloc[0]
-    assert summary.pretrain_energy == pytest.approx(first)
+    first = pd.read_csv(tmp_path / "run" / "metrics.csv").iloc[0]
+    assert summary.pretrain_energy == pytest.approx(first["energy"])
+    assert summary.pretrain_energy_stderr == pytest.approx(np.sqrt(first["variance"] / 64))
 
 
 @pytest.mark.slow

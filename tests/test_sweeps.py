@@ -47,7 +47,10 @@ def env(tmp_path_factory):
 
 
 def sweep_args(out: Path, *extra: str, sweep: str = "width") -> list[str]:
-    return [sys.executable, "-m", "ablate", f"+sweep={sweep}", f"output_root={out}", *TINY, *extra]
+    # one seed per grid point unless a test asks otherwise (the width sweep's default is 2)
+    seeds = [] if any(e.startswith("sweep.seeds=") for e in extra) else ["sweep.seeds=1"]
+    return [sys.executable, "-m", "ablate", f"+sweep={sweep}", f"output_root={out}", *TINY, *seeds,
+            *extra]
 
 
 def run_cli(args, env, timeout=300) -> subprocess.CompletedProcess:

@@ -143,7 +143,8 @@ def _uuid(root: Path) -> str:
 
 def _stale_study(out: Path, extra: list[str]):
     """Create the study as the driver would and leave trial 0 RUNNING for a driver that died."""
-    overrides = ["+sweep=width", f"output_root={out}", *extra]
+    seeds = [] if any(e.startswith("sweep.seeds=") for e in extra) else ["sweep.seeds=1"]
+    overrides = ["+sweep=width", f"output_root={out}", *seeds, *extra]
     cfg = compose(overrides)
     plan = build_plan(cfg, overrides)
     storage = st.open_storage(plan.storage_url)

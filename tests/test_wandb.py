@@ -97,7 +97,7 @@ def test_a_sweep_gives_one_wandb_run_per_trial_in_one_group(tmp_path):
     """The real sweep CLI: 2 grid trials, each an offline W&B run, plus the study's analysis run."""
     overrides = [o for o in WANDB_TINY if not o.startswith("network.width")]
     command = [sys.executable, "-m", "ablate", "+sweep=width", "sweep.space.network.width=[4,8]",
-               "sweep.name=wbtest", "sweep.workers=1", *overrides, f"output_root={tmp_path}"]
+               "sweep.name=wbtest", "sweep.seeds=1", "sweep.workers=1", *overrides, f"output_root={tmp_path}"]
     env = dict(os.environ, WANDB_SILENT="true")
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
