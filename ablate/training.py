@@ -84,8 +84,8 @@ def engine_spec(experiment: Experiment) -> EngineSpec:
                 tuple(map(tuple, np.asarray(system.positions).tolist())), tuple(system.electrons)),
         network=experiment.network, mcmc_method=experiment.mcmc.method,
         mcmc_moves=experiment.mcmc.moves, mcmc_steps=experiment.mcmc.steps,
-        hmc_path_length=experiment.mcmc.hmc_path_length, mcmc_adapt=experiment.mcmc.adapt, batch_size=run.batch_size, precision=run.precision,
-        laplacian=run.laplacian,
+        hmc_path_length=experiment.mcmc.hmc_path_length, mcmc_adapt=experiment.mcmc.adapt,
+        batch_size=run.batch_size, precision=run.precision, laplacian=run.laplacian,
         laplacian_sparsity=sparsity_threshold(run.laplacian_sparsity, system.n_electrons),
         matmul_precision=run.matmul_precision, optim=OptimSpec.of(experiment.optim),
         devices=jax.device_count())
@@ -245,7 +245,8 @@ def compile_programs(spec: EngineSpec, experiment: Experiment) -> Programs:
         jax.jit(_traced_in(scope, mcmc_iteration), static_argnames="adapt_now"),
         jax.jit(_traced_in(scope, train_step), donate_argnums=0),
         jax.jit(_traced_in(scope, eval_step)),
-        pretrain_init, jax.jit(_traced_in(scope, pretrain_step), static_argnames=("sampling", "adapt")),
+        pretrain_init,
+        jax.jit(_traced_in(scope, pretrain_step), static_argnames=("sampling", "adapt")),
         optimizer, loss, e_local, scope)
 
 
