@@ -83,11 +83,17 @@ def _results(experiment: Experiment, energies, variances, train_energies, step_t
     )
 
 
-def _read_column(path: Path, column: str) -> list[float]:
+def _read_columns(path: Path, columns: tuple[str, ...]) -> dict[str, list[float]]:
+    """Columns of a run table (one pass over the file); empty lists when it does not exist."""
     if not path.exists():
-        return []
+        return {c: [] for c in columns}
     with open(path, newline="") as fh:
-        return [float(r[column]) for r in csv.DictReader(fh)]
+        rows = list(csv.DictReader(fh))
+    return {c: [float(r[c]) for r in rows] for c in columns}
+
+
+def _read_column(path: Path, column: str) -> list[float]:
+    return _read_columns(path, (column,))[column]
 
 
 def _restore(engine: training.Engine, recorder: Recorder, saved: dict):
@@ -222,17 +228,15 @@ def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run_dir: Pat
     with clock.phase("eval"):
         state, energies = training.evaluate(engine, state, recorder, run_dir, progress, done, timing)
     recorder.flush()
+    train = _read_columns(run_dir / "metrics.csv", ("energy", "variance", "step_time_s"))
     results = _results(experiment, energies, _read_column(run_dir / "eval.csv", "variance"),
-                       _read_column(run_dir / "metrics.csv", "energy"),
-                       _read_column(run_dir / "metrics.csv", "step_time_s"), int(state.step))
+                       train["energy"], train["step_time_s"], int(state.step))
     if timing["first_step_done"] is not None and summary.startup_s is None:
         results["startup_s"] = timing["first_step_done"] - t0   # the first stretch's start-up
         results["startup"] = startup.seconds()
     results["training_flops"] = summary.flops_per_iteration * int(state.step)
-    results.update(pretrain_fields(_read_column(run_dir / "pretrain.csv", "loss"),
-                                   _read_column(run_dir / "metrics.csv", "energy"),
-                                   _read_column(run_dir / "metrics.csv", "variance"),
-                                   experiment.run.batch_size))
+    results.update(pretrain_fields(_read_column(run_dir / "pretrain.csv", "loss"), train["energy"],
+                                   train["variance"], experiment.run.batch_size))
     return summary.replace(**results)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ablate import training
 from ablate.config import compose
 from ablate.run import run_experiment
 from conftest import TINY
@@ -31,6 +32,9 @@ def test_quick_scale_reaches_the_exact_energy(system, tolerance_mha, tmp_path):
 
 
 def test_run_directory_contract(tiny_overrides, tmp_path):
+    # A fresh engine, whatever ran before in this process: a reused one keeps its FLOP count, so
+    # its flop_count phase would take no time at all.
+    training._ENGINES.clear()
     summary = run_experiment(compose(tiny_overrides))
     run_dir = tmp_path / "single"
     (folder,) = list(run_dir.iterdir())
