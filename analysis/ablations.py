@@ -124,6 +124,7 @@ from .figures import (
     draw_error_figure,
     error_caption,
     error_data,
+    plain_log_tick_labels,
     raise_error_bars,
     series_label,
     swept_keys,
@@ -603,20 +604,10 @@ def _spike_axis(ax, counts: np.ndarray) -> None:
 def _plain_log_x(ax, values: np.ndarray) -> None:
     """Log x spanning ``values`` with margins, ticks labelled as plain numbers (minor ticks 2, 3, 5
     too when the range is under 1.5 decades)."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
     ax.set_xscale("log")
     low, high = float(values.min()) / 1.4, float(values.max()) * 1.4
     ax.set_xlim(low, high)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-    if math.log10(high / low) < 1.5:
-        def minor(v, _pos):
-            mantissa = round(v / 10 ** math.floor(math.log10(v))) if v > 0 else 0
-            return f"{v:g}" if mantissa in (2, 3, 5) else ""
-
-        ax.xaxis.set_minor_formatter(FuncFormatter(minor))
-    else:
-        ax.xaxis.set_minor_formatter(NullFormatter())
+    plain_log_tick_labels(ax.xaxis, low, high)
 
 
 def draw_batch(data: pd.DataFrame):

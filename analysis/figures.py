@@ -187,21 +187,26 @@ def _log_y_with_band(ax, low: np.ndarray, high: np.ndarray, band: bool) -> None:
         ax.axhspan(bottom, CHEMICAL_ACCURACY_MHA, color="0.85", zorder=0, lw=0, label="chemical accuracy")
 
 
-def _plain_log_labels(ax) -> None:
-    """Log y tick labels as plain numbers (0.2, 1, 10); minor ticks 2, 3, 5 labelled too when the
-    axis spans less than 1.5 decades, so a narrow range still has numbers on it."""
+def plain_log_tick_labels(axis, low: float, high: float) -> None:
+    """Tick labels of a log `axis` (``ax.xaxis`` or ``ax.yaxis``) spanning [low, high] as plain
+    numbers (0.2, 1, 10); minor ticks 2, 3, 5 labelled too when it spans less than 1.5 decades,
+    so a narrow range still has numbers on it."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-    low, high = ax.get_ylim()
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     if low > 0 and math.log10(high / low) < 1.5:
         def minor(v, _pos):
             mantissa = round(v / 10 ** math.floor(math.log10(v))) if v > 0 else 0
             return f"{v:g}" if mantissa in (2, 3, 5) else ""
 
-        ax.yaxis.set_minor_formatter(FuncFormatter(minor))
+        axis.set_minor_formatter(FuncFormatter(minor))
     else:
-        ax.yaxis.set_minor_formatter(NullFormatter())
+        axis.set_minor_formatter(NullFormatter())
+
+
+def _plain_log_labels(ax) -> None:
+    """Log y tick labels as plain numbers (`plain_log_tick_labels` over the current y range)."""
+    plain_log_tick_labels(ax.yaxis, *ax.get_ylim())
     ax.tick_params(axis="y", which="both", labelsize=8)
 
 

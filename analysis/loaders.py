@@ -417,7 +417,7 @@ def load_history(
     lead = ["trial", *params] + [c for c in ("seed", "state", "system", "network", "reference_energy") if c not in params]
     pieces = []
     for _, row in _one_trial_per_run_dir(trials).iterrows():
-        metrics = _read_metrics(row["run_dir"])
+        metrics = read_metrics(row["run_dir"])
         if metrics is None or metrics.empty:
             continue
         for col in reversed(lead):
@@ -440,7 +440,7 @@ def _one_trial_per_run_dir(trials: pd.DataFrame) -> pd.DataFrame:
     return rows.drop_duplicates("run_dir", keep="last").drop(columns="_complete").sort_values("trial")
 
 
-def _read_metrics(run_dir: str | None) -> pd.DataFrame | None:
+def read_metrics(run_dir: str | None) -> pd.DataFrame | None:
     """A run's metrics.csv, or None when absent, empty or unreadable."""
     if not run_dir:
         return None

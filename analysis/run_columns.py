@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from .convergence import CONVERGENCE_COLUMNS, Convergence, assess
-from .loaders import read_summary
+from .loaders import read_metrics, read_summary
 
 RUN_COLUMNS = ("scale", "iterations_planned", "batch_size", "n_electrons", "energy_spikes", *CONVERGENCE_COLUMNS)
 
@@ -41,16 +40,10 @@ def scale_from_overrides(overrides: Sequence[str] | None) -> str | None:
 
 def training_energies(run_dir: str | None) -> list[float] | None:
     """The ``energy`` column of a run's metrics.csv (Hartree), or None when it cannot be read."""
-    if not run_dir:
+    metrics = read_metrics(run_dir)
+    if metrics is None or "energy" not in metrics:
         return None
-    path = Path(run_dir) / "metrics.csv"
-    if not path.is_file():
-        return None
-    try:
-        column = pd.read_csv(path, usecols=["energy"])["energy"]
-    except (OSError, ValueError, pd.errors.EmptyDataError):
-        return None
-    return pd.to_numeric(column, errors="coerce").tolist()
+    return pd.to_numeric(metrics["energy"], errors="coerce").tolist()
 
 
 def _finite(value: Any) -> float | None:
