@@ -331,6 +331,8 @@ Precision = Literal["float32", "float64"]
 Laplacian = Literal["forward", "hessian"]
 MatmulPrecision = Literal["highest", "default", "tensorfloat32"]
 SPARSITY_WORDS = ("auto", "dense")
+ForwardLaplacian = Literal["auto", "folx"]
+CHUNK_WORDS = ("auto", "whole")
 
 
 def _sparsity(name: str, raw):
@@ -340,6 +342,13 @@ def _sparsity(name: str, raw):
     raise ConfigError(name, raw, "allowed: auto, dense or an integer threshold >= 1")
 
 
+def _chunk(name: str, raw):
+    """``auto``, ``whole`` or an integer number of walkers >= 1."""
+    if raw in CHUNK_WORDS or (_is_int(raw) and raw >= 1):
+        return raw
+    raise ConfigError(name, raw, "allowed: auto, whole or an integer number of walkers >= 1")
+
+
 @dataclasses.dataclass(frozen=True)
 class RunSettings:
     """Top-level keys of conf/config.yaml."""
@@ -347,11 +356,19 @@ class RunSettings:
     seed: int = key("random seed (parameters, walkers, MCMC)", 0)
     batch_size: int = key("walkers, split over all visible devices", 256, low=1)
     precision: Precision = key("floating-point precision of parameters and walkers", "float32")
-    laplacian: Laplacian = key("kinetic energy: folx forward Laplacian or the trace of the Hessian", "forward")
+    laplacian: Laplacian = key("kinetic energy: forward Laplacian or the trace of the Hessian", "forward")
+    forward_laplacian: ForwardLaplacian = key(
+        "forward Laplacian: auto: ablate's own, written for FermiNet's structure, for network=ferminet "
+        "(folx for other networks); folx: folx's generic one always", "auto")
     laplacian_sparsity: Any = key(
         "forward Laplacian: propagate Jacobians sparsely through values that depend on at most "
         "this many electron coordinates (folx sparsity_threshold); dense: never; auto: by system size",
         "auto", parse=_sparsity, allowed="auto, dense or an integer threshold >= 1")
+    energy_chunk: Any = key(
+        "local energies are computed this many walkers at a time (a loop over chunks that keeps "
+        "the forward Laplacian's intermediates in cache); whole: the whole batch at once; auto: "
+        "by size for the forward Laplacian on a CPU, else whole", "auto", parse=_chunk,
+        allowed="auto, whole or an integer number of walkers >= 1")
     matmul_precision: MatmulPrecision = key(
         "float32 matrix products: highest (full float32), default or tensorfloat32 (faster on GPUs, "
         "10-bit mantissa inputs)", "highest")

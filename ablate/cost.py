@@ -16,7 +16,9 @@ JAX's compilation cache and nothing is compiled again.
 
 XLA counts the body of a while loop once, whatever its trip count. The MCMC moves are such a
 loop (``mcmc.steps`` iterations), so the one-move program (``mcmc.make_mh_step``, compiled here)
-is added ``steps - 1`` more times. Any other loop that carries floating-point values (the
+is added ``steps - 1`` more times. Local energies computed in chunks of walkers
+(``energy_chunk``) are a loop too: one chunk's E_L program (compiled here) is added
+``chunks - 1`` more times. Any other loop that carries floating-point values (the
 ``laplacian=hessian`` scan) is named in ``flops_counted`` as counted once. Custom calls (LAPACK or
 cuSOLVER: the LU of ``slogdet``, KFAC's matrix inverses) get no FLOPs from XLA and are named too,
 as are the transcendental evaluations (exp, log, tanh), which XLA counts apart from FLOPs.
@@ -182,6 +184,17 @@ def count_training_flops(engine, state) -> FlopCount:
         parts["mcmc_extra_moves"] = (steps - 1) * move.flops * devices
         moves = (f"; the MCMC loop body, which XLA counts once, is added {steps - 1} more time(s) "
                  "from the one-move program")
+    chunk, batch = engine.programs.spec.energy_chunk, state.walkers.shape[0]
+    chunks = batch // chunk if chunk and batch > chunk and batch % chunk == 0 else 1
+    if chunks > 1 and chunks in loops:
+        loops.remove(chunks)
+        one = jax.ShapeDtypeStruct((chunk, *state.walkers.shape[1:]), state.walkers.dtype)
+        energy = program_cost(jax.jit(jax.vmap(engine.local_energy, in_axes=(None, 0)))
+                              .lower(state.params, one).compile())
+        # one chunk of `chunk` walkers on one device: already the total over devices
+        parts["energy_extra_chunks"] = (chunks - 1) * energy.flops
+        moves += (f"; local energies in {chunks} chunks of {chunk} walkers, a loop XLA counts "
+                  f"once: one chunk's E_L program added {chunks - 1} more time(s)")
     for name, cost in programs.items():
         parts[name.replace(" ", "_")] = cost.flops * devices
     per_iteration = sum(parts.values())

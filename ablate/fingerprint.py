@@ -51,6 +51,11 @@ LEGACY_DEFAULTS: dict[str, Any] = {
     # the same sum (agreeing to float rounding, tests/test_hamiltonian.py); no earlier run ran on
     # a GPU, and on CPU float32 products are full precision whatever this key says.
     "laplacian_sparsity": "auto",
+    # issue 15, later: the FermiNet-structured forward Laplacian computes the same sum as folx's
+    # (float64 agreement to 1e-12, tests/test_ferminet_laplacian.py), and chunking the batch only
+    # changes the order of independent per-walker computations.
+    "forward_laplacian": "auto",
+    "energy_chunk": "auto",
     "matmul_precision": "highest",
     "optim.inverse_update_period": 1,   # KFAC inverted its factors every iteration
     "pretrain.sampling": "network",      # issue 8: pretraining walkers followed the network

@@ -84,12 +84,13 @@ def clip_local_energy(e_local, clip_width):
     return jnp.clip(e_local, median - clip_width * spread, median + clip_width * spread)
 
 
-def make_loss(apply: Callable, e_local: Callable) -> Callable:
+def make_loss(apply: Callable, batch_e_local: Callable) -> Callable:
     """loss(params, key, (walkers, clip_width)) -> (mean E_L, LossAux), clipped VMC gradient.
 
-    The clipping width travels with the batch so that it is an argument of the compiled step.
+    ``batch_e_local(params, walkers)``: the local energies of a batch (Hartree), e.g.
+    `ablate.hamiltonian.over_batch` of a one-walker E_L. The clipping width travels with the
+    batch so that it is an argument of the compiled step.
     """
-    batch_e_local = jax.vmap(e_local, in_axes=(None, 0))
     batch_log_abs = jax.vmap(lambda p, x: apply(p, x)[1], in_axes=(None, 0))
 
     @jax.custom_jvp

@@ -20,10 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ablate import checkpoint, mcmc
+from ablate import checkpoint, ferminet_laplacian, mcmc
 from ablate.config import Experiment, NetworkConfig
 from ablate.errors import NonFiniteEnergy, RunFailed
-from ablate.hamiltonian import local_energy, sparsity_threshold
+from ablate.hamiltonian import energy_chunk, local_energy, over_batch, sparsity_threshold
 from ablate.jax_setup import dtype_of
 from ablate.networks import Ansatz, make_ansatz
 from ablate.optimizers import (Hyper, OptimSpec, Optimizer, hyper_of, make_curvature_function,
@@ -57,7 +57,9 @@ class EngineSpec:
     Two experiments with equal specs share one engine: same traced and compiled programs.
     Seeds, iteration counts and the scalar hyperparameters (`Hyper`, the MCMC target
     acceptance, the pretraining learning rate) are arguments of those programs, not part of
-    the spec. ``laplacian_sparsity`` is folx's resolved threshold (0: dense).
+    the spec. ``laplacian_sparsity`` is folx's resolved threshold (0: dense),
+    ``forward_laplacian`` the resolved forward Laplacian (``ferminet`` or ``folx``) and
+    ``energy_chunk`` the resolved walkers per chunk of local energies (0: the whole batch).
     """
 
     system: tuple              # (name, symbols, charges, positions in bohr, electrons)
@@ -71,6 +73,8 @@ class EngineSpec:
     precision: str
     laplacian: str
     laplacian_sparsity: int
+    forward_laplacian: str
+    energy_chunk: int
     matmul_precision: str
     optim: OptimSpec
     devices: int
@@ -87,8 +91,21 @@ def engine_spec(experiment: Experiment) -> EngineSpec:
         hmc_path_length=experiment.mcmc.hmc_path_length, mcmc_adapt=experiment.mcmc.adapt,
         batch_size=run.batch_size, precision=run.precision, laplacian=run.laplacian,
         laplacian_sparsity=sparsity_threshold(run.laplacian_sparsity, system.n_electrons),
+        forward_laplacian=("ferminet" if run.forward_laplacian == "auto"
+                           and experiment.network.type == "ferminet" else "folx"),
+        energy_chunk=_energy_chunk(experiment),
         matmul_precision=run.matmul_precision, optim=OptimSpec.of(experiment.optim),
         devices=jax.device_count())
+
+
+def _energy_chunk(experiment: Experiment) -> int:
+    """``energy_chunk`` resolved for this machine: walkers per chunk over all devices (0: whole)."""
+    run, devices = experiment.run, jax.device_count()
+    width = max(w for w, _ in experiment.network.layers)
+    per_device = energy_chunk(run.energy_chunk, experiment.system.n_electrons, width,
+                              run.batch_size // devices, np.dtype(dtype_of(run.precision)).itemsize,
+                              jax.default_backend(), run.laplacian)
+    return per_device * devices
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +125,7 @@ class Programs:
     optimizer: Optimizer
     loss: Callable             # (params, key, (walkers, clip_width)) -> (energy, LossAux)
     local_energy: Callable     # (params, x) -> E_L (Hartree) of one walker
+    batch_local_energy: Callable  # (params, walkers) -> E_L per walker, in the spec's chunks
     precision_scope: Callable  # () -> context manager: the spec's float32 matmul precision
     # Facts measured once per spec and shared by its runs (ablate.cost keeps the FLOP count here,
     # so a reused engine lowers nothing again).
@@ -195,9 +213,14 @@ def compile_programs(spec: EngineSpec, experiment: Experiment) -> Programs:
     dtype = dtype_of(spec.precision)
     scope = _matmul_scope(spec.matmul_precision)
     ansatz = make_ansatz(experiment)
+    kinetic = None
+    if spec.forward_laplacian == "ferminet":
+        net = experiment.network
+        kinetic = ferminet_laplacian.make_kinetic(experiment.system, net, net.layers, dtype,
+                                                  net.distance_features)
     e_local = local_energy(ansatz.apply, experiment.system, spec.laplacian, dtype,
-                           sparsity=spec.laplacian_sparsity)
-    batch_e_local = jax.vmap(e_local, in_axes=(None, 0))
+                           sparsity=spec.laplacian_sparsity, kinetic=kinetic)
+    batch_e_local = over_batch(e_local, spec.energy_chunk)
     # issue 9: the sampler (mcmc.method, mcmc.moves); `width` below is the MH move width or the
     # HMC step size, adapted by the same rule toward that method's target acceptance.
     sample = mcmc.make_mcmc(ansatz.apply, method=spec.mcmc_method, steps=spec.mcmc_steps,
@@ -214,7 +237,7 @@ def compile_programs(spec: EngineSpec, experiment: Experiment) -> Programs:
             width = mcmc.adapt_width(width, pmove, target)
         return walkers, key, width, pmove
 
-    loss = make_loss(ansatz.apply, e_local)
+    loss = make_loss(ansatz.apply, batch_e_local)
     optimizer = make_optimizer(spec.optim, loss, make_curvature_function(ansatz.apply), dtype)
 
     def train_step(state: TrainState, hyper: Hyper, target):
@@ -247,7 +270,7 @@ def compile_programs(spec: EngineSpec, experiment: Experiment) -> Programs:
         jax.jit(_traced_in(scope, eval_step)),
         pretrain_init,
         jax.jit(_traced_in(scope, pretrain_step), static_argnames=("sampling", "adapt")),
-        optimizer, loss, e_local, scope)
+        optimizer, loss, e_local, batch_e_local, scope)
 
 
 # Engines kept for reuse in this process (a warm sweep worker's next trial of the same shapes

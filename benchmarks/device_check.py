@@ -298,7 +298,7 @@ def task_precision(sizes: Sizes, work: Path) -> list[dict]:
     state = training.burn_in(engine, state, sizes.precision_burn_in, training.Progress(False),
                              "burn-in")
     params, walkers, key, width = state.params, state.walkers, state.key, state.width
-    batch_e_local = jax.vmap(engine.local_energy, in_axes=(None, 0))
+    batch_e_local = engine.programs.batch_local_energy
 
     def compiled(precision: str | None):
         """E_L of a batch, lowered (and so traced) under one default matmul precision."""

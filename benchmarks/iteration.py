@@ -44,6 +44,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, help="MCMC steps per iteration")
     p.add_argument("--laplacian", default="forward", choices=["forward", "hessian"])
     p.add_argument("--sparsity", help="laplacian_sparsity: auto (default), dense or a threshold")
+    p.add_argument("--forward-laplacian", help="forward_laplacian: auto (default) or folx")
+    p.add_argument("--energy-chunk", help="energy_chunk: auto (default), whole or walkers per chunk")
     p.add_argument("--no-split", action="store_true", help="time the whole step only")
     p.add_argument("--optim", default="kfac", choices=["kfac", "adam"])
     p.add_argument("--precision", default="float32", choices=["float32", "float64"])
@@ -60,7 +62,8 @@ def overrides(args) -> list[str]:
     for flag, key in (("width", "network.width"), ("depth", "network.depth"),
                       ("pairwise", "network.pairwise_width"),
                       ("determinants", "network.determinants"), ("batch", "batch_size"),
-                      ("steps", "mcmc.steps"), ("sparsity", "laplacian_sparsity")):
+                      ("steps", "mcmc.steps"), ("sparsity", "laplacian_sparsity"),
+                      ("forward_laplacian", "forward_laplacian"), ("energy_chunk", "energy_chunk")):
         if getattr(args, flag) is not None:
             out.append(f"{key}={getattr(args, flag)}")
     return out + args.override
@@ -126,7 +129,7 @@ def measure(overrides_list: list[str], iterations: int = 20, warmup: int = 3,
     if split_iterations:
         sample_ms = median_ms(lambda: engine.mcmc_iteration(params, walkers, key, width)[0],
                               warmup, split_iterations)
-        e_local = jax.jit(jax.vmap(engine.local_energy, in_axes=(None, 0)))
+        e_local = jax.jit(engine.programs.batch_local_energy)
         energy_ms = median_ms(lambda: e_local(params, walkers), warmup, split_iterations)
         grad = jax.jit(jax.value_and_grad(engine.loss, has_aux=True))
         grad_ms = median_ms(lambda: grad(params, key, walkers), warmup, split_iterations)
@@ -146,6 +149,8 @@ def measure(overrides_list: list[str], iterations: int = 20, warmup: int = 3,
         "mcmc_steps": experiment.mcmc.steps,
         "laplacian": experiment.run.laplacian,
         "laplacian_sparsity": engine.programs.spec.laplacian_sparsity,
+        "forward_laplacian": engine.programs.spec.forward_laplacian,
+        "energy_chunk": engine.programs.spec.energy_chunk,
         "matmul_precision": experiment.run.matmul_precision,
         "optimizer": experiment.optim.name,
         "precision": experiment.run.precision,

@@ -76,3 +76,21 @@ def test_flops_grow_with_width_like_the_dense_layers(optim):
         counts[width], macs[width] = count.per_iteration, _dense_macs(state.params, *exp.system.electrons)
     expected = macs[128] / macs[64]
     assert counts[128] / counts[64] == pytest.approx(expected, rel=0.2), (counts, macs)
+
+
+def test_chunked_local_energies_count_the_same_flops_as_the_whole_batch():
+    """energy_chunk makes E_L a loop that XLA counts once; the count adds the other chunks, so a
+    chunked training iteration counts (nearly) what the whole-batch one does."""
+    counts = {}
+    for chunk in ("whole", "4"):
+        exp = validate(compose(["system=Li", "network.width=8", "network.depth=1", "network.pairwise_width=4",
+                                "network.determinants=1", "batch_size=16", "mcmc.steps=2", "pretrain=none",
+                                "logger=none", "progress=false", f"energy_chunk={chunk}"]))
+        setup_jax(exp.run.precision)
+        engine = training.build_engine(exp)
+        state = training.init_optimizer(engine, training.initial_state(engine))
+        counts[chunk] = cost.count_training_flops(engine, state)
+    assert "4 chunks of 4 walkers" in counts["4"].counted
+    assert "energy_extra_chunks" in counts["4"].parts and "energy_extra_chunks" not in counts["whole"].parts
+    assert counts["4"].per_iteration == pytest.approx(counts["whole"].per_iteration, rel=0.05)
+    assert "E_L is undercounted" not in counts["4"].counted
