@@ -88,9 +88,10 @@ def _embed(local: Local, n: int, first: int) -> Full:
     return Full(local.v, own[:, :, None, None] * local.j[:, None], local.lap)
 
 
-def make_kinetic(system, cfg, hidden_dims, dtype, distance_features: bool = True) -> Callable:
-    """T(params, x) = -1/2 lap psi / psi (Hartree) of `make_ferminet`'s network with the same
-    arguments, for one walker x (n, 3) in bohr; vmap it over a batch."""
+def make_kinetic(system, cfg, dtype, distance_features: bool = True) -> Callable:
+    """T(params, x) = -1/2 lap psi / psi (Hartree) of the network `make_ferminet` builds with the
+    same system, network config, dtype and distance_features (its layer widths are read from
+    ``params``), for one walker x (n, 3) in bohr; vmap it over a batch."""
     atoms = jnp.asarray(system.positions, dtype)
     n_up, n_down = system.electrons
     n = n_up + n_down
@@ -177,7 +178,8 @@ def make_kinetic(system, cfg, hidden_dims, dtype, distance_features: bool = True
         return _local_of(of_one, xs)
 
     def orbitals(params, h: Full, x):
-        """The determinants' rows: value (K, n, cols), Jacobian (K, n, n*3, cols), Laplacian."""
+        """Per spin, the orbital rows of its electrons: value (m, K*cols), Jacobian
+        (m, n, 3, K*cols) and Laplacian (m, K*cols)."""
         rows = []
         for (a, c), name in zip(((0, n_up), (n_up, n)), ("up", "down")):
             if c == a:

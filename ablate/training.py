@@ -216,7 +216,7 @@ def compile_programs(spec: EngineSpec, experiment: Experiment) -> Programs:
     kinetic = None
     if spec.forward_laplacian == "ferminet":
         net = experiment.network
-        kinetic = ferminet_laplacian.make_kinetic(experiment.system, net, net.layers, dtype,
+        kinetic = ferminet_laplacian.make_kinetic(experiment.system, net, dtype,
                                                   net.distance_features)
     e_local = local_energy(ansatz.apply, experiment.system, spec.laplacian, dtype,
                            sparsity=spec.laplacian_sparsity, kinetic=kinetic)

@@ -21,8 +21,7 @@ def _kinetics(overrides):
     exp = validate(compose(overrides + SMALL))
     ansatz = make_ansatz(exp)
     net = exp.network
-    ours = ferminet_laplacian.make_kinetic(exp.system, net, net.layers, jnp.float64,
-                                           net.distance_features)
+    ours = ferminet_laplacian.make_kinetic(exp.system, net, jnp.float64, net.distance_features)
     folx = kinetic_energy(lambda p, x: ansatz.apply(p, x)[1], "forward")
     return exp, ansatz, jax.jit(ours), jax.jit(folx)
 
@@ -46,7 +45,7 @@ def test_structured_kinetic_energy_equals_folx(overrides):
 
 
 def test_structured_kinetic_energy_equals_the_hessian_trace():
-    exp, ansatz, ours, _ = _kinetics(["system=Li"])
+    _, ansatz, ours, _ = _kinetics(["system=Li"])
     params = ansatz.init(jax.random.PRNGKey(7))
     hessian = jax.jit(kinetic_energy(lambda p, x: ansatz.apply(p, x)[1], "hessian"))
     for x in np.random.default_rng(8).normal(size=(3, 3, 3)):
@@ -54,12 +53,12 @@ def test_structured_kinetic_energy_equals_the_hessian_trace():
             float(hessian(params, jnp.asarray(x))), rel=1e-9, abs=1e-9)
 
 
-def test_structured_local_energy_of_a_trained_shape_network_is_the_folx_one():
+def test_structured_local_energy_of_the_default_quick_network_equals_folx():
     """Through `local_energy` (kinetic + potential) with the default quick network."""
     exp = validate(compose(["system=LiH", "scale=quick", "precision=float64"]))
     ansatz = make_ansatz(exp)
     net = exp.network
-    kinetic = ferminet_laplacian.make_kinetic(exp.system, net, net.layers, jnp.float64)
+    kinetic = ferminet_laplacian.make_kinetic(exp.system, net, jnp.float64)
     ours = jax.jit(local_energy(ansatz.apply, exp.system, "forward", jnp.float64, kinetic=kinetic))
     folx = jax.jit(local_energy(ansatz.apply, exp.system, "forward", jnp.float64))
     hessian = jax.jit(local_energy(ansatz.apply, exp.system, "hessian", jnp.float64, kinetic=kinetic))
