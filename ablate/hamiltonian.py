@@ -148,12 +148,10 @@ def local_energy(apply: Callable, system, method: str = "forward", dtype=jnp.flo
     `sparsity_threshold` for the config setting). ``kinetic``: a kinetic energy T(params, x)
     written for the network (`ablate.ferminet_laplacian.make_kinetic`), used instead of folx
     when ``method`` is forward."""
-    if method not in LAPLACIANS:
-        raise ValueError(f"laplacian={method!r}: allowed: {', '.join(LAPLACIANS)}")
     atoms = jnp.asarray(system.positions, dtype)
     charges = jnp.asarray(system.charges, dtype)
     log_abs = lambda params, x: apply(params, x)[1]
-    if kinetic is None or method != "forward":
+    if kinetic is None or method != "forward":   # kinetic_energy also rejects an unknown method
         kinetic = kinetic_energy(log_abs, method, sparsity)
 
     def e_local(params, x):
