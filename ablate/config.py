@@ -331,7 +331,7 @@ Precision = Literal["float32", "float64"]
 Laplacian = Literal["forward", "hessian"]
 MatmulPrecision = Literal["highest", "default", "tensorfloat32"]
 SPARSITY_WORDS = ("auto", "dense")
-ForwardLaplacian = Literal["auto", "folx"]
+ForwardLaplacian = Literal["auto", "ferminet", "folx"]
 CHUNK_WORDS = ("auto", "whole")
 
 
@@ -358,8 +358,9 @@ class RunSettings:
     precision: Precision = key("floating-point precision of parameters and walkers", "float32")
     laplacian: Laplacian = key("kinetic energy: forward Laplacian or the trace of the Hessian", "forward")
     forward_laplacian: ForwardLaplacian = key(
-        "forward Laplacian: auto: ablate's own, written for FermiNet's structure, for network=ferminet "
-        "(folx for other networks); folx: folx's generic one always", "auto")
+        "forward Laplacian: ferminet: ablate's own, written for FermiNet's structure (network=ferminet "
+        "only); folx: folx's generic one; auto: ferminet for network=ferminet from 5 electrons, "
+        "folx otherwise", "auto")
     laplacian_sparsity: Any = key(
         "forward Laplacian: propagate Jacobians sparsely through values that depend on at most "
         "this many electron coordinates (folx sparsity_threshold); dense: never; auto: by system size",
@@ -574,6 +575,10 @@ def validate(cfg, device_count: int | None = None) -> Experiment:
         groups[attr] = read_group(cls, sub, prefix)
     run = groups["run"]
     devices = visible_devices() if device_count is None else device_count
+    if run.forward_laplacian == "ferminet" and groups["network"].type != "ferminet":
+        raise ConfigError("forward_laplacian", run.forward_laplacian,
+                          f"needs network=ferminet (network.type is {groups['network'].type!r}); "
+                          "allowed here: auto, folx")
     if run.batch_size % devices:
         raise ConfigError("batch_size", run.batch_size,
                           f"must be divisible by the number of devices ({devices})")

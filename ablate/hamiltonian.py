@@ -5,7 +5,7 @@ and nuclei. The Laplacian comes from a forward Laplacian (default: one forward p
 value, gradient and Laplacian) or from the trace of the Hessian (a Hessian-vector product per
 coordinate), selectable with ``laplacian=forward|hessian``. The forward Laplacian is folx's
 generic one, or, for FermiNet, ablate's own written for its structure
-(`ablate.ferminet_laplacian`; ``forward_laplacian=auto|folx``).
+(`ablate.ferminet_laplacian`; ``forward_laplacian=auto|ferminet|folx``).
 
 A batch's local energies can be computed a chunk of walkers at a time (``energy_chunk``):
 on a CPU the forward Laplacian's intermediates of a whole batch overflow the cache, and a
@@ -38,6 +38,15 @@ AUTO_CHUNK_BYTES = 2 * 1024 * 1024
 AUTO_SPARSE_FROM_ELECTRONS = 12
 AUTO_SPARSE_THRESHOLD = 6
 
+# `forward_laplacian=auto`: ablate's FermiNet-structured forward Laplacian from this many
+# electrons on, folx's below. Measured on the 2-core CPU (quick network, width 32, batch 256,
+# ms per training iteration / evaluation step, ablate's -> folx's, one process, interleaved):
+# B 27.9 -> 29.0 / 22.0 -> 23.3, C 38.9 -> 42.7, N 43.0 -> 51.2, Ne 57.8 -> 82.0; up to 4
+# electrons neither wins beyond the noise (LiH 20.5 vs 19.6 and 20.6 vs 20.5; Li 16.8 vs 15.3;
+# He 12.0 vs 12.2) while ablate's compiles ~1 s longer at LiH width 32, so a sweep of short
+# LiH trials is not made slower by it (issue 15).
+AUTO_FERMINET_FROM_ELECTRONS = 5
+
 
 def sparsity_threshold(setting, n_electrons: int) -> int:
     """folx's sparsity threshold for a ``laplacian_sparsity`` setting: ``dense`` -> 0, an
@@ -47,6 +56,20 @@ def sparsity_threshold(setting, n_electrons: int) -> int:
     if setting == "auto":
         return AUTO_SPARSE_THRESHOLD if n_electrons >= AUTO_SPARSE_FROM_ELECTRONS else 0
     return int(setting)
+
+
+def forward_laplacian_of(setting: str, network_type: str, n_electrons: int) -> str:
+    """The forward Laplacian of a ``forward_laplacian`` setting: ``ferminet`` (ablate's own,
+    `ablate.ferminet_laplacian`) or ``folx``; ``auto`` -> ferminet for FermiNet from
+    `AUTO_FERMINET_FROM_ELECTRONS` electrons, folx otherwise."""
+    if setting == "auto":
+        use_ours = network_type == "ferminet" and n_electrons >= AUTO_FERMINET_FROM_ELECTRONS
+        return "ferminet" if use_ours else "folx"
+    if setting == "ferminet" and network_type != "ferminet":
+        raise ValueError(f"forward_laplacian='ferminet' needs network=ferminet, not {network_type!r}")
+    if setting not in ("ferminet", "folx"):
+        raise ValueError(f"forward_laplacian={setting!r}: allowed: auto, ferminet, folx")
+    return setting
 
 
 def energy_chunk(setting, n_electrons: int, width: int, batch: int, itemsize: int,

@@ -23,7 +23,8 @@ import numpy as np
 from ablate import checkpoint, ferminet_laplacian, mcmc
 from ablate.config import Experiment, NetworkConfig
 from ablate.errors import NonFiniteEnergy, RunFailed
-from ablate.hamiltonian import energy_chunk, local_energy, over_batch, sparsity_threshold
+from ablate.hamiltonian import (energy_chunk, forward_laplacian_of, local_energy, over_batch,
+                                sparsity_threshold)
 from ablate.jax_setup import dtype_of
 from ablate.networks import Ansatz, make_ansatz
 from ablate.optimizers import (Hyper, OptimSpec, Optimizer, hyper_of, make_curvature_function,
@@ -91,8 +92,8 @@ def engine_spec(experiment: Experiment) -> EngineSpec:
         hmc_path_length=experiment.mcmc.hmc_path_length, mcmc_adapt=experiment.mcmc.adapt,
         batch_size=run.batch_size, precision=run.precision, laplacian=run.laplacian,
         laplacian_sparsity=sparsity_threshold(run.laplacian_sparsity, system.n_electrons),
-        forward_laplacian=("ferminet" if run.forward_laplacian == "auto"
-                           and experiment.network.type == "ferminet" else "folx"),
+        forward_laplacian=forward_laplacian_of(run.forward_laplacian, experiment.network.type,
+                                               system.n_electrons),
         energy_chunk=_energy_chunk(experiment),
         matmul_precision=run.matmul_precision, optim=OptimSpec.of(experiment.optim),
         devices=jax.device_count())

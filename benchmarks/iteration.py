@@ -44,7 +44,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, help="MCMC steps per iteration")
     p.add_argument("--laplacian", default="forward", choices=["forward", "hessian"])
     p.add_argument("--sparsity", help="laplacian_sparsity: auto (default), dense or a threshold")
-    p.add_argument("--forward-laplacian", help="forward_laplacian: auto (default) or folx")
+    p.add_argument("--forward-laplacian", help="forward_laplacian: auto (default), ferminet or folx")
     p.add_argument("--energy-chunk", help="energy_chunk: auto (default), whole or walkers per chunk")
     p.add_argument("--no-split", action="store_true", help="time the whole step only")
     p.add_argument("--optim", default="kfac", choices=["kfac", "adam"])

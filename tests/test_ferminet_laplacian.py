@@ -9,8 +9,8 @@ import pytest
 from ablate import ferminet_laplacian, training
 from ablate.config import compose, validate
 from ablate.errors import ConfigError
-from ablate.hamiltonian import (AUTO_CHUNK_BYTES, energy_chunk, kinetic_energy, local_energy,
-                                over_batch)
+from ablate.hamiltonian import (AUTO_CHUNK_BYTES, AUTO_FERMINET_FROM_ELECTRONS, energy_chunk,
+                                forward_laplacian_of, kinetic_energy, local_energy, over_batch)
 from ablate.networks import make_ansatz
 
 SMALL = ["precision=float64", "network.width=8", "network.pairwise_width=4",
@@ -99,18 +99,40 @@ def test_bad_settings_name_the_key(bad):
     assert bad[0].split("=")[0] in str(err.value)
 
 
+def test_auto_forward_laplacian_is_ours_from_5_electrons_for_ferminet_only():
+    assert forward_laplacian_of("auto", "ferminet", 4) == "folx"        # LiH: no gain (issue 15)
+    assert forward_laplacian_of("auto", "ferminet", AUTO_FERMINET_FROM_ELECTRONS) == "ferminet"
+    assert forward_laplacian_of("auto", "ferminet", 14) == "ferminet"   # N2
+    assert forward_laplacian_of("auto", "slater_jastrow", 14) == "folx"
+    assert forward_laplacian_of("ferminet", "ferminet", 2) == "ferminet"
+    assert forward_laplacian_of("folx", "ferminet", 14) == "folx"
+    specs = {fl: training.engine_spec(validate(compose(["system=N2", "scale=quick", "logger=none",
+                                                        f"forward_laplacian={fl}"])))
+             for fl in ("auto", "folx")}
+    assert specs["auto"].forward_laplacian == "ferminet" and specs["folx"].forward_laplacian == "folx"
+    lih = training.engine_spec(validate(compose(["system=LiH", "scale=quick", "logger=none"])))
+    assert lih.forward_laplacian == "folx"
+
+
+def test_ours_with_another_network_is_refused_with_the_key():
+    with pytest.raises(ConfigError) as err:
+        validate(compose(["network=slater_jastrow", "forward_laplacian=ferminet"]))
+    assert "forward_laplacian" in str(err.value) and "network=ferminet" in str(err.value)
+
+
 def test_engine_local_energies_agree_across_laplacians_and_chunks():
-    """The engine's wiring: forward_laplacian=auto (structured) and folx, whole and chunked
-    batches, give the same local energies (float64)."""
+    """The engine's wiring: forward_laplacian=ferminet (structured), auto (folx for Li's 3
+    electrons) and folx, whole and chunked batches, give the same local energies (float64)."""
     base = ["system=Li", "scale=quick", "precision=float64", "batch_size=16", "network.width=8",
             "pretrain=none", "logger=none"]
     energies = {}
     for extra in (["forward_laplacian=folx", "energy_chunk=whole"],
-                  ["forward_laplacian=auto", "energy_chunk=whole"],
-                  ["forward_laplacian=auto", "energy_chunk=4"]):
+                  ["forward_laplacian=auto", "energy_chunk=4"],
+                  ["forward_laplacian=ferminet", "energy_chunk=whole"],
+                  ["forward_laplacian=ferminet", "energy_chunk=4"]):
         engine = training.build_engine(validate(compose(base + extra)), reuse=False)
         spec = engine.programs.spec
-        assert spec.forward_laplacian == ("folx" if "folx" in extra[0] else "ferminet")
+        assert spec.forward_laplacian == ("ferminet" if "ferminet" in extra[0] else "folx")
         assert spec.energy_chunk == (4 if extra[1] == "energy_chunk=4" else 0)
         state = training.initial_state(engine)
         energies[tuple(extra)] = np.asarray(
