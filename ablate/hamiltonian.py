@@ -39,12 +39,11 @@ AUTO_SPARSE_FROM_ELECTRONS = 12
 AUTO_SPARSE_THRESHOLD = 6
 
 # `forward_laplacian=auto`: ablate's FermiNet-structured forward Laplacian from this many
-# electrons on, folx's below. Measured on the 2-core CPU (quick network, width 32, batch 256,
-# ms per training iteration / evaluation step, ablate's -> folx's, one process, interleaved):
-# B 27.9 -> 29.0 / 22.0 -> 23.3, C 38.9 -> 42.7, N 43.0 -> 51.2, Ne 57.8 -> 82.0; up to 4
-# electrons neither wins beyond the noise (LiH 20.5 vs 19.6 and 20.6 vs 20.5; Li 16.8 vs 15.3;
-# He 12.0 vs 12.2) while ablate's compiles ~1 s longer at LiH width 32, so a sweep of short
-# LiH trials is not made slower by it (issue 15).
+# electrons on, folx's below. `benchmarks/forward_laplacians.py` on the 2-core CPU (quick
+# network, batch 256, both engines timed interleaved; seconds one quick trial saves with
+# ablate's, compilation counted): He -0.1 +- 0.3, Li -2.2 +- 1.1, Be -0.2 +- 1.0,
+# LiH 0.1 +- 1.2, B 3.5 +- 1.3, C 16.5, N 17.6, Ne 58.6 (README: speed). Below 5 electrons
+# E_L alone is a little faster but the step is not, and folx is the maintained library.
 AUTO_FERMINET_FROM_ELECTRONS = 5
 
 

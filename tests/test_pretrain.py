@@ -143,9 +143,10 @@ def test_default_lih_quick_run_is_within_3_mha(tmp_path):
     """The default `python -m ablate` (LiH, quick scale) with a fixed seed: the evaluated
     energy is within 3 mHa of the exact one (issue 8's target), up to twice its own
     statistical error. One run cannot promise more: the trajectory is chaotic, and float
-    rounding alone moves a seed's result (seed 0 gave 0.27 +- 0.65 mHa with folx's Laplacian
-    and 3.76 +- 0.72 with ablate's own; both give local energies within 2.5e-6 Ha rms of the
-    float64 ones); over seeds 0-8 both give 0.3-3.9 mHa, means 1.87 and 2.42 (README: accuracy)."""
+    rounding alone moves a seed's result (seed 0 gave 0.27 +- 0.65 mHa with folx's Laplacian,
+    LiH's default, and 3.76 +- 0.72 with ablate's own; both give local energies within 2.5e-6
+    Ha rms of the float64 ones); over seeds 0-8 both give 0.3-3.9 mHa, means 1.87 and 2.42
+    (README: accuracy)."""
     summary = run_experiment(compose(["seed=0", "logger=none", "progress=false",
                                       f"output_root={tmp_path}"]))
     assert summary.status == "completed"
