@@ -60,14 +60,11 @@ def sparsity_threshold(setting, n_electrons: int) -> int:
 def forward_laplacian_of(setting: str, network_type: str, n_electrons: int) -> str:
     """The forward Laplacian of a ``forward_laplacian`` setting: ``ferminet`` (ablate's own,
     `ablate.ferminet_laplacian`) or ``folx``; ``auto`` -> ferminet for FermiNet from
-    `AUTO_FERMINET_FROM_ELECTRONS` electrons, folx otherwise."""
+    `AUTO_FERMINET_FROM_ELECTRONS` electrons, folx otherwise. The setting is a validated one
+    (`ablate.config.validate` refuses other values, and ``ferminet`` for another network)."""
     if setting == "auto":
         use_ours = network_type == "ferminet" and n_electrons >= AUTO_FERMINET_FROM_ELECTRONS
         return "ferminet" if use_ours else "folx"
-    if setting == "ferminet" and network_type != "ferminet":
-        raise ValueError(f"forward_laplacian='ferminet' needs network=ferminet, not {network_type!r}")
-    if setting not in ("ferminet", "folx"):
-        raise ValueError(f"forward_laplacian={setting!r}: allowed: auto, ferminet, folx")
     return setting
 
 
