@@ -25,7 +25,9 @@ from typing import Any, Iterable, Mapping
 import optuna
 import pandas as pd
 
-from ablate.records import RunSummary, default_storage_url, flatten, sqlite_path, trial_params
+from .records import default_storage_url, flatten, sqlite_path, trial_params
+from .run_columns import add_run_columns
+from .run_files import read_metrics, read_summary
 
 HARTREE_TO_MHA = 1000.0
 DEFAULT_OUTPUT_ROOT = "runs"
@@ -49,7 +51,7 @@ RECORD_COLUMNS = (
     "iterations",
     "wall_time_s",
     "ms_per_iteration",
-    # issue 10: cost (ablate.cost) and the evaluation variance (Hartree^2)
+    # cost (ablate.cost) and the evaluation variance (Hartree^2)
     "variance",
     "devices",
     "device_seconds",
@@ -60,28 +62,8 @@ RECORD_COLUMNS = (
 )
 
 # Keys read from summary.json, falling back to the trial's user attrs of the same name.
-_SUMMARY_KEYS = (
-    "system",
-    "network",
-    "status",
-    "energy",
-    "energy_stderr",
-    "reference_energy",
-    "hf_energy",
-    "error_mha",
-    "error_stderr_mha",
-    "param_count",
-    "iterations",
-    "wall_time_s",
-    "ms_per_iteration",
-    "variance",  # issue 10: cost and variance columns
-    "devices",
-    "device_seconds",
-    "flops_per_iteration",
-    "training_flops",
-    "reason",
-    "seed",
-)
+_NOT_IN_SUMMARY = ("value", "correlation_pct", "correlation_pct_stderr", "run_dir")
+_SUMMARY_KEYS = (*(c for c in RECORD_COLUMNS if c not in _NOT_IN_SUMMARY), "seed")
 
 # Optuna trial states are reported by name; W&B runs are mapped onto the same names.
 _STATUS_TO_STATE = {
@@ -145,12 +127,6 @@ def open_study(name: str, storage: str | None = None, output_root: str | os.Path
 
 
 # ----------------------------------------------------------------------------- run directories
-
-
-def read_summary(run_dir: str | os.PathLike | None) -> dict:
-    """The run's summary.json as a dict, or {} when the directory or the file is absent/unreadable."""
-    summary = RunSummary.read_or_none(run_dir)
-    return summary.to_dict() if summary is not None else {}
 
 
 def resolve_run_dir(
@@ -324,7 +300,7 @@ def frame_from_study(study, output_root: str | os.PathLike | None = None, storag
         "study": study.study_name,
         "source": "optuna",
         "storage": storage,
-        # issue 10: a multi-objective study records a list; the frame keeps one string (and the list)
+        # a multi-objective study records a list; the frame keeps one string (and the list)
         "objective": ", ".join(map(str, attrs["objective"])) if isinstance(attrs.get("objective"), list)
         else attrs.get("objective"),
         "objectives": attrs.get("objective") if isinstance(attrs.get("objective"), list) else None,
@@ -337,8 +313,6 @@ def frame_from_study(study, output_root: str | os.PathLike | None = None, storag
     }
     space = attrs.get("space") if isinstance(attrs.get("space"), list) else []
     frame = build_frame(records, _ordered_keys([dict.fromkeys(map(str, space)), *all_params]), meta)
-    from .run_columns import add_run_columns  # scale, planned iterations, convergence
-
     return add_run_columns(frame)
 
 
@@ -377,7 +351,7 @@ def param_importances(study, min_trials: int = MIN_IMPORTANCE_TRIALS) -> tuple[p
         return None, "no parameter took more than one value among the complete trials"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        # issue 10: a multi-objective study ranks the parameters by its first objective (the error)
+        # a multi-objective study ranks the parameters by its first objective (the error)
         target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
         try:
             result = optuna.importance.get_param_importances(study, params=varying, target=target)
@@ -438,19 +412,6 @@ def _one_trial_per_run_dir(trials: pd.DataFrame) -> pd.DataFrame:
     rows["_complete"] = rows["state"].eq("COMPLETE")
     rows = rows.sort_values(["_complete", "trial"], kind="stable")
     return rows.drop_duplicates("run_dir", keep="last").drop(columns="_complete").sort_values("trial")
-
-
-def read_metrics(run_dir: str | None) -> pd.DataFrame | None:
-    """A run's metrics.csv, or None when absent, empty or unreadable."""
-    if not run_dir:
-        return None
-    path = Path(run_dir) / "metrics.csv"
-    if not path.is_file():
-        return None
-    try:
-        return pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.EmptyDataError):
-        return None
 
 
 # ----------------------------------------------------------------------------- W&B
@@ -559,8 +520,6 @@ def load_wandb_study(
     params = _ordered_keys({k[1]: None for k in r if isinstance(k, tuple)} for r in rows)
     meta = {"study": name, "source": "wandb", "storage": f"wandb:{path}", "objective": objective,
             "direction": "minimize", "sweep": None, "output_root": None, "grid": None}
-    from .run_columns import add_run_columns  # scale, planned iterations, convergence
-
     return add_run_columns(build_frame(rows, params, meta))
 
 
