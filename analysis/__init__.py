@@ -16,9 +16,9 @@ from .loaders import (
     StudyNotFound,
     load_history,
     load_study,
-    load_wandb_study,
 )
 from .report import run_report, sweep_figure
+from .wandb_loader import load_wandb_study
 
 __all__ = [
     "AnalysisError",

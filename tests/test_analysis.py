@@ -25,10 +25,11 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 import analysis
 from analysis import studies as S
-from analysis.loaders import build_frame, complete_trials, is_trial_record, param_importances, wandb_row
+from analysis.loaders import build_frame, complete_trials, param_importances
 from analysis.plotting import draw_error_figure
 from analysis.points import CHEMICAL_ACCURACY_MHA
 from analysis.report import check_claims, completeness, plan_figures, run_report, sweep_figure
+from analysis.wandb_loader import is_trial_record, wandb_row
 
 REPO = Path(__file__).resolve().parents[1]
 H2_EXACT = -1.174475  # Hartree, Kolos-Wolniewicz type (shared/reference/energies.csv)
