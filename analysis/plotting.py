@@ -159,9 +159,10 @@ def annotate(fig, title: str | None, caption: str | None) -> None:
 
 
 def draw_error_figure(data: pd.DataFrame, title: str | None = None):
-    """Draw error-vs-key data (from :func:`error_data`): one panel per ``panel``, one errorbar
-    line per ``series`` (label = series), clipped points marked with open triangles; the title line
-    (``title``, else ``data.attrs["title"]``) above and the caption (:func:`error_caption`) below."""
+    """Draw error-vs-key data (from :func:`analysis.points.error_data`): one panel per ``panel``,
+    one errorbar line per ``series`` (label = series), clipped points marked with open triangles;
+    the title line (``title``, else ``data.attrs["title"]``) above and the caption
+    (:func:`analysis.points.error_caption`) below."""
     panels = list(dict.fromkeys(data["panel"]))
     ncols = min(2, max(1, len(panels)))
     nrows = max(1, math.ceil(len(panels) / ncols))

@@ -81,7 +81,7 @@ ClaimRules = Callable[[Inputs, Mapping[str, pd.DataFrame]], list[Claim]]
 
 
 @dataclass(frozen=True)
-class SweptStudy:
+class FigureStudy:
     """A :class:`Study` from its figure kinds, a plan and its claim rules.
 
     ``plan(trials)`` names the kinds to draw, in order (empty: the study does not apply);

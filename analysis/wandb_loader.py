@@ -49,7 +49,7 @@ def _wandb_params(config: Mapping[str, Any], summary: Mapping[str, Any]) -> dict
 
 
 def wandb_row(record: Mapping[str, Any]) -> dict:
-    """Map one W&B run record to a merged trial record (as :func:`merge_record` returns).
+    """Map one W&B run record to a merged trial record (as :func:`analysis.loaders.merge_record` returns).
 
     ``record`` is a plain dict: ``id``, ``name``, ``state`` (W&B run state), ``job_type``,
     ``config`` and ``summary`` (dicts; the sink copies summary.json, less its nested ``config`` and
@@ -109,8 +109,9 @@ def load_wandb_study(
 ) -> pd.DataFrame:
     """The trial frame of a study synced to W&B: the runs of ``project`` whose group is ``name``.
 
-    Returns the same columns as :func:`load_study` (``value`` is the ``objective`` summary key,
-    ``wandb_id`` is added); the sink's ``analysis`` run of the group is left out. Trials without a recorded number are numbered in creation order.
+    Returns the same columns as :func:`analysis.load_study` (``value`` is the ``objective`` summary
+    key, ``wandb_id`` is added); the sink's ``analysis`` run of the group is left out. Trials
+    without a recorded number are numbered in creation order.
     ``api`` defaults to ``wandb.Api()``; pass one for a custom server or timeout.
     """
     if api is None:

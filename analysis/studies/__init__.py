@@ -2,7 +2,7 @@
 
 Each module here is one study behind the :class:`analysis.study.Study` interface. To add a
 study: write ``analysis/studies/NAME.py`` with its figure kinds and a ``STUDY`` object (usually
-:class:`analysis.study.SweptStudy`), and add ``NAME.STUDY`` to :data:`STUDIES` below
+:class:`analysis.study.FigureStudy`), and add ``NAME.STUDY`` to :data:`STUDIES` below
 (docs/analysis.md has the steps).
 """
 

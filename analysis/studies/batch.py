@@ -16,7 +16,7 @@ import pandas as pd
 from ..loaders import complete_trials
 from ..plotting import draw_error_figure, legend
 from ..points import ERROR, error_data, swept_keys, tuning_keys
-from ..study import FigureKind, SweptStudy, claims_by_figure
+from ..study import FigureKind, FigureStudy, claims_by_figure
 from ..verdicts import (
     Claim, INCONCLUSIVE, LineFit, MIN_FIT_P, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED, convergence_gate, fmt_num,
     fmt_pm, join_parts, lines, points_gate, reversals, seed_gate, series_suffix, weighted_line,
@@ -139,4 +139,4 @@ def planned(trials: pd.DataFrame) -> list[str]:
     return ["batch"] if not tuning_keys(trials) and alone else []
 
 
-STUDY = SweptStudy("batch", (BATCH,), planned, claims_by_figure({"batch": batch_claims}))
+STUDY = FigureStudy("batch", (BATCH,), planned, claims_by_figure({"batch": batch_claims}))

@@ -22,7 +22,7 @@ import pandas as pd
 from ..loaders import complete_trials
 from ..plotting import new_figure, plain_log_labels
 from ..points import CHEMICAL_ACCURACY_MHA, point_label, response_metric, varying_keys
-from ..study import FigureKind, SweptStudy
+from ..study import FigureKind, FigureStudy
 from ..verdicts import Claim, NOTE
 
 
@@ -249,5 +249,5 @@ PARETO_FLOPS = FigureKind(
 PARETO_DEVICE_HOURS = FigureKind(
     "pareto_device_hours", "trials", pareto_device_hours_data, draw_pareto,
     "Error vs device-hours (devices x wall time of the run); Pareto-optimal trials in red.")
-STUDY = SweptStudy("cost", (PARETO_FLOPS, PARETO_DEVICE_HOURS), planned,
-                   lambda inputs, data: cost_claims(inputs.trials, data), every_study=True)
+STUDY = FigureStudy("cost", (PARETO_FLOPS, PARETO_DEVICE_HOURS), planned,
+                    lambda inputs, data: cost_claims(inputs.trials, data), every_study=True)

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..plotting import draw_error_figure
 from ..points import error_data, swept_keys, tuning_keys
-from ..study import FigureKind, SweptStudy, claims_by_figure
+from ..study import FigureKind, FigureStudy, claims_by_figure
 from ..verdicts import Claim, fmt_num, lines, saturation_claim, y_unit
 
 
@@ -49,4 +49,4 @@ def planned(trials: pd.DataFrame) -> list[str]:
     return ["depth"] if not tuning_keys(trials) and "network.depth" in keys and "network.width" not in keys else []
 
 
-STUDY = SweptStudy("depth", (DEPTH,), planned, claims_by_figure({"depth": depth_claims}))
+STUDY = FigureStudy("depth", (DEPTH,), planned, claims_by_figure({"depth": depth_claims}))

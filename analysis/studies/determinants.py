@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..plotting import draw_error_figure
 from ..points import NETWORK_KEYS, NETWORK_NAMES, error_data, swept_keys
-from ..study import FigureKind, SweptStudy, claims_by_figure, grid_key_plan
+from ..study import FigureKind, FigureStudy, claims_by_figure, grid_key_plan
 from ..verdicts import (
     Claim, INCONCLUSIVE, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED, combined_sigma, convergence_gate, fmt_num, fmt_pm,
     is_better, join_parts, lines, saturation_claim, seed_gate, y_unit,
@@ -108,5 +108,5 @@ def _ansatz(series: str) -> str:
 
 DETERMINANTS = FigureKind("determinants", "trials", determinants_data, draw_error_figure,
                           "Error vs number of determinants (log2 axis), per ansatz.")
-STUDY = SweptStudy("determinants", (DETERMINANTS,), grid_key_plan("network.determinants", "determinants"),
-                   claims_by_figure({"determinants": determinant_claims}))
+STUDY = FigureStudy("determinants", (DETERMINANTS,), grid_key_plan("network.determinants", "determinants"),
+                    claims_by_figure({"determinants": determinant_claims}))

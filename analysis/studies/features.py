@@ -14,7 +14,7 @@ import math
 
 import pandas as pd
 
-from ..study import FigureKind, SweptStudy, claims_by_figure, grid_key_plan
+from ..study import FigureKind, FigureStudy, claims_by_figure, grid_key_plan
 from ..systems import factor_claim, grouped_figure, levels_missing, ratios, system_points
 from ..verdicts import Claim, join_parts
 
@@ -74,5 +74,5 @@ def features_claims(data: pd.DataFrame) -> list[Claim]:
 FEATURES = FigureKind("features", "trials", features_data, draw_features,
                       "Error per system with and without the |r| input features, and the without/with ratio; "
                       "dotted: 3x.")
-STUDY = SweptStudy("features", (FEATURES,), grid_key_plan(FEATURES_KEY, "features"),
-                   claims_by_figure({"features": features_claims}))
+STUDY = FigureStudy("features", (FEATURES,), grid_key_plan(FEATURES_KEY, "features"),
+                    claims_by_figure({"features": features_claims}))

@@ -14,7 +14,7 @@ from ..extrapolate import Limit, SERIES_KEYS, TRAINING_MODEL, power_curve, train
 from ..loaders import HARTREE_TO_MHA, complete_trials, load_history
 from ..plotting import new_figure
 from ..points import GRID_KEYS, point_label, swept_keys, tuning_keys, varying_keys
-from ..study import FigureKind, SweptStudy
+from ..study import FigureKind, FigureStudy
 from ..verdicts import Claim, INCONCLUSIVE, LIMIT, NOTE, NOT_SUPPORTED, SUPPORTED
 
 
@@ -274,47 +274,55 @@ def _fit_stats(row) -> str:
     return f"{int(row['n_points'])} points, chi^2/dof {row['chi2_dof']:.2f}, p {row['p_value']:.2g}"
 
 
+def series_limits(data: pd.DataFrame):
+    """(limit row, `` (series)`` or empty for the single series) for every series of limit data."""
+    for _, lim in data[data["kind"] == "limit"].iterrows():
+        yield lim, "" if lim["series"] == "all trials" else f" ({lim['series']})"
+
+
+def poor_fit_claim(statement: str, lim: pd.Series) -> Claim:
+    """``inconclusive: too poor to use: <reason> (model ...; fit statistics)``."""
+    return Claim("extrapolation", statement, INCONCLUSIVE,
+                 f"too poor to use: {lim['reason']} (model {lim['model']}; {_fit_stats(lim)})")
+
+
 def variance_claims(data: pd.DataFrame) -> list[Claim]:
     """Per series: the zero-variance energy against the reference (or a note without one)."""
-    claims = []
-    for _, lim in data[data["kind"] == "limit"].iterrows():
-        series = "" if lim["series"] == "all trials" else f" ({lim['series']})"
-        statement = "the energy-variance extrapolation agrees with the reference energy" + series
-        model = f"model {lim['model']}"
-        if not lim["usable"]:
-            claims.append(Claim("extrapolation", statement, INCONCLUSIVE,
-                                f"too poor to use: {lim['reason']} ({model}; {_fit_stats(lim)})"))
-            continue
-        est = (f"E_0 = {lim['limit']:.5f} ± {lim['limit_stderr']:.5f} Ha (slope {lim['fit_slope']:.3g} ± "
-               f"{lim['fit_slope_stderr']:.2g} Ha/Ha^2; {_fit_stats(lim)}; {model})")
-        if not math.isfinite(lim["reference_energy"]):
-            claims.append(Claim("extrapolation", "energy-variance estimate of the exact energy" + series, NOTE,
-                                est + "; no reference energy to compare with"))
-            continue
-        diff, err = lim["limit_minus_reference_mha"], lim["limit_minus_reference_stderr_mha"]
-        verdict = SUPPORTED if abs(diff) <= 2 * err else NOT_SUPPORTED
-        claims.append(Claim("extrapolation", statement, verdict,
-                            f"{est}; reference {lim['reference_energy']:.5f} Ha: E_0 - reference {_mha(diff, err)}"))
-    return claims
+    return [variance_claim(lim, series) for lim, series in series_limits(data)]
+
+
+def variance_claim(lim: pd.Series, series: str) -> Claim:
+    """The claim of one series' energy-variance limit."""
+    statement = "the energy-variance extrapolation agrees with the reference energy" + series
+    if not lim["usable"]:
+        return poor_fit_claim(statement, lim)
+    est = (f"E_0 = {lim['limit']:.5f} ± {lim['limit_stderr']:.5f} Ha (slope {lim['fit_slope']:.3g} ± "
+           f"{lim['fit_slope_stderr']:.2g} Ha/Ha^2; {_fit_stats(lim)}; model {lim['model']})")
+    if not math.isfinite(lim["reference_energy"]):
+        return Claim("extrapolation", "energy-variance estimate of the exact energy" + series, NOTE,
+                     est + "; no reference energy to compare with")
+    diff, err = lim["limit_minus_reference_mha"], lim["limit_minus_reference_stderr_mha"]
+    verdict = SUPPORTED if abs(diff) <= 2 * err else NOT_SUPPORTED
+    return Claim("extrapolation", statement, verdict,
+                 f"{est}; reference {lim['reference_energy']:.5f} Ha: E_0 - reference {_mha(diff, err)}")
 
 
 def width_limit_claims(data: pd.DataFrame) -> list[Claim]:
     """Per width series: the error a network of unlimited width would keep (a note)."""
-    claims = []
-    for _, lim in data[data["kind"] == "limit"].iterrows():
-        series = "" if lim["series"] == "all trials" else f" ({lim['series']})"
-        statement = "energy carried to infinite width" + series
-        if not lim["usable"]:
-            claims.append(Claim("extrapolation", statement, INCONCLUSIVE,
-                                f"too poor to use: {lim['reason']} (model {lim['model']}; {_fit_stats(lim)})"))
-            continue
-        text = (f"E_inf = {lim['limit']:.5f} ± {lim['limit_stderr']:.5f} Ha (b = {lim['fit_b']:.2f}; "
-                f"{_fit_stats(lim)}; model {lim['model']})")
-        if math.isfinite(lim["reference_energy"]):
-            text += (f"; error left at infinite width "
-                     f"{_mha(lim['limit_minus_reference_mha'], lim['limit_minus_reference_stderr_mha'])}")
-        claims.append(Claim("extrapolation", statement, NOTE, text))
-    return claims
+    return [width_limit_claim(lim, series) for lim, series in series_limits(data)]
+
+
+def width_limit_claim(lim: pd.Series, series: str) -> Claim:
+    """The note of one width series' limit."""
+    statement = "energy carried to infinite width" + series
+    if not lim["usable"]:
+        return poor_fit_claim(statement, lim)
+    text = (f"E_inf = {lim['limit']:.5f} ± {lim['limit_stderr']:.5f} Ha (b = {lim['fit_b']:.2f}; "
+            f"{_fit_stats(lim)}; model {lim['model']})")
+    if math.isfinite(lim["reference_energy"]):
+        text += (f"; error left at infinite width "
+                 f"{_mha(lim['limit_minus_reference_mha'], lim['limit_minus_reference_stderr_mha'])}")
+    return Claim("extrapolation", statement, NOTE, text)
 
 
 def extrapolation_claims(trials: pd.DataFrame, figure_data: Mapping[str, pd.DataFrame] | None = None) -> list[Claim]:
@@ -348,6 +356,6 @@ WIDTH_LIMIT = FigureKind(
     "width_limit", "trials", width_limit_data, draw_width_limit,
     "Energy vs width with the fit E(w) = E_inf + a w^-b and E_inf ± its error (dotted when too poor "
     "to use).")
-STUDY = SweptStudy("limits", (TRAINING_LIMIT, ENERGY_VARIANCE, WIDTH_LIMIT), planned,
-                   lambda inputs, data: extrapolation_claims(inputs.trials, data), claim_kind=LIMIT,
-                   every_study=True)
+STUDY = FigureStudy("limits", (TRAINING_LIMIT, ENERGY_VARIANCE, WIDTH_LIMIT), planned,
+                    lambda inputs, data: extrapolation_claims(inputs.trials, data), claim_kind=LIMIT,
+                    every_study=True)

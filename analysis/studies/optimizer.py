@@ -28,7 +28,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..study import FigureKind, SweptStudy, claims_by_figure, grid_key_plan
+from ..study import FigureKind, FigureStudy, claims_by_figure, grid_key_plan
 from ..systems import factor_claim, grouped_figure, levels_missing, ratio_fit, ratios, system_gate, system_points
 from ..verdicts import (
     Claim, INCONCLUSIVE, MIN_FIT_P, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED, fmt_num, join_parts, points_gate,
@@ -137,5 +137,5 @@ def ratio_reversals(table: pd.DataFrame) -> list[str]:
 OPTIMIZER = FigureKind("optimizer", "trials", optimizer_data, draw_optimizer,
                        "Error per system (ordered by electron count) with KFAC and Adam, and the Adam/KFAC error "
                        "ratio vs electrons with its weighted fit; dotted: 10x.")
-STUDY = SweptStudy("optimizer", (OPTIMIZER,), grid_key_plan(OPTIM_KEY, "optimizer"),
-                   claims_by_figure({"optimizer": optimizer_claims}))
+STUDY = FigureStudy("optimizer", (OPTIMIZER,), grid_key_plan(OPTIM_KEY, "optimizer"),
+                    claims_by_figure({"optimizer": optimizer_claims}))

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..plotting import draw_error_figure
 from ..points import error_data
-from ..study import FigureKind, SweptStudy, claims_by_figure, grid_key_plan
+from ..study import FigureKind, FigureStudy, claims_by_figure, grid_key_plan
 from ..verdicts import Claim, lines, saturation_claim, y_unit
 
 
@@ -25,5 +25,5 @@ def pairwise_claims(data: pd.DataFrame) -> list[Claim]:
 
 PAIRWISE_WIDTH = FigureKind("pairwise_width", "trials", pairwise_width_data, draw_error_figure,
                             "Error vs two-electron (pairwise) width.")
-STUDY = SweptStudy("pairwise", (PAIRWISE_WIDTH,), grid_key_plan("network.pairwise_width", "pairwise_width"),
-                   claims_by_figure({"pairwise_width": pairwise_claims}))
+STUDY = FigureStudy("pairwise", (PAIRWISE_WIDTH,), grid_key_plan("network.pairwise_width", "pairwise_width"),
+                    claims_by_figure({"pairwise_width": pairwise_claims}))

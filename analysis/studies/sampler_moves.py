@@ -42,7 +42,7 @@ from scipy import stats
 from ..loaders import complete_trials
 from ..plotting import annotate, legend, log_y_with_band, new_figure, plain_log_tick_labels, raise_error_bars
 from ..points import ERROR, error_caption, swept_keys, title_line, tuning_keys
-from ..study import FigureKind, SweptStudy, claims_by_figure
+from ..study import FigureKind, FigureStudy, claims_by_figure
 from ..systems import offsets, system_axis, system_gate, system_points, system_positions
 from ..verdicts import (
     Claim, INCONCLUSIVE, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED, combined_sigma, fmt_num, fmt_pm, join_parts,
@@ -377,5 +377,5 @@ def planned(trials: pd.DataFrame) -> list[str]:
     return ["sampler_moves"] if not tuning_keys(trials) and keys & {MOVES_KEY, METHOD_KEY} else []
 
 
-STUDY = SweptStudy("sampler_moves", (SAMPLER_MOVES,), planned,
-                   claims_by_figure({"sampler_moves": sampler_moves_claims}))
+STUDY = FigureStudy("sampler_moves", (SAMPLER_MOVES,), planned,
+                    claims_by_figure({"sampler_moves": sampler_moves_claims}))

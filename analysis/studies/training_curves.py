@@ -14,7 +14,7 @@ from ..convergence import TAIL_FRACTION
 from ..loaders import HARTREE_TO_MHA
 from ..plotting import annotate, legend, new_figure
 from ..points import CHEMICAL_ACCURACY_MHA, swept_keys, title_line, value_label, values_text
-from ..study import FigureKind, SweptStudy
+from ..study import FigureKind, FigureStudy
 
 
 def smoothing_window(n_steps: int) -> int:
@@ -155,5 +155,5 @@ TRAINING_CURVES = FigureKind(
     "training_curves", "history", training_curves_data, draw_training_curves,
     "Training energy above the reference vs iteration for every trial, whole run, trailing mean "
     "(window on the figure), symmetric log axis.")
-STUDY = SweptStudy("training_curves", (TRAINING_CURVES,), lambda trials: ["training_curves"],
-                   lambda inputs, data: [])
+STUDY = FigureStudy("training_curves", (TRAINING_CURVES,), lambda trials: ["training_curves"],
+                    lambda inputs, data: [])

@@ -14,7 +14,7 @@ import pandas as pd
 from ..loaders import complete_trials
 from ..plotting import annotate, legend, log_y_with_band, new_figure
 from ..points import tuning_keys
-from ..study import FigureKind, Inputs, SweptStudy
+from ..study import FigureKind, Inputs, FigureStudy
 from ..verdicts import Claim, INCONCLUSIVE, NOTE, fmt_num
 
 
@@ -111,4 +111,4 @@ def claims(inputs: Inputs, data: Mapping[str, pd.DataFrame]) -> list[Claim]:
     return tuning_claims(inputs.trials, inputs.importances, inputs.importance_reason)
 
 
-STUDY = SweptStudy("tuning", (IMPORTANCES, OPTIMIZATION_HISTORY), planned, claims)
+STUDY = FigureStudy("tuning", (IMPORTANCES, OPTIMIZATION_HISTORY), planned, claims)

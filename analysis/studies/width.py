@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..plotting import draw_error_figure
 from ..points import error_data, swept_keys, tuning_keys
-from ..study import FigureKind, SweptStudy, claims_by_figure
+from ..study import FigureKind, FigureStudy, claims_by_figure
 from ..verdicts import (
     Claim, DECISIVE_DELTA_AIC, INCONCLUSIVE, LineFit, MIN_FIT_P, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED,
     convergence_gate, fmt_num, join_parts, lines, points_gate, points_text, reversals, seed_gate, series_suffix,
@@ -149,7 +149,7 @@ def planned(trials: pd.DataFrame) -> list[str]:
     return ["width_depth"] if "network.depth" in keys else ["width"]
 
 
-STUDY = SweptStudy("width", (WIDTH_DEPTH, WIDTH), planned, claims_by_figure({
+STUDY = FigureStudy("width", (WIDTH_DEPTH, WIDTH), planned, claims_by_figure({
     "width_depth": lambda d: width_claims(d) + depth_claims_from_width_depth(d),
     "width": width_claims,
 }))
