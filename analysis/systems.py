@@ -230,7 +230,7 @@ def draw_ratio_panel(ax, table: pd.DataFrame, name: str, factor: float, fit: Lin
 
 
 def grouped_figure(data: pd.DataFrame, order: Sequence[str], numerator: str, denominator: str, factor: float,
-                    ratio_name: str, with_fit: bool, what: str):
+                   ratio_name: str, with_fit: bool, what: str):
     """Two panels: error by system (markers per level) and the error ratio vs electrons."""
     fig, (left, right) = new_figure(ncols=2, panel_size=(4.4, 3.0))
     if len(data):
@@ -294,7 +294,7 @@ def factor_claim(topic: str, statement: str, data: pd.DataFrame, numerator: str,
     compared = data[data["x"].isin(table["x"]) & data["level"].isin([numerator, denominator])]
     failure, seed_note = system_gate(compared, "system")
     evidence = join_parts("; ".join(margin_text(r, num, den) for _, r in table.iterrows()), seed_note,
-                     no_error_note(data))
+                          no_error_note(data))
     if failure:
         return Claim(topic, statement, INCONCLUSIVE, join_parts(failure, evidence))
     z = table["margin"] / table["margin_err"].where(table["margin_err"] > 0, math.nan)
@@ -307,6 +307,6 @@ def factor_claim(topic: str, statement: str, data: pd.DataFrame, numerator: str,
     if len(unresolved):
         return Claim(topic, statement, INCONCLUSIVE,
                      join_parts(f"the ratio is not resolved from {factor:g} at 2σ on {', '.join(map(str, unresolved['x']))}",
-                           evidence))
+                                evidence))
     return Claim(topic, statement, SUPPORTED,
                  join_parts(f"above {factor:g}x by more than 2σ on all {len(table)} systems", evidence))

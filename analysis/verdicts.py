@@ -264,20 +264,20 @@ def saturation_claim(topic: str, key_name: str, statement: str, series: str, lin
     if rev:
         return Claim(topic, statement, INCONCLUSIVE,
                      join_parts("significant reversal, so a saturation model (falls, then flat) does not describe it: "
-                           + ", ".join(rev) + " (under-trained at this scale?)", pts, seed_note))
+                                + ", ".join(rev) + " (under-trained at this scale?)", pts, seed_note))
     pairs = [(i, j) for i in range(len(line)) for j in range(len(line)) if i != j]
     if not any(is_better(line.iloc[i], line.iloc[j]) for i, j in pairs):
         largest = float(np.nanmax(line["yerr"].to_numpy(float)))
         return Claim(topic, statement, INCONCLUSIVE,
                      join_parts(f"no two values differ beyond their error bars (largest error bar {largest:.2f} {unit}): "
-                           f"saturated already at the smallest {key_name}, or too noisy to tell", pts, seed_note))
+                                f"saturated already at the smallest {key_name}, or too noisy to tell", pts, seed_note))
     d = saturation_index(line)
     sat = line.iloc[d]
     if d == len(line) - 1:
         prev = line.iloc[d - 1]
         return Claim(topic, statement, NOT_SUPPORTED,
                      join_parts(f"no saturation in this range: the error still falls significantly from {key_name} "
-                           f"{fmt_num(prev['x'])} to {fmt_num(sat['x'])}", pts, seed_note))
+                                f"{fmt_num(prev['x'])} to {fmt_num(sat['x'])}", pts, seed_note))
     return Claim(topic, statement, SUPPORTED,
                  join_parts(f"no gain beyond {key_name} {fmt_num(sat['x'])} within error bars (saturation model: falls "
-                       f"significantly up to {fmt_num(sat['x'])}, flat within 2 sigma beyond)", pts, seed_note))
+                            f"significantly up to {fmt_num(sat['x'])}, flat within 2 sigma beyond)", pts, seed_note))

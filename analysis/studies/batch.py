@@ -115,7 +115,7 @@ def _batch_claim(series: str, line: pd.DataFrame) -> Claim:
     if z >= -SIGNIFICANCE:
         return Claim("batch", statement, INCONCLUSIVE,
                      join_parts(f"no significant trend (slope {z:+.1f} sigma, needs beyond ±{SIGNIFICANCE:g})", fit_text, at,
-                           pts, seed_note, note))
+                                pts, seed_note, note))
     rev = reversals(positive, "batch", "mHa")
     if rev:
         return Claim("batch", statement, INCONCLUSIVE,
@@ -123,7 +123,7 @@ def _batch_claim(series: str, line: pd.DataFrame) -> Claim:
     if fit.dof > 0 and fit.p_value < MIN_FIT_P:
         return Claim("batch", statement, INCONCLUSIVE,
                      join_parts(f"the error falls ({abs(z):.1f} sigma) but the power law does not fit within the error bars",
-                           fit_text, at, pts, seed_note, note))
+                                fit_text, at, pts, seed_note, note))
     return Claim("batch", statement, SUPPORTED, join_parts(f"falls at {abs(z):.1f} sigma", fit_text, at, pts, seed_note, note))
 
 

@@ -88,7 +88,7 @@ def _single_det_claim(fn: pd.DataFrame, sj: pd.DataFrame, unit: str) -> Claim:
     b = sj.sort_values("mean").iloc[0]
     failure, seed_note = _comparison_gate(pd.DataFrame([a, b]))
     evidence = join_parts(f"FermiNet K={fmt_num(a['x'])}: {fmt_pm(a['mean'], a['yerr'], unit)}; best Slater–Jastrow "
-                     f"K={fmt_num(b['x'])}: {fmt_pm(b['mean'], b['yerr'], unit)}", seed_note)
+                          f"K={fmt_num(b['x'])}: {fmt_pm(b['mean'], b['yerr'], unit)}", seed_note)
     if failure:
         return Claim("determinants", statement, INCONCLUSIVE, join_parts(failure, evidence))
     if is_better(b, a):

@@ -50,7 +50,7 @@ def draw_features(data: pd.DataFrame):
     """Figure of :func:`features_data`: error by system with and without |r| features, and
     without/with vs electrons."""
     return grouped_figure(data, ["with", "without"], "without", "with", FAR_FACTOR,
-                           "without / with |r| features error ratio", with_fit=False, what="'far higher'")
+                          "without / with |r| features error ratio", with_fit=False, what="'far higher'")
 
 
 FEATURES_STATEMENT = "without |r| features the error is far higher"

@@ -58,7 +58,7 @@ def draw_optimizer(data: pd.DataFrame):
     """Figure of :func:`optimizer_data`: error by system (KFAC, Adam) and Adam/KFAC vs electrons
     with its weighted fit."""
     return grouped_figure(data, ["kfac", "adam"], "adam", "kfac", OPTIMIZER_FACTOR, "Adam / KFAC error ratio",
-                           with_fit=True, what="the claim's threshold")
+                          with_fit=True, what="the claim's threshold")
 
 
 OPTIMIZER_FACTOR_STATEMENT = "KFAC's error is at least 10x lower than Adam's"
@@ -104,7 +104,7 @@ def optimizer_growth_claim(data: pd.DataFrame) -> Claim:
     if z <= SIGNIFICANCE:
         return Claim(topic, statement, INCONCLUSIVE,
                      join_parts(f"no significant trend (slope {z:+.1f} sigma, needs beyond ±{SIGNIFICANCE:g})",
-                           fit_text, pts, seed_note, note))
+                                fit_text, pts, seed_note, note))
     rev = ratio_reversals(usable)
     if rev:
         return Claim(topic, statement, INCONCLUSIVE, join_parts("significant reversal: " + ", ".join(rev), fit_text, pts,
@@ -112,7 +112,7 @@ def optimizer_growth_claim(data: pd.DataFrame) -> Claim:
     if fit.dof > 0 and fit.p_value < MIN_FIT_P:
         return Claim(topic, statement, INCONCLUSIVE,
                      join_parts(f"the ratio grows ({z:.1f} sigma) but the line does not fit within the error bars",
-                           fit_text, pts, seed_note, note))
+                                fit_text, pts, seed_note, note))
     return Claim(topic, statement, SUPPORTED, join_parts(f"grows at {z:.1f} sigma", fit_text, pts, seed_note, note))
 
 

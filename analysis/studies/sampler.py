@@ -70,8 +70,8 @@ def _sqrt_walkers_claim(series: str, line: pd.DataFrame) -> Claim:
         how = "one seed per batch size: unweighted fit (the error of an error bar is not measured)"
     tol = max(SIGNIFICANCE * se, SQRT_WALKERS_TOLERANCE) if math.isfinite(se) else SQRT_WALKERS_TOLERANCE
     evidence = join_parts(f"model ln(error bar) = a + p·ln(walkers): fitted exponent p = {p:.2f}"
-                     + (f" ± {se:.2f}" if math.isfinite(se) else "")
-                     + f" over batch {', '.join(fmt_num(x) for x in line['x'])} (expected -0.5, tolerance {tol:.2f})", how)
+                          + (f" ± {se:.2f}" if math.isfinite(se) else "")
+                          + f" over batch {', '.join(fmt_num(x) for x in line['x'])} (expected -0.5, tolerance {tol:.2f})", how)
     failure = join_parts(convergence_gate(line), points_gate(line, "batch size"))
     if failure:
         return Claim("sampler", statement, INCONCLUSIVE, join_parts(failure, evidence))

@@ -314,7 +314,7 @@ def moves_claim(data: pd.DataFrame) -> Claim:
     context = ("smaller systems (not judged): " + "; ".join(_equal_cost(r)[1] for _, r in smaller.iterrows())
                if len(smaller) else "")
     evidence = join_parts(f"{scope}; larger systems: more than {fmt_num(median)} electrons", "; ".join(texts), context,
-                     seed_note)
+                          seed_note)
     if failure:
         return Claim(topic, statement, INCONCLUSIVE, join_parts(failure, evidence))
     if "unknown" in outcomes:
@@ -326,11 +326,11 @@ def moves_claim(data: pd.DataFrame) -> Claim:
     if all(o == "win" for o in outcomes):
         return Claim(topic, statement, SUPPORTED,
                      join_parts("one-electron moves are significantly better at no more training time on every larger "
-                           "system", evidence))
+                                "system", evidence))
     if "incomparable" in outcomes:
         return Claim(topic, statement, INCONCLUSIVE,
                      join_parts("the data cannot compare the moves at equal cost: the better setting also trained longer "
-                           "(by more than 10 %)", evidence))
+                                "(by more than 10 %)", evidence))
     return Claim(topic, statement, INCONCLUSIVE,
                  join_parts("no significant difference at equal training time", evidence))
 

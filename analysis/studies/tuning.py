@@ -27,7 +27,7 @@ def importances_figure(importances: pd.DataFrame):
     ax.set_yticks(positions, labels=list(order["param"]))
     ax.set_xlabel("importance (normalised)")
     annotate(fig, importances.attrs.get("title"),
-              "Bars: Optuna parameter importances of the complete trials (fANOVA), normalised to sum to 1.")
+             "Bars: Optuna parameter importances of the complete trials (fANOVA), normalised to sum to 1.")
     return fig
 
 
@@ -59,8 +59,8 @@ def draw_optimization_history(data: pd.DataFrame):
     ax.set_ylabel("error vs exact (mHa)" if objective == "error_mha" else objective)
     legend(ax)
     annotate(fig, data.attrs.get("title"),
-              f"Dots: the objective ({objective}) of each complete trial, single runs without error bars; "
-              "line: the best value so far.")
+             f"Dots: the objective ({objective}) of each complete trial, single runs without error bars; "
+             "line: the best value so far.")
     return fig
 
 

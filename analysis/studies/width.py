@@ -121,7 +121,7 @@ def _width_claim(series: str, line: pd.DataFrame) -> Claim:
     if z >= -SIGNIFICANCE:
         return Claim("width", statement, INCONCLUSIVE,
                      join_parts(f"no significant trend (slope {z:.1f} sigma, needs beyond ±{SIGNIFICANCE:g})",
-                           fits, pts, seed_note, note))
+                                fits, pts, seed_note, note))
     rev = reversals(positive, "width", "mHa")
     if rev:
         return Claim("width", statement, INCONCLUSIVE,
@@ -129,7 +129,7 @@ def _width_claim(series: str, line: pd.DataFrame) -> Claim:
     if best.dof > 0 and best.p_value < MIN_FIT_P:
         return Claim("width", statement, INCONCLUSIVE,
                      join_parts(f"the error falls ({abs(z):.1f} sigma) but neither model fits within the error bars",
-                           fits, pts, seed_note, note))
+                                fits, pts, seed_note, note))
     return Claim("width", statement, SUPPORTED,
                  join_parts(f"falls at {abs(z):.1f} sigma", fits, pts, seed_note, note))
 
