@@ -131,7 +131,7 @@ def margin(a: float, a_err: float, b: float, b_err: float, factor: float = 1.0) 
 
 def closing(mid: Margin | None, end: Margin) -> str | None:
     """``gap closing: ...`` when the margin shrinks as the module docstring defines, else None
-    (also None when the mid-training margin is unknown: see :func:`stability_note`)."""
+    (also None when the mid-training margin is unknown)."""
     if mid is None or not math.isfinite(mid.value):
         return None
     shrink = mid.value - end.value
@@ -147,13 +147,6 @@ def closing(mid: Margin | None, end: Margin) -> str | None:
             f"{projected_sigma:.2f} mHa after 40 % more training")
 
 
-def stability_note(mid: Margin | None, end: Margin) -> str:
-    """One clause for the evidence: the margin at mid-training and at the end of training."""
-    if mid is None or not math.isfinite(mid.value):
-        return "stability over training not measured (training windows too short or missing)"
-    return f"margin from training windows: {mid.text()} at mid-training, {end.text()} at the end"
-
-
 # ----------------------------------------------------------------------------- the budget
 
 
@@ -163,13 +156,14 @@ class Budget:
     scale preset (None when unknown)."""
 
     iterations: int
-    walkers: int
+    walkers: int | None  # None: the walkers are what the comparison varies
     scale: str | None = None
 
     def text(self) -> str:
         """``1000 iterations x 256 walkers (quick scale)``."""
         scale = f" ({self.scale} scale)" if self.scale else ""
-        return f"{self.iterations} iterations x {self.walkers} walkers{scale}"
+        walkers = f" x {self.walkers} walkers" if self.walkers is not None else " (walkers varied)"
+        return f"{self.iterations} iterations{walkers}{scale}"
 
 
 def _int_or_none(value) -> int | None:
@@ -189,21 +183,62 @@ def trial_budget(row) -> tuple[int | None, int | None]:
     return iterations, _int_or_none(row.get("batch_size"))
 
 
-def shared_budget(trials: pd.DataFrame) -> tuple[Budget | None, str | None]:
-    """(the budget every trial shares, None) or (None, why they cannot be compared).
+def points_budget(points: pd.DataFrame, walkers_vary: bool = False) -> tuple[Budget | None, str | None]:
+    """(the budget every point's trials share, None) or (None, why the points cannot be compared).
 
-    ``trials`` are the complete trials behind one comparison (the trial frame's rows)."""
-    if trials.empty:
-        return None, "no complete trials to compare"
+    ``points`` are seed-aggregated points with the ``budget_*`` columns of
+    :func:`analysis.points.budget_facts` (NaN where a point's own trials differ). With
+    ``walkers_vary`` (the batch-size comparison) only the iterations must agree."""
+    if points.empty:
+        return None, "no points to compare"
     groups: dict[tuple, list[str]] = {}
-    for _, row in trials.iterrows():
-        groups.setdefault(trial_budget(row), []).append(f"t{int(row['trial'])}")
-    if len(groups) > 1 or None in next(iter(groups)):
-        listed = "; ".join(f"{it if it is not None else '?'} iterations x {w if w is not None else '?'} walkers "
-                           f"({', '.join(names)})" for (it, w), names in groups.items())
-        what = "unequal budgets" if len(groups) > 1 else "budget not recorded"
-        return None, f"{what}: {listed}; trials of unequal (or unknown) budget are not compared"
-    (iterations, walkers), = groups
-    scales = {str(s) for s in trials.get("scale", pd.Series(dtype=object)).dropna()}
-    return Budget(iterations, walkers, scales.pop() if len(scales) == 1 else None), None
+    for _, r in points.iterrows():
+        its = _int_or_none(r.get("budget_iterations"))
+        walkers = None if walkers_vary else _int_or_none(r.get("budget_walkers"))
+        groups.setdefault((its, walkers), []).append(f"{r['series']} at {r['x_name']} {r['x']}")
+    known = all(its is not None and (walkers_vary or walkers is not None) for its, walkers in groups)
+    if len(groups) == 1 and known:
+        (iterations, walkers), = groups
+        scales = {str(v) for v in points.get("budget_scale", pd.Series(dtype=object)).dropna() if str(v)}
+        return Budget(iterations, walkers, scales.pop() if len(scales) == 1 else None), None
+    listed = "; ".join(f"{'?' if its is None else its} iterations"
+                       + ("" if walkers_vary else f" x {'?' if w is None else w} walkers") + f" ({', '.join(names)})"
+                       for (its, w), names in groups.items())
+    what = "unequal budgets" if len(groups) > 1 else "budget not recorded"
+    return None, f"{what}: {listed}; trials of unequal or unknown budget are not compared"
 
+
+def window_margin(a, b, window: str, factor: float = 1.0) -> Margin | None:
+    """The margin ``a - factor * b`` of two points (rows with ``{window}_mean``/``{window}_err``,
+    mHa) in the training window ``mid`` or ``end``; None when either is not measured."""
+    a_mean, b_mean = a.get(f"{window}_mean"), b.get(f"{window}_mean")
+    if a_mean is None or b_mean is None or not (math.isfinite(float(a_mean)) and math.isfinite(float(b_mean))):
+        return None
+    return margin(float(a_mean), float(a.get(f"{window}_err")), float(b_mean), float(b.get(f"{window}_err")), factor)
+
+
+def stability_gate(pairs) -> tuple[str | None, str]:
+    """(failure, note) of the stability rule over the compared pairs.
+
+    ``pairs``: (label, a, b, factor) for each comparison the claim makes (``a``/``b`` point rows):
+    the failure is ``gap closing on ...`` or ``stability over training not measured on ...``; the
+    note lists the margin at mid-training and at the end for each pair."""
+    closing_on, unmeasured, notes = [], [], []
+    for label, a, b, factor in pairs:
+        mid, end = window_margin(a, b, "mid", factor), window_margin(a, b, "end", factor)
+        if mid is None or end is None:
+            unmeasured.append(str(label))
+            continue
+        notes.append(f"{label} {mid.text()} -> {end.text()}")
+        shrinking = closing(mid, end)
+        if shrinking:
+            closing_on.append(f"{label} ({shrinking})")
+    failure = None
+    if closing_on:
+        failure = "; ".join(closing_on)
+    elif unmeasured:
+        failure = (f"stability over training not measured on {', '.join(unmeasured)} (each trial needs >= "
+                   f"{int(MIN_WINDOW / (MID_WINDOW[1] - MID_WINDOW[0]))} training iterations in metrics.csv and a "
+                   "reference energy)")
+    note = ("margin at mid-training -> end of training (training-window energies): " + "; ".join(notes)) if notes else ""
+    return failure, note
