@@ -105,6 +105,7 @@ def _summary(spec: Spec, number: int, study: str, reference: float | None) -> di
             "train_energy": energy, "variance": 0.01, "reference_energy": reference, "hf_energy": H2_HF,
             "error_mha": spec.error_mha if reference is not None else None,
             "error_stderr_mha": spec.stderr_mha if reference is not None else None,
+            "config": {"batch_size": spec.params.get("batch_size", 256), "optim.iterations": spec.steps or 100},
             "param_count": 1000 + number, "iterations": spec.steps or 100, "wall_time_s": 12.5,
             "startup_s": 2.0, "ms_per_iteration": 4.5}
 

@@ -57,8 +57,8 @@ def width_figure(trials: pd.DataFrame):
 
 
 def width_claims(data: pd.DataFrame) -> list[Claim]:
-    """For each line of width (or width × depth) data: the fall with width at the study's budget
-    (a comparison) and the form of the curve (a limit)."""
+    """For each line of width (or width × depth) data: the form of the curve (a limit) and the
+    fall with width at the study's budget (a comparison)."""
     if data.empty:
         return []
     if data["y_name"].iloc[0] != "error_mha":
@@ -66,8 +66,8 @@ def width_claims(data: pd.DataFrame) -> list[Claim]:
                       kind=LIMIT)]
     claims = []
     for series, line in lines(data):
-        claims += [trend_claim("width", WIDTH_FALLS + series_suffix(series), line, "width"),
-                   replace(_width_claim(series, line), kind=LIMIT)]
+        claims += [replace(_width_claim(series, line), kind=LIMIT),
+                   trend_claim("width", WIDTH_FALLS + series_suffix(series), line, "width")]
     return claims
 
 
