@@ -1,4 +1,5 @@
-"""Cost study (every study with recorded costs): error against training FLOPs and device-hours, and the Pareto front.
+"""Cost study (every study with recorded costs): error against training FLOPs and device-hours,
+and the Pareto front.
 
 The cost columns of the trial frame come from each run's summary.json (or the trial's user
 attributes), measured by ``ablate.cost``: ``training_flops`` (XLA's count of one training

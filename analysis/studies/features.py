@@ -1,7 +1,7 @@
 """|r| features study (swept ``network.distance_features``): error per system with and
 without the |r| input features.
 
-Per system: without ``W ± w``, with ``F ± f``): "far higher" means at least
+Per system (without ``W ± w``, with ``F ± f``): "far higher" means at least
 :data:`FAR_FACTOR` (3x) and significant: margin ``W - 3 F > 2 sqrt(w^2 + 9 f^2)`` on every system
 (``supported``); ``W - 3 F < -2 sqrt(...)`` on some system is ``not supported`` (at most 3x,
 significantly); otherwise ``inconclusive``. The evidence also gives the plain difference ``W - F``

@@ -5,7 +5,7 @@ extrapolation per series, and the energy carried to infinite width."""
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -286,16 +286,24 @@ def poor_fit_claim(statement: str, lim: pd.Series) -> Claim:
                  f"too poor to use: {lim['reason']} (model {lim['model']}; {_fit_stats(lim)})")
 
 
+VARIANCE_STATEMENT = "the energy-variance extrapolation agrees with the reference energy"
+WIDTH_LIMIT_STATEMENT = "energy carried to infinite width"
+
+
+def usable_limit_claims(data: pd.DataFrame, statement: str, judge: Callable[[pd.Series, str], Claim]) -> list[Claim]:
+    """Per series of limit data: ``judge(limit row, series suffix)`` for a usable fit, else the
+    too-poor-to-use claim of ``statement``."""
+    return [judge(lim, series) if lim["usable"] else poor_fit_claim(statement + series, lim)
+            for lim, series in series_limits(data)]
+
+
 def variance_claims(data: pd.DataFrame) -> list[Claim]:
     """Per series: the zero-variance energy against the reference (or a note without one)."""
-    return [variance_claim(lim, series) for lim, series in series_limits(data)]
+    return usable_limit_claims(data, VARIANCE_STATEMENT, variance_claim)
 
 
 def variance_claim(lim: pd.Series, series: str) -> Claim:
-    """The claim of one series' energy-variance limit."""
-    statement = "the energy-variance extrapolation agrees with the reference energy" + series
-    if not lim["usable"]:
-        return poor_fit_claim(statement, lim)
+    """The claim of one series' usable energy-variance limit."""
     est = (f"E_0 = {lim['limit']:.5f} ± {lim['limit_stderr']:.5f} Ha (slope {lim['fit_slope']:.3g} ± "
            f"{lim['fit_slope_stderr']:.2g} Ha/Ha^2; {_fit_stats(lim)}; model {lim['model']})")
     if not math.isfinite(lim["reference_energy"]):
@@ -303,26 +311,23 @@ def variance_claim(lim: pd.Series, series: str) -> Claim:
                      est + "; no reference energy to compare with")
     diff, err = lim["limit_minus_reference_mha"], lim["limit_minus_reference_stderr_mha"]
     verdict = SUPPORTED if abs(diff) <= 2 * err else NOT_SUPPORTED
-    return Claim("extrapolation", statement, verdict,
+    return Claim("extrapolation", VARIANCE_STATEMENT + series, verdict,
                  f"{est}; reference {lim['reference_energy']:.5f} Ha: E_0 - reference {_mha(diff, err)}")
 
 
 def width_limit_claims(data: pd.DataFrame) -> list[Claim]:
     """Per width series: the error a network of unlimited width would keep (a note)."""
-    return [width_limit_claim(lim, series) for lim, series in series_limits(data)]
+    return usable_limit_claims(data, WIDTH_LIMIT_STATEMENT, width_limit_claim)
 
 
 def width_limit_claim(lim: pd.Series, series: str) -> Claim:
-    """The note of one width series' limit."""
-    statement = "energy carried to infinite width" + series
-    if not lim["usable"]:
-        return poor_fit_claim(statement, lim)
+    """The note of one width series' usable limit."""
     text = (f"E_inf = {lim['limit']:.5f} ± {lim['limit_stderr']:.5f} Ha (b = {lim['fit_b']:.2f}; "
             f"{_fit_stats(lim)}; model {lim['model']})")
     if math.isfinite(lim["reference_energy"]):
         text += (f"; error left at infinite width "
                  f"{_mha(lim['limit_minus_reference_mha'], lim['limit_minus_reference_stderr_mha'])}")
-    return Claim("extrapolation", statement, NOTE, text)
+    return Claim("extrapolation", WIDTH_LIMIT_STATEMENT + series, NOTE, text)
 
 
 def extrapolation_claims(trials: pd.DataFrame, figure_data: Mapping[str, pd.DataFrame] | None = None) -> list[Claim]:

@@ -1,7 +1,7 @@
 """Optimizer study (swept ``optim``): error per system with KFAC and Adam, and the
 Adam/KFAC error ratio vs electrons.
 
-Per system ``s`` with both optimizers complete: Adam ``A ± a``, KFAC ``K ± k``):
+Per system ``s`` with both optimizers complete (Adam ``A ± a``, KFAC ``K ± k``):
 
 * ratio ``R = A / K`` (shown when A, K > 0) with ``sigma_lnR = sqrt((a/A)^2 + (k/K)^2)``;
 * "KFAC's error is at least 10x lower than Adam's": on system ``s`` the test statistic is the
