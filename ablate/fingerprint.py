@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ablate.errors import ConfigError
-from ablate.records import SUMMARY_FILE, flatten, write_json_atomic
+from ablate.jsonio import flatten, write_json_atomic
+from ablate.run_record import SUMMARY_FILE
 
 FINGERPRINT_FILE = "fingerprint.json"
 

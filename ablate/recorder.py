@@ -15,7 +15,7 @@ from typing import Callable, Protocol
 
 from omegaconf import OmegaConf
 
-from ablate.records import RunSummary
+from ablate.run_record import RunSummary
 
 TABLES = {
     "pretrain": ("pretrain.csv", ("step", "loss")),

@@ -28,7 +28,9 @@ from ablate.networks import param_count
 from ablate.pretrain import hartree_fock  # pyscf itself is imported inside, only when called
 from ablate.pretrain import summary_fields as pretrain_fields
 from ablate.recorder import Recorder
-from ablate.records import RecordError, RunSummary, git_commit, package_versions, reblock
+from ablate.provenance import git_commit, package_versions
+from ablate.run_record import RecordError, RunSummary
+from ablate.stats import reblock
 from ablate.startup import StartupClock, take_import_seconds
 from ablate.stats import count_spikes
 from ablate.wandb_sink import make_sink

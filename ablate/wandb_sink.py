@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ablate.config import Experiment
-from ablate.records import finite_or_none
+from ablate.jsonio import finite_or_none
 from ablate.wandb_records import wait_complete
 
 log = logging.getLogger("ablate.wandb")

@@ -31,10 +31,11 @@ from pathlib import Path
 
 import optuna
 
-from ablate.records import Done, Failed, Progress, Prune, Ready, RunSummary, RunTrial
+from ablate.run_record import RunSummary
 
 from . import storage as st
 from .display import Display, say
+from .messages import Done, Failed, Prune, Ready, RunTrial, TrialProgress
 from .plan import StudyPlan, build_plan, compose
 from .pool import WorkerPool
 from .recovery import Recovery
@@ -258,7 +259,7 @@ class Driver:
         rec: Running | None = w.trial
         if rec is None or getattr(msg, "number", None) != rec.number:
             return  # a late message about a trial we already gave up on
-        if isinstance(msg, Progress):
+        if isinstance(msg, TrialProgress):
             rec.phase, rec.step, rec.total = msg.phase, msg.step, msg.total
             if msg.energy is not None:
                 rec.energy = msg.energy

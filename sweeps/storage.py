@@ -47,7 +47,8 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
 from ablate.errors import ConfigError
-from ablate.records import redact_url, sqlite_path, trial_params, write_json_atomic
+from ablate.jsonio import write_json_atomic
+from ablate.study_record import redact_url, sqlite_path, trial_params
 
 from . import grid as gr
 

@@ -14,7 +14,8 @@ from typing import Any
 import optuna
 from omegaconf import OmegaConf
 
-from ablate.records import TrialRow, finite_or_none, redact_url
+from ablate.jsonio import finite_or_none
+from ablate.study_record import TrialRow, redact_url
 from ablate.wandb_records import wait_complete
 from ablate.wandb_sink import FLUSH_TIMEOUT_S, _init, _warn, run_id_for
 

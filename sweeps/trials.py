@@ -19,7 +19,8 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from ablate.errors import ConfigError
-from ablate.records import RunSummary, TrialRow, trial_params
+from ablate.run_record import RunSummary
+from ablate.study_record import TrialRow, trial_attrs, trial_params
 
 from . import grid as gr
 from . import storage as st
@@ -218,7 +219,7 @@ class TrialBook:
         return self.study.get_trials(deepcopy=False)[number]
 
     def _result_attrs(self, trial, summary: RunSummary, rec: Running | None) -> None:
-        for key, value in summary.trial_attrs().items():
+        for key, value in trial_attrs(summary).items():
             self.set_attr(trial, key, value)
         if rec is not None:
             self.set_attr(trial, "run_dir", str(rec.run_dir))

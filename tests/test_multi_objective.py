@@ -13,7 +13,8 @@ import pytest
 from optuna.trial import TrialState
 
 from ablate.errors import ConfigError
-from ablate.records import RunSummary, TrialRow
+from ablate.run_record import RunSummary
+from ablate.study_record import TrialRow
 from sweeps import storage as st
 from sweeps.plan import StudyPlan
 from sweeps.space import parse_spec

@@ -18,7 +18,7 @@ import pytest
 from ablate import checkpoint, fingerprint
 from ablate.config import compose
 from ablate.errors import ConfigError
-from ablate.records import RunSummary
+from ablate.run_record import RunSummary
 from conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]

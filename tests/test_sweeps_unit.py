@@ -294,7 +294,7 @@ def test_make_pruner(name, cls):
 
 
 def test_objective_value_falls_back_to_energy():
-    from ablate.records import RunSummary
+    from ablate.run_record import RunSummary
 
     def objective_value(summary, objective):
         return RunSummary.from_dict(summary).objective(objective)
@@ -360,7 +360,7 @@ def test_missing_work_grows_seeds_and_finds_lost_continuations():
 
 def test_a_categorical_axis_grows_without_optuna_distribution_errors(sqlite_storage):
     """Suggesting CategoricalDistribution(['x','y']) after ['x'] used to fail every new point."""
-    from ablate.records import trial_params
+    from ablate.study_record import trial_params
 
     def run_all(study, axes):
         while (frozen := st.claim_waiting(study, sqlite_storage)) is not None:
