@@ -16,8 +16,8 @@ Nothing here imports JAX in the driver process; workers do.
 __all__ = ["run_sweep"]
 
 
-def run_sweep(cfg, task_overrides):
+def run_sweep(cfg, task_overrides, analyse=None):
     """See :func:`sweeps.driver.run_sweep` (imported lazily)."""
     from .driver import run_sweep as _run_sweep
 
-    return _run_sweep(cfg, task_overrides)
+    return _run_sweep(cfg, task_overrides, analyse)

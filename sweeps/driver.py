@@ -41,7 +41,7 @@ from .pool import WorkerPool
 from .recovery import Recovery
 from .retry import Retry, RetryingStorage, StorageUnavailable
 from .status import format_params
-from .study_log import log_study
+from .study_log import Analyse, log_study
 from .trials import Running, TrialBook
 from .workers import Worker, describe_exit
 
@@ -49,8 +49,11 @@ MAX_WORKER_RETRIES = 1      # a trial whose worker died is retried this many tim
 MAX_STARTUP_DEATHS = 3      # workers dying before they are ready: give up after this many in a row
 
 
-def run_sweep(cfg, task_overrides: list[str]) -> int:
-    """Run (or resume, or join) the study described by ``cfg.sweep``; returns the exit code."""
+def run_sweep(cfg, task_overrides: list[str], analyse: Analyse | None = None) -> int:
+    """Run (or resume, or join) the study described by ``cfg.sweep``; returns the exit code.
+
+    ``analyse`` (the command line passes the analysis package's) draws the finished study's
+    figure and report for its W&B study log (:func:`sweeps.study_log.log_study`)."""
     plan = build_plan(cfg, list(task_overrides))
     _quiet_optuna()
     retry = Retry(plan.spec.storage_retry_s, say)
@@ -78,7 +81,7 @@ def run_sweep(cfg, task_overrides: list[str]) -> int:
             lock.release()
     figure = None
     if code == 0:
-        figure = study_log_figure(plan)
+        figure = study_log_figure(plan, analyse)
     if code in (0, 1) and retry.outage_since is None:   # no closing table from an unreachable storage
         driver.display.closing(figure)
     return code
@@ -92,10 +95,11 @@ def _cached(storage):
     return storage
 
 
-def study_log_figure(plan: StudyPlan) -> Path | None:
+def study_log_figure(plan: StudyPlan, analyse: Analyse | None = None) -> Path | None:
     """Logs the finished study to W&B (``sweeps.study_log``); the sweep figure's path if drawn."""
     try:
-        out = log_study(plan.study_name, st.engine_url(plan.storage_url), str(plan.output_root))
+        out = log_study(plan.study_name, st.engine_url(plan.storage_url), str(plan.output_root),
+                        analyse=analyse)
     except Exception as err:  # noqa: BLE001 - never fail a finished study for its W&B log
         say(f"note: W&B study log skipped ({type(err).__name__}: {err})")
         return None

@@ -173,3 +173,11 @@ def test_run_dir_owns_its_file_names_and_the_trial_folder_name(tmp_path):
     run.write_fingerprint({"fingerprint": "abc", "values": {"seed": 1.0}})
     assert run.read_summary().energy == -1.0 and run.read_heartbeat() == 12.5
     assert run.read_fingerprint()["values"] == {"seed": 1.0}
+
+
+def test_the_sweep_driver_imports_no_analysis():
+    """The command line hands the study log the analysis; the sweeps never import it."""
+    code = ("import sys, sweeps.driver, sweeps.study_log; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'analysis'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
