@@ -20,6 +20,8 @@ from typing import Callable, Iterable
 
 from optuna.trial import TrialState
 
+from ablate.run_record import trial_dir_name
+
 from . import storage as st
 from .trials import Running, TrialBook
 
@@ -64,6 +66,6 @@ class Recovery:
         for t in book.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             reason = st.stale_reason(t, book.me, self.stale_after_s, by_age=by_age)
             if reason and st.fail_trial(book.study, book.storage, t, reason, requeue=True, mutex=book.mutex):
-                self.say(f"{book.tag} t{t.number:04d} {reason}; enqueued again to resume "
+                self.say(f"{book.tag} {trial_dir_name(t.number)} {reason}; enqueued again to resume "
                          f"{t.user_attrs.get('run_dir', '')}")
         book.reconcile()

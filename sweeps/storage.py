@@ -48,13 +48,13 @@ from optuna.trial import TrialState
 
 from ablate.errors import ConfigError
 from ablate.jsonio import write_json_atomic
+from ablate.run_record import RunDir, trial_dir_name
 from ablate.study_record import redact_url, sqlite_path, trial_params
 
 from . import grid as gr
 
 GRID_READY = "grid_ready"
 STUDY_FILE = "study.json"          # in a study's trial folder: whose trials these are
-HEARTBEAT_FILE = "heartbeat.json"  # in a trial's run directory: {"driver": ..., "time": ...}
 FAULT_ENV = "ABLATE_FAULT"         # fault injection for tests: "kill-after-fail"
 
 
@@ -354,7 +354,7 @@ def enqueue_missing(study, grid: list[dict] | None, defaults: Mapping[str, Any] 
         study.enqueue_trial(params, user_attrs=user_attrs)
         if "recovered_from" in user_attrs:
             lost += 1
-            log(f"study '{study.study_name}': t{user_attrs['recovered_from']:04d} was failed to be "
+            log(f"study '{study.study_name}': {trial_dir_name(user_attrs['recovered_from'])} was failed to be "
                 "enqueued again but never was; enqueued now")
         else:
             new += 1
@@ -459,20 +459,14 @@ def beat_file(run_dir: str | os.PathLike | None, driver: str) -> None:
     if not run_dir:
         return
     try:
-        write_json_atomic(Path(run_dir) / HEARTBEAT_FILE, {"driver": driver, "time": time.time()})
+        RunDir(run_dir).write_heartbeat(driver, time.time())
     except OSError:
         pass  # the run directory is not there yet (or read-only): the storage heartbeat remains
 
 
 def file_heartbeat(run_dir: str | os.PathLike | None) -> float | None:
     """Unix time of the trial's last heartbeat file, or None."""
-    if not run_dir:
-        return None
-    try:
-        data = json.loads((Path(run_dir) / HEARTBEAT_FILE).read_text())
-        return float(data["time"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return RunDir(run_dir).read_heartbeat() if run_dir else None
 
 
 def stale_reason(trial, me: Owner, stale_after_s: float, now: float | None = None,

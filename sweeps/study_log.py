@@ -17,6 +17,7 @@ import optuna
 from omegaconf import OmegaConf
 
 from ablate.jsonio import finite_or_none
+from ablate.run_record import RunDir
 from ablate.study_record import TrialRow, redact_url
 from ablate.wandb_records import wait_complete
 from ablate.wandb_sink import FLUSH_TIMEOUT_S, init_run, run_id_for, warn
@@ -70,9 +71,9 @@ def _trial_logger_settings(study) -> dict[str, Any]:
     """logger.* of the first trial whose run directory holds a config.yaml (empty if none)."""
     for t in study.get_trials(deepcopy=False):
         run_dir = t.user_attrs.get("run_dir")
-        if not run_dir or not (Path(run_dir) / "config.yaml").is_file():
+        if not run_dir or not RunDir(run_dir).config_file.is_file():
             continue
-        cfg = OmegaConf.load(Path(run_dir) / "config.yaml")
+        cfg = OmegaConf.load(RunDir(run_dir).config_file)
         logger_cfg = OmegaConf.select(cfg, "logger")
         if logger_cfg is not None:
             return dict(OmegaConf.to_container(logger_cfg, resolve=True))

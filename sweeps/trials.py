@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from ablate.errors import ConfigError
-from ablate.run_record import RunSummary
+from ablate.run_record import RunSummary, trial_dir_name
 from ablate.study_record import TrialRow, trial_attrs, trial_params
 
 from . import grid as gr
@@ -112,9 +112,9 @@ class TrialBook:
                         return frozen
                     tid = st.trial_id(self.study, self.storage, frozen.number)
                     self.storage.set_trial_user_attr(tid, "duplicate_of", dup.number)
-                    self.storage.set_trial_user_attr(tid, "fail_reason", f"duplicate of t{dup.number:04d} ({dup.state.name})")
+                    self.storage.set_trial_user_attr(tid, "fail_reason", f"duplicate of {trial_dir_name(dup.number)} ({dup.state.name})")
                     self.storage.set_trial_state_values(tid, state=TrialState.FAIL)
-                self.say(f"{self.tag} t{frozen.number:04d} skipped: its point is t{dup.number:04d}'s ({dup.state.name})")
+                self.say(f"{self.tag} {trial_dir_name(frozen.number)} skipped: its point is {trial_dir_name(dup.number)}'s ({dup.state.name})")
         frozen = st.claim_waiting(self.study, self.storage)
         if frozen is not None:
             return frozen
@@ -141,7 +141,7 @@ class TrialBook:
             self.failed(trial, frozen, f"bad parameters: {err}")
             return None
         attrs = frozen.user_attrs
-        run_id = attrs.get("run_id") or f"t{frozen.number:04d}"
+        run_id = attrs.get("run_id") or trial_dir_name(frozen.number)
         run_dir = Path(attrs.get("run_dir") or self.folder / run_id)
         for key, value in {"run_id": run_id, "run_dir": str(run_dir), "driver": self.me.ident,
                            "driver_ticks": self.me.ticks, "heartbeat": time.time(),
@@ -202,7 +202,7 @@ class TrialBook:
             self._result_attrs(trial, summary, rec)
         self.set_attr(trial, "fail_reason", reason)
         self._tell(trial, state=TrialState.FAIL)
-        run_id = rec.run_id if rec else f"t{frozen.number:04d}"
+        run_id = rec.run_id if rec else trial_dir_name(frozen.number)
         self.say(f"{self.tag} {run_id} FAILED   {format_params(rec.params if rec else frozen.params)}  {reason}")
         self.failures += 1
         if self.failures >= self.spec.max_failures and not self.stopping:

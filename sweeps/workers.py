@@ -32,7 +32,7 @@ from typing import Any
 
 from ablate.errors import ConfigError
 from ablate.jsonio import clean_json
-from ablate.run_record import RunSummary
+from ablate.run_record import RunDir
 
 from .messages import Done, Failed, Prune, Ready, RunTrial, Stop, TrialProgress
 
@@ -261,7 +261,7 @@ def _run_trial(conn, run_experiment, msg: RunTrial, parent_pid: int) -> None:
         conn.send(Failed(msg.number, str(err), None))
         return
     except Exception as err:  # noqa: BLE001 - any failure ends this trial, not the worker
-        written = RunSummary.read_or_none(msg.run_dir)
+        written = RunDir(msg.run_dir).read_summary_or_none()
         reason = (written.reason if written is not None else None) or f"{type(err).__name__}: {err}".strip()
         conn.send(Failed(msg.number, reason.splitlines()[0] if reason else type(err).__name__,
                          written.to_dict() if written is not None else None))
