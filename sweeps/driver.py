@@ -33,6 +33,7 @@ import optuna
 
 from ablate.run_record import RunSummary
 
+from . import ownership
 from . import storage as st
 from .display import Display, say
 from .messages import Done, Failed, Prune, Ready, RunTrial, TrialProgress
@@ -150,7 +151,7 @@ class Driver:
                  retry: Retry | None = None):
         self.plan, self.spec, self.study = plan, plan.spec, study
         self.created = created
-        self.book = TrialBook(plan, study, storage, st.Owner.me(), say, mutex=mutex, folder=folder)
+        self.book = TrialBook(plan, study, storage, ownership.Owner.me(), say, mutex=mutex, folder=folder)
         self.pool = WorkerPool(plan.slots, str(plan.output_root / ".jax_cache"))
         self.recovery = Recovery(self.book, self.spec.stale_after_s, say, retry=retry)
         if retry is not None:   # while a storage call waits, our trials' heartbeat files go on

@@ -23,6 +23,7 @@ from ablate.run_record import RunSummary, trial_dir_name
 from ablate.study_record import TrialRow, trial_attrs, trial_params
 
 from . import grid as gr
+from . import ownership
 from . import storage as st
 from .plan import StudyPlan, trial_config
 from .status import format_params
@@ -52,7 +53,7 @@ class Running:
 class TrialBook:
     """Claims trials, builds their configs, and tells their results (see the module docstring)."""
 
-    def __init__(self, plan: StudyPlan, study, storage, me: st.Owner, say: Callable[..., None],
+    def __init__(self, plan: StudyPlan, study, storage, me: ownership.Owner, say: Callable[..., None],
                  mutex: st.StudyMutex | None = None, folder: Path | None = None):
         self.plan, self.spec, self.study, self.storage = plan, plan.spec, study, storage
         self.me, self.say = me, say
