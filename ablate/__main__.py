@@ -129,9 +129,9 @@ def main(cfg: DictConfig) -> None:
         if "sweep" in cfg:
             if multirun:
                 raise ConfigError("sweep", "-m", "run a sweep without -m: +sweep=NAME drives its own trials")
-            from sweeps.driver import run_sweep  # lazy: Optuna, only for +sweep= (contracts.md)
+            from ablate import sweep_cli  # lazy: Optuna, only for +sweep= (contracts.md)
 
-            code = run_sweep(cfg, list(HydraConfig.get().overrides.task))
+            code = sweep_cli.run(cfg, list(HydraConfig.get().overrides.task))
             raise SystemExit(code)
         if multirun:
             cfg = _multirun_job(cfg)

@@ -25,7 +25,7 @@ from typing import Any, Literal, Mapping
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from ablate import records
+from ablate import jsonio
 from ablate.errors import ConfigError, ConfigFileError
 from ablate.systems import System, build_system
 
@@ -470,9 +470,9 @@ def _unknown_key_error(overrides: list[str], text: str) -> ConfigError | None:
     value = next((o.split("=", 1)[1] for o in overrides if "=" in o and o.lstrip("+~").split("=", 1)[0] == bad), None)
     rest = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != bad]
     try:
-        known = set(records.flatten(_container(compose(rest)), keep=()))
+        known = set(jsonio.flatten(_container(compose(rest)), keep=()))
     except ConfigError:
-        known = set(records.flatten(_container(compose([])), keep=()))
+        known = set(jsonio.flatten(_container(compose([])), keep=()))
     known |= {k.rsplit(".", 1)[0] for k in known if "." in k} | set(GROUPS)
     return ConfigError(bad, value, "unknown key" + did_you_mean(bad, known))
 
@@ -546,7 +546,7 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
 
 def flatten(cfg) -> dict:
     """Flat ``{"network.width": 32, ...}`` view of a (resolved) config; lists kept as lists."""
-    return records.flatten(_container(cfg))
+    return jsonio.flatten(_container(cfg))
 
 
 # ----------------------------------------------------------------------------- validation
@@ -582,4 +582,4 @@ def validate(cfg, device_count: int | None = None) -> Experiment:
     if run.batch_size % devices:
         raise ConfigError("batch_size", run.batch_size,
                           f"must be divisible by the number of devices ({devices})")
-    return Experiment(system=system, config=records.flatten(node), **groups)
+    return Experiment(system=system, config=jsonio.flatten(node), **groups)

@@ -2,7 +2,9 @@
 
 ``python -m ablate.contract_docs`` rewrites the generated sections of docs/contracts.md (between
 ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->``); ``--check`` exits 1 when any is stale.
-A test runs the check, so the documentation cannot drift from the code.
+A test runs the check, so the documentation cannot drift from the code. It reads the record
+types of every layer (the sweeps' worker messages too), so, like the command line, it sits on
+top of them; nothing imports it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import re
 import sys
 from pathlib import Path
 
-from ablate import config, records
+from ablate import config, run_record, study_record
+from sweeps import messages
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "contracts.md"
 
@@ -29,21 +32,21 @@ def config_keys_markdown() -> str:
 def messages_markdown() -> str:
     """The worker messages and their fields."""
     rows = ["| message | direction | fields |", "| --- | --- | --- |"]
-    for cls, direction in ((records.RunTrial, "driver -> worker"), (records.Prune, "driver -> worker"),
-                           (records.Stop, "driver -> worker"), (records.Ready, "worker -> driver"),
-                           (records.Progress, "worker -> driver"), (records.Done, "worker -> driver"),
-                           (records.Failed, "worker -> driver")):
+    for cls, direction in ((messages.RunTrial, "driver -> worker"), (messages.Prune, "driver -> worker"),
+                           (messages.Stop, "driver -> worker"), (messages.Ready, "worker -> driver"),
+                           (messages.TrialProgress, "worker -> driver"), (messages.Done, "worker -> driver"),
+                           (messages.Failed, "worker -> driver")):
         fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(cls)) or "(none)"
         rows.append(f"| `{cls.__name__}` | {direction} | {fields} |")
     return "\n".join(rows)
 
 
 def trial_attrs_markdown() -> str:
-    return ", ".join(f"`{k}`" for k in records.TRIAL_ATTR_KEYS)
+    return ", ".join(f"`{k}`" for k in study_record.TRIAL_ATTR_KEYS)
 
 
 SECTIONS = {
-    "summary": records.summary_fields_markdown,
+    "summary": run_record.summary_fields_markdown,
     "config-keys": config_keys_markdown,
     "messages": messages_markdown,
     "trial-attrs": trial_attrs_markdown,

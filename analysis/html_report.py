@@ -20,7 +20,8 @@ from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from ablate.records import RunSummary, git_commit, package_versions
+from ablate.provenance import git_commit, package_versions
+from ablate.run_record import RunSummary
 
 from .claims import Claim
 from .loaders import HARTREE_TO_MHA, complete_trials

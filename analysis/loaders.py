@@ -25,7 +25,9 @@ from typing import Any, Iterable, Mapping
 import optuna
 import pandas as pd
 
-from ablate.records import RunSummary, default_storage_url, flatten, sqlite_path, trial_params
+from ablate.jsonio import flatten
+from ablate.run_record import RunSummary
+from ablate.study_record import default_storage_url, sqlite_path, trial_params
 
 HARTREE_TO_MHA = 1000.0
 DEFAULT_OUTPUT_ROOT = "runs"

@@ -31,16 +31,18 @@ from pathlib import Path
 
 import optuna
 
-from ablate.records import Done, Failed, Progress, Prune, Ready, RunSummary, RunTrial
+from ablate.run_record import RunSummary
 
+from . import ownership
 from . import storage as st
 from .display import Display, say
+from .messages import Done, Failed, Prune, Ready, RunTrial, TrialProgress
 from .plan import StudyPlan, build_plan, compose
 from .pool import WorkerPool
 from .recovery import Recovery
 from .retry import Retry, RetryingStorage, StorageUnavailable
 from .status import format_params
-from .study_log import log_study
+from .study_log import Analyse, log_study
 from .trials import Running, TrialBook
 from .workers import Worker, describe_exit
 
@@ -48,8 +50,11 @@ MAX_WORKER_RETRIES = 1      # a trial whose worker died is retried this many tim
 MAX_STARTUP_DEATHS = 3      # workers dying before they are ready: give up after this many in a row
 
 
-def run_sweep(cfg, task_overrides: list[str]) -> int:
-    """Run (or resume, or join) the study described by ``cfg.sweep``; returns the exit code."""
+def run_sweep(cfg, task_overrides: list[str], analyse: Analyse | None = None) -> int:
+    """Run (or resume, or join) the study described by ``cfg.sweep``; returns the exit code.
+
+    ``analyse`` (the command line passes the analysis package's) draws the finished study's
+    figure and report for its W&B study log (:func:`sweeps.study_log.log_study`)."""
     plan = build_plan(cfg, list(task_overrides))
     _quiet_optuna()
     retry = Retry(plan.spec.storage_retry_s, say)
@@ -77,7 +82,7 @@ def run_sweep(cfg, task_overrides: list[str]) -> int:
             lock.release()
     figure = None
     if code == 0:
-        figure = study_log_figure(plan)
+        figure = study_log_figure(plan, analyse)
     if code in (0, 1) and retry.outage_since is None:   # no closing table from an unreachable storage
         driver.display.closing(figure)
     return code
@@ -91,10 +96,11 @@ def _cached(storage):
     return storage
 
 
-def study_log_figure(plan: StudyPlan) -> Path | None:
+def study_log_figure(plan: StudyPlan, analyse: Analyse | None = None) -> Path | None:
     """Logs the finished study to W&B (``sweeps.study_log``); the sweep figure's path if drawn."""
     try:
-        out = log_study(plan.study_name, st.engine_url(plan.storage_url), str(plan.output_root))
+        out = log_study(plan.study_name, st.engine_url(plan.storage_url), str(plan.output_root),
+                        analyse=analyse)
     except Exception as err:  # noqa: BLE001 - never fail a finished study for its W&B log
         say(f"note: W&B study log skipped ({type(err).__name__}: {err})")
         return None
@@ -145,7 +151,7 @@ class Driver:
                  retry: Retry | None = None):
         self.plan, self.spec, self.study = plan, plan.spec, study
         self.created = created
-        self.book = TrialBook(plan, study, storage, st.Owner.me(), say, mutex=mutex, folder=folder)
+        self.book = TrialBook(plan, study, storage, ownership.Owner.me(), say, mutex=mutex, folder=folder)
         self.pool = WorkerPool(plan.slots, str(plan.output_root / ".jax_cache"))
         self.recovery = Recovery(self.book, self.spec.stale_after_s, say, retry=retry)
         if retry is not None:   # while a storage call waits, our trials' heartbeat files go on
@@ -258,7 +264,7 @@ class Driver:
         rec: Running | None = w.trial
         if rec is None or getattr(msg, "number", None) != rec.number:
             return  # a late message about a trial we already gave up on
-        if isinstance(msg, Progress):
+        if isinstance(msg, TrialProgress):
             rec.phase, rec.step, rec.total = msg.phase, msg.step, msg.total
             if msg.energy is not None:
                 rec.energy = msg.energy

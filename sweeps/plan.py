@@ -15,7 +15,7 @@ from omegaconf import OmegaConf, open_dict
 
 from ablate.config import compose, validate
 from ablate.errors import ConfigError
-from ablate.records import default_storage_url
+from ablate.study_record import default_storage_url
 
 from . import overrides as ov
 from .space import SweepSpec, parse_spec

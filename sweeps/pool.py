@@ -10,7 +10,7 @@ from __future__ import annotations
 from multiprocessing.connection import wait as wait_for
 from typing import Any
 
-from ablate.records import Stop
+from .messages import Stop
 
 from .workers import Slot, Worker, start_worker, stop_worker
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 from ablate.errors import ConfigError
-from ablate.records import flatten
+from ablate.jsonio import flatten
 
 SAMPLERS = ("grid", "tpe", "random", "nsga2")
 PRUNERS = ("none", "median", "hyperband")

@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ablate.errors import ConfigError
-from ablate.records import TrialRow, default_storage_url, redact_url, sqlite_path
+from ablate.study_record import TrialRow, default_storage_url, redact_url, sqlite_path
 
 from .storage import open_storage
 

@@ -8,10 +8,10 @@ persistent compilation cache (``<output_root>/.jax_cache``) serves the later wor
 
 Driver <-> worker messages go over one duplex pipe per worker (no shared locks, so a
 worker killed mid-message cannot block the others); they are the typed records of
-:mod:`ablate.records`:
+:mod:`sweeps.messages`:
 
 - driver -> worker: ``RunTrial``, ``Prune``, ``Stop``
-- worker -> driver: ``Ready``, ``Progress`` (phase, step of total, training energy),
+- worker -> driver: ``Ready``, ``TrialProgress`` (phase, step of total, training energy),
   ``Done`` (the summary dict), ``Failed`` (a one-line reason and the summary dict, if any)
 
 The driver never imports JAX: GPUs are found with ``CUDA_VISIBLE_DEVICES`` or
@@ -31,7 +31,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ablate.errors import ConfigError
-from ablate.records import Done, Failed, Prune, Progress, Ready, RunSummary, RunTrial, Stop, clean_json
+from ablate.jsonio import clean_json
+from ablate.run_record import RunDir
+
+from .messages import Done, Failed, Prune, Ready, RunTrial, Stop, TrialProgress
 
 
 @dataclass(frozen=True)
@@ -225,7 +228,7 @@ class TrialCallbacks:
         now = time.monotonic()
         if now - self._last_sent > self.display_every_s or step == 0:
             self._orphaned()
-            self.conn.send(Progress(self.number, phase, int(step), int(total)))
+            self.conn.send(TrialProgress(self.number, phase, int(step), int(total)))
             self._last_sent = now
 
     def on_train_step(self, step: int, metrics: dict) -> bool:
@@ -236,7 +239,7 @@ class TrialCallbacks:
         now = time.monotonic()
         if report or now - self._last_sent > self.display_every_s:
             mean = sum(self._window) / len(self._window) if self._window else energy
-            self.conn.send(Progress(self.number, "train", int(step), self._total,
+            self.conn.send(TrialProgress(self.number, "train", int(step), self._total,
                                     mean if report else energy, report))
             self._last_sent = now
             if report:
@@ -258,7 +261,7 @@ def _run_trial(conn, run_experiment, msg: RunTrial, parent_pid: int) -> None:
         conn.send(Failed(msg.number, str(err), None))
         return
     except Exception as err:  # noqa: BLE001 - any failure ends this trial, not the worker
-        written = RunSummary.read_or_none(msg.run_dir)
+        written = RunDir(msg.run_dir).read_summary_or_none()
         reason = (written.reason if written is not None else None) or f"{type(err).__name__}: {err}".strip()
         conn.send(Failed(msg.number, reason.splitlines()[0] if reason else type(err).__name__,
                          written.to_dict() if written is not None else None))

@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from ablate import config
-from ablate.records import RunSummary
+from ablate.run_record import RunSummary
 from conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
