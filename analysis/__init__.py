@@ -3,7 +3,8 @@
     import analysis
     trials = analysis.load_study("width", storage="sqlite:///runs/studies.db")
     history = analysis.load_history("width", storage="sqlite:///runs/studies.db")
-    fig = analysis.figures.width_figure(trials)
+    from analysis.studies import width
+    fig = width.width_figure(trials)
 
 Command line: ``python -m analysis STUDY [--storage URL] [--output-root DIR]``.
 This package reads files and storages only; it never imports the engine or the sweep driver.
@@ -15,9 +16,9 @@ from .loaders import (
     StudyNotFound,
     load_history,
     load_study,
-    load_wandb_study,
 )
 from .report import run_report, sweep_figure
+from .wandb_loader import load_wandb_study
 
 __all__ = [
     "AnalysisError",

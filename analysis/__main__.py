@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .loaders import DEFAULT_OUTPUT_ROOT, AnalysisError, load_wandb_study
+from .loaders import DEFAULT_OUTPUT_ROOT, AnalysisError
 from .report import report_from_frame, run_report
+from .wandb_loader import load_wandb_study
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ablate.stats import reblock
+from .records import reblock
 
 TAIL_FRACTION = 0.2  # the tail: this fraction of the training iterations, at the end
 MIN_TAIL = 20  # fewer tail iterations than this: not measured

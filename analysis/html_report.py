@@ -2,7 +2,7 @@
 
 The page holds, in order: a header (study, system, scale, sweep file, the git commit of the code
 that ran the trials and of the analysis, package versions, the machines), the status line, the
-claims with their verdicts (the same :class:`analysis.claims.Claim` objects the text report
+claims with their verdicts (the same :class:`analysis.verdicts.Claim` objects the text report
 prints, each rendered as ``[verdict] statement: evidence``), the trial table, every figure with
 its caption (PNG embedded as base64 ``data:`` URIs), the Pareto front and the extrapolated
 limits, and the notes. Inline CSS only: no script, no external link, no web font.
@@ -20,10 +20,9 @@ from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from ablate.provenance import git_commit, package_versions
-from ablate.run_record import RunSummary
+from .records import RunSummary, git_commit, package_versions
 
-from .claims import Claim
+from .verdicts import Claim
 from .loaders import HARTREE_TO_MHA, complete_trials
 
 ANALYSIS_PACKAGES = ("optuna", "pandas", "matplotlib", "scipy", "wandb")

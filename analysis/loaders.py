@@ -1,4 +1,4 @@
-"""Loaders: an Optuna study (plus its run directories) or a W&B group -> tidy pandas frames.
+"""Loaders: an Optuna study (plus its run directories) -> tidy pandas frames (a W&B group: wandb_loader.py).
 
 Units follow docs/contracts.md: energies in Hartree (``energy``, ``energy_stderr``,
 ``reference_energy``, ``hf_energy``), errors in mHa (columns ending ``_mha``), times in
@@ -25,9 +25,9 @@ from typing import Any, Iterable, Mapping
 import optuna
 import pandas as pd
 
-from ablate.jsonio import flatten
-from ablate.run_record import RunSummary
-from ablate.study_record import default_storage_url, sqlite_path, trial_params
+from .records import default_storage_url, sqlite_path, trial_dir_name, trial_params
+from .run_columns import add_run_columns
+from .run_files import read_metrics, read_summary
 
 HARTREE_TO_MHA = 1000.0
 DEFAULT_OUTPUT_ROOT = "runs"
@@ -51,7 +51,7 @@ RECORD_COLUMNS = (
     "iterations",
     "wall_time_s",
     "ms_per_iteration",
-    # issue 10: cost (ablate.cost) and the evaluation variance (Hartree^2)
+    # cost (ablate.cost) and the evaluation variance (Hartree^2)
     "variance",
     "devices",
     "device_seconds",
@@ -62,45 +62,15 @@ RECORD_COLUMNS = (
 )
 
 # Keys read from summary.json, falling back to the trial's user attrs of the same name.
-_SUMMARY_KEYS = (
-    "system",
-    "network",
-    "status",
-    "energy",
-    "energy_stderr",
-    "reference_energy",
-    "hf_energy",
-    "error_mha",
-    "error_stderr_mha",
-    "param_count",
-    "iterations",
-    "wall_time_s",
-    "ms_per_iteration",
-    "variance",  # issue 10: cost and variance columns
-    "devices",
-    "device_seconds",
-    "flops_per_iteration",
-    "training_flops",
-    "reason",
-    "seed",
-)
+_NOT_IN_SUMMARY = ("value", "correlation_pct", "correlation_pct_stderr", "run_dir")
+_SUMMARY_KEYS = (*(c for c in RECORD_COLUMNS if c not in _NOT_IN_SUMMARY), "seed")
 
-# Optuna trial states are reported by name; W&B runs are mapped onto the same names.
-_STATUS_TO_STATE = {
+# Optuna trial states are reported by name; summary.json's status maps onto the same names.
+STATUS_TO_STATE = {
     "completed": "COMPLETE",
     "failed": "FAIL",
     "pruned": "PRUNED",
     "running": "RUNNING",
-}
-_WANDB_STATE_TO_STATE = {
-    "finished": "COMPLETE",
-    "failed": "FAIL",
-    "crashed": "FAIL",
-    "killed": "FAIL",
-    "running": "RUNNING",
-    "pending": "WAITING",
-    "preempting": "RUNNING",
-    "preempted": "FAIL",
 }
 
 
@@ -149,12 +119,6 @@ def open_study(name: str, storage: str | None = None, output_root: str | os.Path
 # ----------------------------------------------------------------------------- run directories
 
 
-def read_summary(run_dir: str | os.PathLike | None) -> dict:
-    """The run's summary.json as a dict, or {} when the directory or the file is absent/unreadable."""
-    summary = RunSummary.read_or_none(run_dir)
-    return summary.to_dict() if summary is not None else {}
-
-
 def resolve_run_dir(
     stored: str | None, study: str, number: int, output_root: str | os.PathLike | None
 ) -> str | None:
@@ -171,7 +135,7 @@ def resolve_run_dir(
         base = Path(output_root) / study
         if stored:
             candidates.append(base / Path(stored).name)
-        candidates.append(base / f"t{number:04d}")
+        candidates.append(base / trial_dir_name(number))
     for cand in candidates:
         if cand.is_dir():
             return str(cand.resolve())
@@ -181,7 +145,7 @@ def resolve_run_dir(
 # ----------------------------------------------------------------------------- rows
 
 
-def _first(*values: Any) -> Any:
+def first_value(*values: Any) -> Any:
     """The first value that is neither None nor a float NaN."""
     for value in values:
         if value is None:
@@ -192,7 +156,7 @@ def _first(*values: Any) -> Any:
     return None
 
 
-def _as_float(value: Any) -> float:
+def as_float(value: Any) -> float:
     """``value`` as a float, NaN when missing or not numeric."""
     try:
         return float(value) if value is not None else math.nan
@@ -207,13 +171,13 @@ def derive_energies(rec: dict) -> dict:
     when not recorded; ``correlation_pct = 100 (E_HF - E) / (E_HF - E_ref)`` (and its standard
     error ``100 energy_stderr / (E_HF - E_ref)``) when the HF and reference energies are known.
     """
-    energy = _as_float(rec.get("energy"))
-    stderr = _as_float(rec.get("energy_stderr"))
-    ref = _as_float(rec.get("reference_energy"))
-    hf = _as_float(rec.get("hf_energy"))
-    if math.isnan(_as_float(rec.get("error_mha"))):
+    energy = as_float(rec.get("energy"))
+    stderr = as_float(rec.get("energy_stderr"))
+    ref = as_float(rec.get("reference_energy"))
+    hf = as_float(rec.get("hf_energy"))
+    if math.isnan(as_float(rec.get("error_mha"))):
         rec["error_mha"] = (energy - ref) * HARTREE_TO_MHA
-    if math.isnan(_as_float(rec.get("error_stderr_mha"))) and not math.isnan(ref):
+    if math.isnan(as_float(rec.get("error_stderr_mha"))) and not math.isnan(ref):
         rec["error_stderr_mha"] = stderr * HARTREE_TO_MHA
     gap = hf - ref  # HF minus exact: the correlation energy's magnitude, Hartree
     if gap > 0 and not math.isnan(energy):
@@ -240,11 +204,11 @@ def merge_record(
     ``params`` are the flat swept keys and are stored under ``("param", key)`` so that a swept key
     never collides with a record column; :func:`build_frame` unpacks them.
     """
-    rec: dict[str, Any] = {"trial": int(number), "state": state, "value": _as_float(value)}
+    rec: dict[str, Any] = {"trial": int(number), "state": state, "value": as_float(value)}
     for key in _SUMMARY_KEYS:
-        rec[key] = _first(summary.get(key), user_attrs.get(key))
-    rec["reason"] = _first(summary.get("reason"), user_attrs.get("fail_reason"), user_attrs.get("reason"))
-    rec["seed"] = _first(params.get("seed"), rec.get("seed"))
+        rec[key] = first_value(summary.get(key), user_attrs.get(key))
+    rec["reason"] = first_value(summary.get("reason"), user_attrs.get("fail_reason"), user_attrs.get("reason"))
+    rec["seed"] = first_value(params.get("seed"), rec.get("seed"))
     rec["run_dir"] = run_dir
     derive_energies(rec)
     for key, val in params.items():
@@ -264,7 +228,7 @@ def build_frame(records: Iterable[dict], params: list[str], attrs: Mapping[str, 
     if "seed" not in params:
         columns.append("seed")
     columns += [c for c in RECORD_COLUMNS if c not in columns]
-    columns += [c for c in _ordered_keys(rows) if c not in columns]  # e.g. wandb_id
+    columns += [c for c in ordered_keys(rows) if c not in columns]  # e.g. wandb_id
     frame = pd.DataFrame(rows, columns=columns)
     if not frame.empty:
         frame = frame.sort_values("trial", kind="stable").reset_index(drop=True)
@@ -276,7 +240,7 @@ def build_frame(records: Iterable[dict], params: list[str], attrs: Mapping[str, 
     return frame
 
 
-def _ordered_keys(dicts: Iterable[Mapping[str, Any]]) -> list[str]:
+def ordered_keys(dicts: Iterable[Mapping[str, Any]]) -> list[str]:
     """Union of the keys of several dicts, in order of first appearance."""
     keys: dict[str, None] = {}
     for d in dicts:
@@ -326,7 +290,7 @@ def frame_from_study(study, output_root: str | os.PathLike | None = None, storag
         "study": study.study_name,
         "source": "optuna",
         "storage": storage,
-        # issue 10: a multi-objective study records a list; the frame keeps one string (and the list)
+        # a multi-objective study records a list; the frame keeps one string (and the list)
         "objective": ", ".join(map(str, attrs["objective"])) if isinstance(attrs.get("objective"), list)
         else attrs.get("objective"),
         "objectives": attrs.get("objective") if isinstance(attrs.get("objective"), list) else None,
@@ -338,9 +302,7 @@ def frame_from_study(study, output_root: str | os.PathLike | None = None, storag
         "base_overrides": attrs.get("base_overrides"),  # the figure titles (scale) and report.html
     }
     space = attrs.get("space") if isinstance(attrs.get("space"), list) else []
-    frame = build_frame(records, _ordered_keys([dict.fromkeys(map(str, space)), *all_params]), meta)
-    from .run_columns import add_run_columns  # scale, planned iterations, convergence
-
+    frame = build_frame(records, ordered_keys([dict.fromkeys(map(str, space)), *all_params]), meta)
     return add_run_columns(frame)
 
 
@@ -374,12 +336,12 @@ def param_importances(study, min_trials: int = MIN_IMPORTANCE_TRIALS) -> tuple[p
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) < min_trials:
         return None, f"too few complete trials for parameter importances ({len(complete)} < {min_trials})"
-    varying = [k for k in _ordered_keys(t.params for t in complete) if len({repr(t.params.get(k)) for t in complete}) > 1]
+    varying = [k for k in ordered_keys(t.params for t in complete) if len({repr(t.params.get(k)) for t in complete}) > 1]
     if not varying:
         return None, "no parameter took more than one value among the complete trials"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        # issue 10: a multi-objective study ranks the parameters by its first objective (the error)
+        # a multi-objective study ranks the parameters by its first objective (the error)
         target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
         try:
             result = optuna.importance.get_param_importances(study, params=varying, target=target)
@@ -442,128 +404,7 @@ def _one_trial_per_run_dir(trials: pd.DataFrame) -> pd.DataFrame:
     return rows.drop_duplicates("run_dir", keep="last").drop(columns="_complete").sort_values("trial")
 
 
-def read_metrics(run_dir: str | None) -> pd.DataFrame | None:
-    """A run's metrics.csv, or None when absent, empty or unreadable."""
-    if not run_dir:
-        return None
-    path = Path(run_dir) / "metrics.csv"
-    if not path.is_file():
-        return None
-    try:
-        return pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.EmptyDataError):
-        return None
-
-
 # ----------------------------------------------------------------------------- W&B
-
-
-def _wandb_params(config: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str, Any]:
-    """The swept parameters of a W&B run.
-
-    ablate.wandb_sink writes a flat config with each swept value at its own key and the list of
-    swept keys in ``trial.swept``; a nested ``trial.params`` dict (config or summary ``params``) is
-    read too.
-    """
-    swept = config.get("trial.swept")
-    if isinstance(swept, (list, tuple)) and swept:
-        flat = flatten(config, keep=())
-        return {str(k): flat.get(str(k)) for k in swept}
-    for candidate in (
-        summary.get("params"),
-        config.get("trial.params"),
-        (config.get("trial") or {}).get("params") if isinstance(config.get("trial"), Mapping) else None,
-    ):
-        if isinstance(candidate, Mapping) and candidate:
-            return dict(candidate)
-    return {}
-
-
-def wandb_row(record: Mapping[str, Any]) -> dict:
-    """Map one W&B run record to a merged trial record (as :func:`merge_record` returns).
-
-    ``record`` is a plain dict: ``id``, ``name``, ``state`` (W&B run state), ``job_type``,
-    ``config`` and ``summary`` (dicts; the sink copies summary.json, less its nested ``config`` and
-    ``params``, into the run summary). The trial state comes from the summary's ``status`` when
-    present, else from the W&B run state; the trial number from the summary's ``trial``, else the
-    config's ``trial.number``.
-    """
-    config = dict(record.get("config") or {})
-    summary = dict(record.get("summary") or {})
-    params = _wandb_params(config, summary)
-    flat_config = flatten({k: v for k, v in config.items() if k != "trial"}, keep=())
-    trial_cfg = config.get("trial") if isinstance(config.get("trial"), Mapping) else {}
-    number = _first(summary.get("trial"), flat_config.get("trial.number"), trial_cfg.get("number"))
-    status = summary.get("status")
-    state = _STATUS_TO_STATE.get(str(status)) or _WANDB_STATE_TO_STATE.get(str(record.get("state")).lower(), "FAIL")
-    fallback = {
-        "system": summary.get("system"),
-        "network": _first(flat_config.get("network.type"), flat_config.get("network")),
-        "seed": flat_config.get("seed"),
-    }
-    rec = merge_record(
-        number=int(number) if number is not None else -1,
-        state=state,
-        value=None,
-        params=params,
-        user_attrs={k: v for k, v in fallback.items() if v is not None},
-        summary=summary,
-        run_dir=_first(summary.get("run_dir"), flat_config.get("run_dir")),
-    )
-    rec["wandb_id"] = record.get("id")
-    return rec
-
-
-def wandb_record(run) -> dict:
-    """The plain-dict record :func:`wandb_row` reads, from a ``wandb.apis.public.Run``."""
-    return {
-        "id": run.id,
-        "name": run.name,
-        "state": run.state,
-        "job_type": getattr(run, "job_type", None),
-        "config": dict(run.config),
-        "summary": dict(run.summary_metrics),
-    }
-
-
-def is_trial_record(record: Mapping[str, Any]) -> bool:
-    """Whether a W&B run of the study's group is a trial (not the sink's ``analysis`` run)."""
-    return record.get("job_type") != "analysis"
-
-
-def load_wandb_study(
-    name: str,
-    project: str,
-    entity: str | None = None,
-    api=None,
-    objective: str = "error_mha",
-) -> pd.DataFrame:
-    """The trial frame of a study synced to W&B: the runs of ``project`` whose group is ``name``.
-
-    Returns the same columns as :func:`load_study` (``value`` is the ``objective`` summary key,
-    ``wandb_id`` is added); the sink's ``analysis`` run of the group is left out. Trials without a recorded number are numbered in creation order.
-    ``api`` defaults to ``wandb.Api()``; pass one for a custom server or timeout.
-    """
-    if api is None:
-        import wandb
-
-        api = wandb.Api()
-    path = f"{entity}/{project}" if entity else project
-    records = [wandb_record(run) for run in api.runs(path, filters={"group": name}, order="+created_at")]
-    rows = [wandb_row(rec) for rec in records if is_trial_record(rec)]
-    used = {r["trial"] for r in rows if r["trial"] >= 0}
-    next_free = (max(used) + 1) if used else 0
-    for row in rows:
-        row["value"] = _as_float(row.get(objective))
-        if row["trial"] < 0:
-            row["trial"] = next_free
-            next_free += 1
-    params = _ordered_keys({k[1]: None for k in r if isinstance(k, tuple)} for r in rows)
-    meta = {"study": name, "source": "wandb", "storage": f"wandb:{path}", "objective": objective,
-            "direction": "minimize", "sweep": None, "output_root": None, "grid": None}
-    from .run_columns import add_run_columns  # scale, planned iterations, convergence
-
-    return add_run_columns(build_frame(rows, params, meta))
 
 
 def complete_trials(frame: pd.DataFrame) -> pd.DataFrame:

@@ -18,16 +18,11 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Mapping, TextIO
 
 import pandas as pd
 
-from . import cost as C  # issue 10: cost, extrapolated limits, report.html
-from . import extrapolate as X
-from . import ablations as A  # issue 9: optimizer, |r| features, sampler moves, batch
-from . import figures as F
 from . import html_report
-from .claims import Claim, check_claims
 from .loaders import (
     DEFAULT_OUTPUT_ROOT,
     EmptyStudy,
@@ -37,132 +32,26 @@ from .loaders import (
     open_study,
     param_importances,
 )
+from .notes import accuracy_note, clipping_note, convergence_note
+from .points import swept_keys, title_line, tuning_keys
+from .studies import FIGURE_KINDS, STUDIES, STUDY_OF, plan_figures
+from .studies.cost import table_cells
+from .study import Inputs
+from .verdicts import Claim
 
 PNG_DPI = 150
 MAX_MISSING_LISTED = 10
 
 
-@dataclass(frozen=True)
-class FigureKind:
-    """How one figure kind is built: ``data(frame) -> DataFrame`` then ``draw(data) -> Figure``.
-
-    ``source`` says which frame ``data`` takes: ``trials``, ``history`` or ``importances``.
-    """
-
-    name: str
-    source: str
-    data: Callable[[pd.DataFrame], pd.DataFrame]
-    draw: Callable[[pd.DataFrame], object]
-    caption: str
-
-
-def _identity(frame: pd.DataFrame) -> pd.DataFrame:
-    """Importances are plotted as they come."""
-    return frame.reset_index(drop=True)
-
-
-FIGURE_KINDS: dict[str, FigureKind] = {k.name: k for k in (
-    FigureKind("width_depth", "trials", F.width_depth_data, F.draw_error_figure,
-               "Error vs one-electron width, one line per depth (mean ± spread over seeds)."),
-    FigureKind("width", "trials", F.width_data, F.draw_error_figure,
-               "Error vs one-electron width (error bars as the figure's caption says)."),
-    FigureKind("depth", "trials", F.depth_data, F.draw_error_figure, "Error vs number of layers."),
-    FigureKind("pairwise_width", "trials", F.pairwise_width_data, F.draw_error_figure,
-               "Error vs two-electron (pairwise) width."),
-    FigureKind("determinants", "trials", F.determinants_data, F.draw_error_figure,
-               "Error vs number of determinants (log2 axis), per ansatz."),
-    FigureKind("sampler", "trials", F.sampler_data, F.draw_error_figure,
-               "Error and reblocked (autocorrelation-corrected) error bar vs MCMC steps and batch size."),
-    FigureKind("importances", "importances", _identity, F.importances_figure,
-               "Optuna parameter importances (normalised)."),
-    FigureKind("optimization_history", "trials", F.optimization_history_data, F.draw_optimization_history,
-               "Objective of each complete trial and the best so far."),
-    FigureKind("training_curves", "history", F.training_curves_data, F.draw_training_curves,
-               "Training energy above the reference vs iteration for every trial, whole run, trailing mean "
-               "(window on the figure), symmetric log axis."),
-)}
-
-# --- issue 10: cost (analysis/cost.py) and extrapolated limits (analysis/extrapolate.py) ---
-FIGURE_KINDS.update({k.name: k for k in (
-    FigureKind("pareto_flops", "trials", C.pareto_flops_data, C.draw_pareto,
-               "Error vs total training FLOPs (XLA's count of one iteration x iterations); Pareto-optimal trials "
-               "in red, joined by the front."),
-    FigureKind("pareto_device_hours", "trials", C.pareto_device_hours_data, C.draw_pareto,
-               "Error vs device-hours (devices x wall time of the run); Pareto-optimal trials in red."),
-    FigureKind("training_limit", "trials", X.training_limit_data, X.draw_training_limit,
-               "Evaluated energy and the converged energy predicted by fitting E(t) = E_inf + a t^-b to the second "
-               "half of each training curve (open: too poor to use)."),
-    FigureKind("energy_variance", "trials", X.energy_variance_data, X.draw_energy_variance,
-               "Energy vs local-energy variance per series, the weighted line carried to zero variance (E_0 with "
-               "its error bar; dotted and open when too poor to use)."),
-    FigureKind("width_limit", "trials", X.width_limit_data, X.draw_width_limit,
-               "Energy vs width with the fit E(w) = E_inf + a w^-b and E_inf ± its error (dotted when too poor "
-               "to use)."),
-)})
-# --- end issue 10 ---
-
-
-# ----------------------------------------------------------------------------- choosing figures
-
-
-# --- issue 9: the talk's other ablations (analysis/ablations.py) ---
-FIGURE_KINDS.update({k.name: k for k in (
-    FigureKind("optimizer", "trials", A.optimizer_data, A.draw_optimizer,
-               "Error per system (ordered by electron count) with KFAC and Adam, and the Adam/KFAC error ratio vs "
-               "electrons with its weighted fit; dotted: 10x."),
-    FigureKind("features", "trials", A.features_data, A.draw_features,
-               "Error per system with and without the |r| input features, and the without/with ratio; dotted: 3x."),
-    FigureKind("sampler_moves", "trials", A.sampler_moves_data, A.draw_sampler_moves,
-               "Energy spikes of every trial per system and sampler (MH/HMC, all-/one-electron moves), and the error "
-               "vs training time (iterations x median step time)."),
-    FigureKind("batch", "trials", A.batch_data, A.draw_batch,
-               "Error vs walkers (batch size) at fixed iterations, log2 x and log y, with the weighted power-law fit."),
-)})
-# --- end issue 9 ---
-
-
-def plan_figures(trials: pd.DataFrame) -> list[str]:
-    """Figure kinds for the study's swept keys.
-
-    Grid keys give error-vs-key figures (width and depth together give width_depth); any other
-    swept key (optimiser settings) makes it a tuning study: importances and optimisation history
-    instead, since averaging over tuned settings would mislead. Training curves always.
-    """
-    keys = set(F.swept_keys(trials))
-    names: list[str] = []
-    if F.tuning_keys(trials):
-        names += ["importances", "optimization_history"]
-    else:
-        if {"network.width", "network.depth"} <= keys:
-            names.append("width_depth")
-        elif "network.width" in keys:
-            names.append("width")
-        elif "network.depth" in keys:
-            names.append("depth")
-        if "network.pairwise_width" in keys:
-            names.append("pairwise_width")
-        if "network.determinants" in keys:
-            names.append("determinants")
-        names += A.planned(trials)  # issue 9: optimizer, features, sampler_moves, batch
-        if keys & {"mcmc.steps", "batch_size"}:
-            names.append("sampler")
-    names.append("training_curves")
-    return names
-
-
-def build_figure_data(
-    names: list[str], trials: pd.DataFrame, history: pd.DataFrame, importances: pd.DataFrame | None
-) -> tuple[dict[str, pd.DataFrame], list[str]]:
+def build_figure_data(names: list[str], inputs: Inputs) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """The plotted data of each planned figure; kinds with nothing to plot are skipped with a note."""
-    sources = {"trials": trials, "history": history, "importances": importances}
     data, notes = {}, []
     for name in names:
         kind = FIGURE_KINDS[name]
-        frame = sources[kind.source]
-        if frame is None or frame.empty:
+        plotted = STUDY_OF[name].data(kind, inputs)
+        if plotted is None:
             notes.append(f"{name}: not drawn (no {kind.source} to plot)")
             continue
-        plotted = kind.data(frame)
         if plotted.empty:
             notes.append(f"{name}: not drawn (no complete points)")
             continue
@@ -178,6 +67,27 @@ def save_figure(fig, data: pd.DataFrame, directory: Path, name: str) -> list[Pat
     fig.savefig(paths[1])
     data.to_csv(paths[2], index=False)
     return paths
+
+
+def check_claims(
+    trials: pd.DataFrame,
+    figure_data: Mapping[str, pd.DataFrame],
+    importances: pd.DataFrame | None = None,
+    importance_reason: str | None = None,
+) -> list[Claim]:
+    """The claims of the studies of the swept keys, from the figure data keyed by figure name,
+    between the study-level notes (convergence and accuracy first, clipped points last)."""
+    inputs = Inputs(trials, importances=importances, importance_reason=importance_reason)
+    claims = convergence_note(trials) + accuracy_note(trials)
+    for study in STUDIES:
+        if not study.every_study:
+            claims += study.claims(inputs, figure_data)
+    return claims + clipping_note(figure_data)
+
+
+def every_study_claims(inputs: Inputs, figure_data: Mapping[str, pd.DataFrame]) -> list[Claim]:
+    """The claims of the studies every study gets (cost, extrapolated limits), from the trials."""
+    return [claim for study in STUDIES if study.every_study for claim in study.claims(inputs, figure_data)]
 
 
 # ----------------------------------------------------------------------------- completeness and table
@@ -224,7 +134,7 @@ def completeness(trials: pd.DataFrame) -> Completeness:
     counts = trials["state"].value_counts().to_dict()
     planned = trials.attrs.get("n_planned")
     planned = int(planned) if isinstance(planned, (int, float)) and planned == planned else None
-    params = F.swept_keys(trials)
+    params = swept_keys(trials)
     if not params:
         return Completeness(counts, planned=planned)
     key = lambda row: tuple(_norm(row[k]) for k in params)  # noqa: E731
@@ -262,7 +172,7 @@ def _pm(mean, err, digits: int) -> str:
 
 def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
     """The printed table: one row per trial with its parameters, energy, error and cost (strings)."""
-    params = F.swept_keys(trials)
+    params = swept_keys(trials)
     rows = []
     for _, r in trials.iterrows():
         row = {"trial": int(r["trial"]), "state": r["state"]}
@@ -275,7 +185,7 @@ def summary_table(trials: pd.DataFrame) -> pd.DataFrame:
         row["n params"] = str(int(r["param_count"])) if pd.notna(r["param_count"]) else ""
         row["wall (s)"] = f"{r['wall_time_s']:.0f}" if pd.notna(r["wall_time_s"]) else ""
         row["ms/it"] = f"{r['ms_per_iteration']:.1f}" if pd.notna(r["ms_per_iteration"]) else ""
-        row.update(C.table_cells(r))  # issue 10: device-seconds and training FLOPs
+        row.update(table_cells(r))
         if pd.notna(r["reason"]) and r["state"] != "COMPLETE":
             row["reason"] = str(r["reason"])[:60]
         rows.append(row)
@@ -307,7 +217,7 @@ class ReportResult:
     completeness: Completeness
     notes: list[str]
     report_path: Path
-    html_path: Path | None = None  # issue 10: report.html
+    html_path: Path | None = None
 
 
 def run_report(
@@ -328,7 +238,7 @@ def run_report(
     trials = frame_from_study(study, root, storage=url)
     _require_complete(trials, name, url)
     history = load_history(trials=trials)
-    importances, reason = (param_importances(study) if F.tuning_keys(trials) else (None, None))
+    importances, reason = (param_importances(study) if tuning_keys(trials) else (None, None))
     return write_report(trials, history, root / name, importances, reason, stream)
 
 
@@ -350,27 +260,26 @@ def write_report(
     """Draw and write every planned figure, check the claims, print and write report.md."""
     stream = stream or sys.stdout
     study = str(trials.attrs.get("study", directory.name))
-    names = plan_figures(trials) + C.planned(trials) + X.planned(trials)  # issue 10: Pareto fronts, limits
-    data, notes = build_figure_data(names, trials, history, importances)
+    names = plan_figures(trials, every_study=True)
+    inputs = Inputs(trials, history, importances, importance_reason)
+    data, notes = build_figure_data(names, inputs)
     if importance_reason and "importances" in names:
         notes.append(f"importances: {importance_reason}")
     figure_dir = directory / "figures"
     written, drawn = {}, {}
-    title = F.title_line(trials)
+    title = title_line(trials)
     for fig_name, plotted in data.items():
         plotted.attrs["title"] = title  # the history frame lacks scale and walkers: the trials' line
         drawn[fig_name] = FIGURE_KINDS[fig_name].draw(plotted)
         written[fig_name] = save_figure(drawn[fig_name], plotted, figure_dir, fig_name)
     directory.mkdir(parents=True, exist_ok=True)
     trials.to_csv(directory / "trials.csv", index=False)
-    claims = check_claims(trials, data, importances, importance_reason)
-    claims += C.cost_claims(trials, data) + X.extrapolation_claims(trials, data)  # issue 10
+    claims = check_claims(trials, data, importances, importance_reason) + every_study_claims(inputs, data)
     status = completeness(trials)
     table = summary_table(trials)
     _print_report(stream, study, trials, status, table, claims, notes, written, figure_dir)
     report_path = directory / "report.md"
     report_path.write_text(_markdown_report(study, trials, status, table, claims, notes, written), encoding="utf-8")
-    # --- issue 10: the same report as one self-contained page (analysis/html_report.py) ---
     status_line = status.line(study) + (f"; {_header(trials)}" if _header(trials) else "")
     html_path = html_report.write_html(
         directory / "report.html", trials=trials, status_line=status_line, table=table, claims=claims,
@@ -406,7 +315,7 @@ def _print_report(stream, study, trials, status, table, claims, notes, written, 
     for line in _missing_lines(status):
         print(line, file=stream)
     print("claims:", file=stream)
-    for claim in claims or [Claim("study", "no claim applies to the swept keys", "note", ", ".join(F.swept_keys(trials)))]:
+    for claim in claims or [Claim("study", "no claim applies to the swept keys", "note", ", ".join(swept_keys(trials)))]:
         print("  " + claim.render(), file=stream)
     for note in notes:
         print("note: " + note, file=stream)
@@ -459,7 +368,7 @@ def sweep_figure(name: str, storage: str | None = None, output_root: str | os.Pa
             continue
         data = kind.data(frame)
         if not data.empty:
-            data.attrs["title"] = F.title_line(trials)
+            data.attrs["title"] = title_line(trials)
             return kind.draw(data)
     return None
 
@@ -472,9 +381,9 @@ def report_from_frame(
     study = str(trials.attrs.get("study"))
     _require_complete(trials, study, str(trials.attrs.get("storage")))
     history = history if history is not None else load_history(trials=trials)
-    reason = "needs the Optuna study" if F.tuning_keys(trials) else None
+    reason = "needs the Optuna study" if tuning_keys(trials) else None
     return write_report(trials, history, Path(output_root) / study, None, reason, stream)
 
 
-__all__ = ["FIGURE_KINDS", "plan_figures", "run_report", "report_from_frame", "sweep_figure", "write_report",
-           "completeness"]
+__all__ = ["check_claims", "completeness", "plan_figures", "report_from_frame", "run_report", "sweep_figure",
+           "write_report"]

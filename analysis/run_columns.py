@@ -7,7 +7,7 @@
   engine records it, else the last ``scale=...`` of the study's ``base_overrides`` (the sweep's
   base plus the user's overrides), else missing;
 * ``iterations_planned``: ``config["optim.iterations"]``; ``batch_size``: ``config["batch_size"]``
-  (walkers); ``n_electrons`` (n_up + n_down) and ``energy_spikes`` from summary.json (issue 9);
+  (walkers); ``n_electrons`` (n_up + n_down) and ``energy_spikes`` from summary.json;
 * the convergence columns of :mod:`analysis.convergence` (``converged``: True, False or <NA> when
   not measured; ``convergence_reason``; the tail slope and its standard error in mHa per 1000
   iterations; ``eval_minus_tail_mha``; ...), measured for every COMPLETE trial from its
@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from .convergence import CONVERGENCE_COLUMNS, Convergence, assess
-from .loaders import read_metrics, read_summary
+from .run_files import read_metrics, read_summary
 
 RUN_COLUMNS = ("scale", "iterations_planned", "batch_size", "n_electrons", "energy_spikes", *CONVERGENCE_COLUMNS)
 
@@ -61,7 +61,7 @@ def run_columns(row: Mapping[str, Any], summary: Mapping[str, Any], study_scale:
     out = {"scale": config.get("scale") or study_scale,
            "iterations_planned": config.get("optim.iterations"),
            "batch_size": config.get("batch_size"),
-           **ablation_facts(row, summary)}  # issue 9
+           **ablation_facts(row, summary)}
     if row.get("state") != "COMPLETE":
         conv = Convergence(None, f"not measured: trial {str(row.get('state')).lower()}")
     else:

@@ -1,4 +1,4 @@
-"""Issue 9's figures and claims (analysis/ablations.py): optimizer, |r| features, sampler moves, batch.
+"""The ablation studies' figures and claims (analysis/studies/): optimizer, |r| features, sampler moves, batch.
 
 Every study is a real Optuna SQLite storage with one real run directory per trial (summary.json and
 metrics.csv as the engine writes them), built by tests/test_analysis.py's ``make_study``; each
@@ -18,10 +18,10 @@ import pandas as pd
 from test_analysis import Spec, make_study, verdicts
 
 import analysis
-from analysis import ablations as A
-from analysis import claims as C
+from analysis import studies as S
+from analysis import verdicts as C
 from analysis.loaders import complete_trials
-from analysis.report import plan_figures, run_report
+from analysis.report import check_claims, plan_figures, run_report
 
 STEPS = 1000  # training iterations of every synthetic trial (a 200-iteration tail: convergence is clear-cut)
 ELECTRONS = {"H2": (1, 1), "He": (1, 1), "Li": (2, 1), "Be": (2, 2), "B": (3, 2), "C": (4, 2), "LiH": (2, 2)}
@@ -50,9 +50,9 @@ def ablation_study(root: Path, name: str, points: list[tuple[dict, float, dict]]
 
 def claims_of(frame: pd.DataFrame, kind: str) -> dict[str, C.Claim]:
     """The verdict claims of one figure kind, by statement."""
-    data = {"optimizer": A.optimizer_data, "features": A.features_data, "sampler_moves": A.sampler_moves_data,
-            "batch": A.batch_data}[kind](frame)
-    return {c.statement: c for c in verdicts(C.check_claims(frame, {kind: data}))}
+    data = {"optimizer": S.optimizer.optimizer_data, "features": S.features.features_data, "sampler_moves": S.sampler_moves.sampler_moves_data,
+            "batch": S.batch.batch_data}[kind](frame)
+    return {c.statement: c for c in verdicts(check_claims(frame, {kind: data}))}
 
 
 def assert_png(fig, path: Path) -> None:
@@ -84,41 +84,41 @@ def test_optimizer_study_plans_its_figure_and_kfac_10x_and_growth_are_supported(
     frame = optimizer_study(tmp_path, growing)
     assert plan_figures(frame) == ["optimizer", "training_curves"]  # optim is a grid axis, not a tuning key
     assert list(complete_trials(frame).drop_duplicates("system")["n_electrons"]) == [3, 4, 5, 6]
-    data = A.optimizer_data(frame)
+    data = S.optimizer.optimizer_data(frame)
     assert list(data.drop_duplicates("x")["x"]) == ["Li", "Be", "B", "C"]  # electron order, not alphabetical
     claims = claims_of(frame, "optimizer")
-    tenfold = claims[A.OPTIMIZER_FACTOR_STATEMENT]
+    tenfold = claims[S.optimizer.OPTIMIZER_FACTOR_STATEMENT]
     assert tenfold.verdict == C.SUPPORTED, tenfold.evidence
     assert "above 10x by more than 2σ on all 4 systems" in tenfold.evidence
     assert "Li (3 e): Adam 28.38 ± 1.20 mHa vs KFAC 2.00 ± 0.08 mHa, ratio 14.2" in tenfold.evidence
-    growth = claims[A.OPTIMIZER_GROWTH_STATEMENT]
+    growth = claims[S.optimizer.OPTIMIZER_GROWTH_STATEMENT]
     assert growth.verdict == C.SUPPORTED, growth.evidence
     assert "b = 0.350 ±" in growth.evidence  # the slope put in
 
 
 def test_optimizer_ratio_of_3_is_not_10x_and_constant_ratio_has_no_trend(tmp_path: Path):
     claims = claims_of(optimizer_study(tmp_path, lambda n: 3.0), "optimizer")
-    tenfold = claims[A.OPTIMIZER_FACTOR_STATEMENT]
+    tenfold = claims[S.optimizer.OPTIMIZER_FACTOR_STATEMENT]
     assert tenfold.verdict == C.NOT_SUPPORTED
     assert tenfold.evidence.startswith("the ratio is significantly below 10 on Li, Be, B, C")
-    growth = claims[A.OPTIMIZER_GROWTH_STATEMENT]
+    growth = claims[S.optimizer.OPTIMIZER_GROWTH_STATEMENT]
     assert growth.verdict == C.INCONCLUSIVE and growth.evidence.startswith("no significant trend")
 
 
 def test_optimizer_ratio_falling_with_electrons_is_not_supported(tmp_path: Path):
     claims = claims_of(optimizer_study(tmp_path, lambda n: 60.0 * math.exp(-0.3 * (n - 3))), "optimizer")
-    assert claims[A.OPTIMIZER_GROWTH_STATEMENT].verdict == C.NOT_SUPPORTED
-    assert claims[A.OPTIMIZER_GROWTH_STATEMENT].evidence.startswith("the ratio falls with electrons")
-    assert claims[A.OPTIMIZER_FACTOR_STATEMENT].verdict == C.SUPPORTED  # still > 10x everywhere (60 .. 24)
+    assert claims[S.optimizer.OPTIMIZER_GROWTH_STATEMENT].verdict == C.NOT_SUPPORTED
+    assert claims[S.optimizer.OPTIMIZER_GROWTH_STATEMENT].evidence.startswith("the ratio falls with electrons")
+    assert claims[S.optimizer.OPTIMIZER_FACTOR_STATEMENT].verdict == C.SUPPORTED  # still > 10x everywhere (60 .. 24)
 
 
 def test_optimizer_ratio_near_10_is_inconclusive_and_a_reversal_blocks_growth(tmp_path: Path):
     ratio = {3: 12.0, 4: 40.0, 5: 25.0, 6: 200.0}  # grows overall, but B is significantly below Be
     claims = claims_of(optimizer_study(tmp_path, ratio.get, spread=0.06), "optimizer")
-    tenfold = claims[A.OPTIMIZER_FACTOR_STATEMENT]
+    tenfold = claims[S.optimizer.OPTIMIZER_FACTOR_STATEMENT]
     assert tenfold.verdict == C.INCONCLUSIVE
     assert tenfold.evidence.startswith("the ratio is not resolved from 10 at 2σ on Li")
-    growth = claims[A.OPTIMIZER_GROWTH_STATEMENT]
+    growth = claims[S.optimizer.OPTIMIZER_GROWTH_STATEMENT]
     assert growth.verdict == C.INCONCLUSIVE and growth.evidence.startswith("significant reversal: B (5 e, ratio 25) is below Be (4 e, ratio 40) by 2.8 sigma")
 
 
@@ -135,13 +135,13 @@ def test_optimizer_with_one_optimiser_makes_no_comparison(tmp_path: Path):
     frame = ablation_study(tmp_path, "optimizer", points)
     claims = claims_of(frame, "optimizer")
     assert all(c.verdict == C.INCONCLUSIVE for c in claims.values())
-    assert claims[A.OPTIMIZER_FACTOR_STATEMENT].evidence.startswith("only Adam has complete trials")
+    assert claims[S.optimizer.OPTIMIZER_FACTOR_STATEMENT].evidence.startswith("only Adam has complete trials")
 
 
 def test_optimizer_figure_draws_both_panels(tmp_path: Path):
     frame = optimizer_study(tmp_path, growing)
-    data = A.optimizer_data(frame)
-    fig = A.draw_optimizer(data)
+    data = S.optimizer.optimizer_data(frame)
+    fig = S.optimizer.draw_optimizer(data)
     left, right = fig.axes
     assert left.get_yscale() == "log" and right.get_yscale() == "log"
     assert [t.get_text() for t in left.get_xticklabels()] == ["Li\n3 e⁻", "Be\n4 e⁻", "B\n5 e⁻", "C\n6 e⁻"]
@@ -171,7 +171,7 @@ def features_study(root: Path, factor: float, **kw) -> pd.DataFrame:
     return ablation_study(root, "features", points, **kw)
 
 
-FEATURES = A.FEATURES_STATEMENT + " (at least 3x)"
+FEATURES = S.features.FEATURES_STATEMENT + " (at least 3x)"
 
 
 def test_features_far_higher_without_is_supported_and_figure_draws(tmp_path: Path):
@@ -181,7 +181,7 @@ def test_features_far_higher_without_is_supported_and_figure_draws(tmp_path: Pat
     assert claim.verdict == C.SUPPORTED, claim.evidence
     assert "He (2 e): without |r| features 10.00 ± 0.42 mHa vs with |r| features 1.00 ± 0.07 mHa, ratio 10" in claim.evidence
     assert "without − with: He +9.00 ± 0.43 mHa" in claim.evidence
-    fig = A.draw_features(A.features_data(frame))
+    fig = S.features.draw_features(S.features.features_data(frame))
     assert {c.get_label() for c in fig.axes[0].containers} == {"with |r| features", "without |r| features"}
     assert_png(fig, tmp_path / "features.png")
 
@@ -218,7 +218,7 @@ def sampler_study(root: Path, spikes: dict, errors: dict, ms: dict, seeds=(0,), 
 
 
 ERRORS_ONE_BETTER = {("all", "Li"): 10.0, ("one", "Li"): 9.0, ("all", "Be"): 20.0, ("one", "Be"): 12.0}
-SPIKES, MOVES = A.SPIKES_STATEMENT, A.MOVES_STATEMENT
+SPIKES, MOVES = S.sampler_moves.SPIKES_STATEMENT, S.sampler_moves.MOVES_STATEMENT
 
 
 def test_hmc_spikes_and_one_electron_moves_win_at_matched_cost(tmp_path: Path):
@@ -274,8 +274,8 @@ def test_spike_counts_missing_from_old_runs_are_inconclusive(tmp_path: Path):
 
 def test_sampler_moves_figure_shows_spikes_and_error_vs_time(tmp_path: Path):
     frame = sampler_study(tmp_path, {"mh": 0, "hmc": 4}, ERRORS_ONE_BETTER, {"all": 10.0, "one": 30.0})
-    data = A.sampler_moves_data(frame)
-    fig = A.draw_sampler_moves(data)
+    data = S.sampler_moves.sampler_moves_data(frame)
+    fig = S.sampler_moves.draw_sampler_moves(data)
     spikes, errors = fig.axes
     counts = sorted(float(y) for line in spikes.lines for y in line.get_ydata())
     assert counts == [0.0] * 4 + [4.0] * 4
@@ -301,10 +301,10 @@ def batch_study(root: Path, error_of_batch, iterations=None, **kw) -> pd.DataFra
 def test_batch_error_falls_as_a_power_law_and_figure_shows_the_fit(tmp_path: Path):
     frame = batch_study(tmp_path, lambda b: 20.0 * (64 / b) ** 0.5)
     assert plan_figures(frame) == ["batch", "sampler", "training_curves"]
-    claim = claims_of(frame, "batch")[A.BATCH_STATEMENT]
+    claim = claims_of(frame, "batch")[S.batch.BATCH_STATEMENT]
     assert claim.verdict == C.SUPPORTED, claim.evidence
     assert "p = -0.50 ±" in claim.evidence and "at 1000 iterations" in claim.evidence
-    fig = A.draw_batch(A.batch_data(frame))
+    fig = S.batch.draw_batch(S.batch.batch_data(frame))
     (ax,) = [a for a in fig.axes if a.get_visible()]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     fits = [line for line in ax.lines if line.get_label().startswith("fit: error ∝ batch^(-0.50")]
@@ -313,23 +313,23 @@ def test_batch_error_falls_as_a_power_law_and_figure_shows_the_fit(tmp_path: Pat
 
 
 def test_batch_error_rising_is_not_supported(tmp_path: Path):
-    claim = claims_of(batch_study(tmp_path, lambda b: 2.0 + b / 64), "batch")[A.BATCH_STATEMENT]
+    claim = claims_of(batch_study(tmp_path, lambda b: 2.0 + b / 64), "batch")[S.batch.BATCH_STATEMENT]
     assert claim.verdict == C.NOT_SUPPORTED and claim.evidence.startswith("the error grows with batch size")
 
 
 def test_batch_unconverged_or_unequal_iterations_are_inconclusive(tmp_path: Path):
     claim = claims_of(batch_study(tmp_path, lambda b: 20.0 * (64 / b) ** 0.5, unconverged=(3,)),
-                      "batch")[A.BATCH_STATEMENT]
+                      "batch")[S.batch.BATCH_STATEMENT]
     assert claim.verdict == C.INCONCLUSIVE and claim.evidence.startswith("trials not converged (1 of 10: t3)")
     claim = claims_of(batch_study(tmp_path / "its", lambda b: 20.0 * (64 / b) ** 0.5, iterations={1024: 2000}),
-                      "batch")[A.BATCH_STATEMENT]
+                      "batch")[S.batch.BATCH_STATEMENT]
     assert claim.verdict == C.INCONCLUSIVE
     assert claim.evidence.startswith("training iterations differ (1000, 2000): the claim is at fixed iterations")
 
 
 def test_batch_reversal_is_never_supported(tmp_path: Path):
     errors = {64: 20.0, 128: 14.0, 256: 18.0, 512: 7.0, 1024: 5.0}
-    claim = claims_of(batch_study(tmp_path, errors.get), "batch")[A.BATCH_STATEMENT]
+    claim = claims_of(batch_study(tmp_path, errors.get), "batch")[S.batch.BATCH_STATEMENT]
     assert claim.verdict == C.INCONCLUSIVE and claim.evidence.startswith("significant reversal: batch 256")
 
 
@@ -345,6 +345,6 @@ def test_report_writes_the_optimizer_figure_and_claim_lines(tmp_path: Path):
     csv = pd.read_csv(result.figures["optimizer"][2])
     assert list(csv.drop_duplicates("x")["x"]) == ["Li", "Be", "B", "C"]
     text = out.getvalue()
-    assert f"[supported] {A.OPTIMIZER_FACTOR_STATEMENT}:" in text
-    assert f"[supported] {A.OPTIMIZER_GROWTH_STATEMENT}:" in text
+    assert f"[supported] {S.optimizer.OPTIMIZER_FACTOR_STATEMENT}:" in text
+    assert f"[supported] {S.optimizer.OPTIMIZER_GROWTH_STATEMENT}:" in text
     assert "### optimizer" in result.report_path.read_text()

@@ -24,10 +24,12 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 import analysis
-from analysis import figures as F
-from analysis.claims import check_claims
-from analysis.loaders import build_frame, complete_trials, is_trial_record, param_importances, wandb_row
-from analysis.report import completeness, plan_figures, run_report, sweep_figure
+from analysis import studies as S
+from analysis.loaders import build_frame, complete_trials, param_importances
+from analysis.plotting import draw_error_figure
+from analysis.points import CHEMICAL_ACCURACY_MHA
+from analysis.report import check_claims, completeness, plan_figures, run_report, sweep_figure
+from analysis.wandb_loader import is_trial_record, wandb_row
 
 REPO = Path(__file__).resolve().parents[1]
 H2_EXACT = -1.174475  # Hartree, Kolos-Wolniewicz type (shared/reference/energies.csv)
@@ -297,8 +299,8 @@ def test_enqueued_grid_points_are_listed_as_waiting(tmp_path: Path):
 def test_width_depth_figure_plots_seed_means(width_depth_root: Path):
     frame = analysis.load_study("width_depth", output_root=width_depth_root)
     assert plan_figures(frame) == ["width_depth", "training_curves"]
-    data = F.width_depth_data(frame)
-    fig = F.draw_error_figure(data)
+    data = S.width.width_depth_data(frame)
+    fig = draw_error_figure(data)
     (ax,) = fig.axes
     lines = containers(ax)
     assert set(lines) == {"depth 1", "depth 2"}
@@ -314,7 +316,7 @@ def test_width_depth_figure_plots_seed_means(width_depth_root: Path):
     assert ax.get_yscale() == "log" and ax.get_xscale() == "log"
     assert not ax.spines["top"].get_visible() and not ax.spines["right"].get_visible()
     band = [p for p in ax.patches if p.get_label() == "chemical accuracy"]
-    assert len(band) == 1 and band[0].get_y() + band[0].get_height() == pytest.approx(F.CHEMICAL_ACCURACY_MHA)
+    assert len(band) == 1 and band[0].get_y() + band[0].get_height() == pytest.approx(CHEMICAL_ACCURACY_MHA)
 
 
 def test_negative_errors_are_clipped_to_their_error_bar(tmp_path: Path):
@@ -322,11 +324,11 @@ def test_negative_errors_are_clipped_to_their_error_bar(tmp_path: Path):
              Spec({"network.width": 16, "seed": 0}, -0.5), Spec({"network.width": 16, "seed": 1}, -0.3)]
     make_study(tmp_path, "width", specs)
     frame = analysis.load_study("width", output_root=tmp_path)
-    data = F.width_data(frame)
+    data = S.width.width_data(frame)
     clipped = data[data["x"] == 16].iloc[0]
     assert clipped["clipped"] and clipped["mean"] == pytest.approx(-0.4)
     assert clipped["y"] == pytest.approx(np.std([-0.5, -0.3], ddof=1))
-    fig = F.draw_error_figure(data)
+    fig = draw_error_figure(data)
     marker = [ln for ln in fig.axes[0].lines if "error ≤ 0" in str(ln.get_label())]
     assert len(marker) == 1 and list(marker[0].get_xdata()) == [16.0]
     claims = check_claims(frame, {"width": data})
@@ -346,8 +348,8 @@ def test_determinants_figure_puts_both_ansatzes_on_one_axes(tmp_path: Path, netw
     make_study(tmp_path, "determinants", specs)
     frame = analysis.load_study("determinants", output_root=tmp_path)
     assert plan_figures(frame) == ["determinants", "training_curves"]
-    data = F.determinants_data(frame)
-    fig = F.draw_error_figure(data)
+    data = S.determinants.determinants_data(frame)
+    fig = draw_error_figure(data)
     (ax,) = fig.axes
     lines = containers(ax)
     assert set(lines) == {"FermiNet", "Slater–Jastrow"}
@@ -365,8 +367,8 @@ def test_determinants_figure_puts_both_ansatzes_on_one_axes(tmp_path: Path, netw
 def test_determinants_with_one_ansatz_names_it_and_makes_no_comparison(tmp_path: Path):
     make_study(tmp_path, "determinants", [Spec({"network.determinants": k}, e) for k, e in ((1, 6.0), (4, 3.0))])
     frame = analysis.load_study("determinants", output_root=tmp_path)
-    data = F.determinants_data(frame)
-    assert set(containers(F.draw_error_figure(data).axes[0])) == {"FermiNet"}
+    data = S.determinants.determinants_data(frame)
+    assert set(containers(draw_error_figure(data).axes[0])) == {"FermiNet"}
     claims = {c.statement: c for c in check_claims(frame, {"determinants": data})}
     versus = claims["FermiNet is more accurate than Slater–Jastrow at the same number of determinants"]
     assert versus.verdict == "inconclusive" and versus.evidence == "only FermiNet has complete trials: no comparison"
@@ -376,15 +378,15 @@ def test_depth_and_pairwise_saturation_claims(tmp_path: Path):
     specs = [Spec({"network.depth": d}, e) for d, e in ((1, 10.0), (2, 5.0), (3, 4.9), (4, 5.05))]
     make_study(tmp_path, "depth", specs)
     frame = analysis.load_study("depth", output_root=tmp_path)
-    fig = F.depth_figure(frame)
+    fig = S.depth.depth_figure(frame)
     np.testing.assert_allclose(fig.axes[0].containers[0].lines[0].get_ydata(), [10.0, 5.0, 4.9, 5.05])
-    (claim,) = verdicts(check_claims(frame, {"depth": F.depth_data(frame)}))
+    (claim,) = verdicts(check_claims(frame, {"depth": S.depth.depth_data(frame)}))
     assert claim.verdict == "supported" and "no gain beyond depth 2 within error bars" in claim.evidence
 
     specs = [Spec({"network.pairwise_width": w}, e) for w, e in ((4, 8.0), (8, 4.0), (16, 2.0))]
     make_study(tmp_path / "p", "pairwise", specs)
     frame = analysis.load_study("pairwise", output_root=tmp_path / "p")
-    (claim,) = verdicts(check_claims(frame, {"pairwise_width": F.pairwise_width_data(frame)}))
+    (claim,) = verdicts(check_claims(frame, {"pairwise_width": S.pairwise.pairwise_width_data(frame)}))
     assert claim.verdict == "not supported" and "still falls significantly" in claim.evidence
 
 
@@ -392,7 +394,7 @@ def test_width_claim_names_the_better_model_and_depth_needs_three_points(width_d
     # width_depth_error halves per doubling of the width: a power law, exponent -1
     frame = analysis.load_study("width_depth", output_root=width_depth_root)
     assert complete_trials(frame)["converged"].all()
-    claims = check_claims(frame, {"width_depth": F.width_depth_data(frame)})
+    claims = check_claims(frame, {"width_depth": S.width.width_depth_data(frame)})
     width = [c for c in claims if c.topic == "width"]
     assert [c.statement for c in width] == [f"error falls as a power law of one-electron width (depth {d})" for d in (1, 2)]
     assert [c.verdict for c in width] == ["supported", "supported"]
@@ -409,8 +411,8 @@ def test_sampler_figure_error_and_error_bar_panels(tmp_path: Path):
     make_study(tmp_path, "sampler", specs)
     frame = analysis.load_study("sampler", output_root=tmp_path)
     assert plan_figures(frame) == ["sampler", "training_curves"]
-    data = F.sampler_data(frame)
-    fig = F.draw_error_figure(data)
+    data = S.sampler.sampler_data(frame)
+    fig = draw_error_figure(data)
     assert_error_figure_matches(fig, data)
     bars = data[(data["panel"] == "stderr_mha vs batch_size") & (data["series"] == "steps 2")]
     np.testing.assert_allclose(bars["y"], [0.4, 0.2, 0.1])
@@ -429,8 +431,8 @@ def test_tuning_study_guards_importances_and_plots_history(tmp_path: Path):
     assert plan_figures(frame) == ["importances", "optimization_history", "training_curves"]
     importances, reason = param_importances(study)
     assert importances is None and "too few complete trials" in reason
-    data = F.optimization_history_data(frame)
-    fig = F.draw_optimization_history(data)
+    data = S.tuning.optimization_history_data(frame)
+    fig = S.tuning.draw_optimization_history(data)
     trials_line, best_line = fig.axes[0].lines
     values = [2.0 + abs(math.log10(lr) + 1.5) for lr in lrs]
     np.testing.assert_allclose(trials_line.get_ydata(), values)
@@ -441,7 +443,7 @@ def test_tuning_study_guards_importances_and_plots_history(tmp_path: Path):
     study = make_study(tmp_path / "many", "tune", many, distributions=dists)
     importances, reason = param_importances(study)
     assert reason is None and set(importances["param"]) == {"optim.lr", "optim.damping"}
-    fig = F.importances_figure(importances)
+    fig = S.tuning.importances_figure(importances)
     widths = sorted(p.get_width() for p in fig.axes[0].patches)
     np.testing.assert_allclose(widths, sorted(importances["importance"]))
     assert sum(widths) == pytest.approx(1.0)
@@ -465,10 +467,10 @@ def test_study_without_reference_energy_plots_energy(tmp_path: Path):
     make_study(tmp_path, "width", specs, reference=None)
     frame = analysis.load_study("width", output_root=tmp_path)
     assert frame["error_mha"].isna().all() and frame["correlation_pct"].isna().all()
-    data = F.width_data(frame)
+    data = S.width.width_data(frame)
     assert (data["y_name"] == "energy").all()
     np.testing.assert_allclose(data["y"], [H2_EXACT + 0.020, H2_EXACT + 0.010])
-    fig = F.draw_error_figure(data)
+    fig = draw_error_figure(data)
     assert fig.axes[0].get_yscale() == "linear" and not fig.axes[0].patches  # no chemical-accuracy band
     (claim,) = verdicts(check_claims(frame, {"width": data}))
     assert claim.verdict == "inconclusive" and "no reference energy" in claim.evidence
@@ -476,9 +478,9 @@ def test_study_without_reference_energy_plots_energy(tmp_path: Path):
 
 def test_training_curves_show_the_whole_run_above_the_reference(width_depth_root: Path):
     history = analysis.load_history("width_depth", output_root=width_depth_root)
-    data = F.training_curves_data(history)
+    data = S.training_curves.training_curves_data(history)
     assert (data["window"] == 20).all()  # 200 iterations: a tenth
-    fig = F.draw_training_curves(data)
+    fig = S.training_curves.draw_training_curves(data)
     (ax,) = fig.axes
     line = [ln for ln in ax.lines if ln.get_gid() == "trial 4"][0]
     raw = history[history["trial"] == 4]["energy"]
@@ -490,12 +492,12 @@ def test_training_curves_show_the_whole_run_above_the_reference(width_depth_root
     band = [p for p in ax.patches if p.get_label() == "chemical accuracy"]
     assert len(band) == 1
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "reference energy" in legend and f"chemical accuracy (< {F.CHEMICAL_ACCURACY_MHA:g} mHa)" in legend
+    assert "reference energy" in legend and f"chemical accuracy (< {CHEMICAL_ACCURACY_MHA:g} mHa)" in legend
     assert {"width 8", "width 16", "width 32"} <= set(legend)  # 12 trials: one entry per colour group
     caption = fig._supxlabel.get_text().replace("\n", " ")
     assert "trailing mean over 20 iterations" in caption and "whole run" in caption
     assert "H2" in fig._suptitle.get_text() and "200 iterations" in fig._suptitle.get_text()
-    thinned = F.training_curves_data(history, max_points=7)
+    thinned = S.training_curves.training_curves_data(history, max_points=7)
     assert thinned.groupby("trial").size().max() <= 8 and (thinned.groupby("trial")["step"].max() == 199).all()
 
 
@@ -533,7 +535,7 @@ def test_report_writes_every_figure_and_csv_matches_plot(width_depth_root: Path)
 
 
 def test_matplotlib_is_imported_lazily():
-    code = "import sys, analysis, analysis.figures, analysis.report; print('matplotlib' in sys.modules)"
+    code = "import sys, analysis, analysis.plotting, analysis.report; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -1,4 +1,4 @@
-"""The verdict rules of analysis/claims.py and the convergence definition of analysis/convergence.py.
+"""The verdict rules of analysis/verdicts.py and the convergence definition of analysis/convergence.py.
 
 Every study is a real Optuna SQLite storage with one real run directory per trial (summary.json and
 metrics.csv as the engine writes them), built by tests/test_analysis.py's ``make_study``; each
@@ -16,10 +16,13 @@ import pytest
 from test_analysis import H2_EXACT, Spec, containers, make_study, verdicts
 
 import analysis
-from analysis import claims as C
-from analysis import figures as F
+from analysis import studies as S
+from analysis import report as R
+from analysis import verdicts as C
 from analysis.convergence import MAX_REMAINING_GAIN_MHA, assess
 from analysis.loaders import complete_trials
+from analysis.plotting import draw_error_figure
+from analysis.points import title_line
 
 WIDTHS = (8, 16, 32, 64)
 
@@ -43,7 +46,7 @@ def width_study(tmp_path: Path, error_of_width, seeds=(0, 1), unconverged=(), sp
 
 def width_claim(frame: pd.DataFrame) -> C.Claim:
     """The one width claim of a single-line width study."""
-    (claim,) = verdicts(C.check_claims(frame, {"width": F.width_data(frame)}))
+    (claim,) = verdicts(R.check_claims(frame, {"width": S.width.width_data(frame)}))
     return claim
 
 
@@ -62,7 +65,7 @@ def test_clean_exponential_is_called_exponential_and_supported(tmp_path: Path):
     frame = width_study(tmp_path, exponential)
     assert complete_trials(frame)["converged"].all()
     claim = width_claim(frame)
-    assert claim.statement == C.WIDTH_EXPONENTIAL
+    assert claim.statement == S.width.WIDTH_EXPONENTIAL
     assert claim.verdict == C.SUPPORTED
     assert "exponential fits better" in claim.evidence
     assert "e-fold every 16" in claim.evidence  # the fitted decay length is the one put in
@@ -71,7 +74,7 @@ def test_clean_exponential_is_called_exponential_and_supported(tmp_path: Path):
 def test_clean_power_law_is_called_a_power_law(tmp_path: Path):
     frame = width_study(tmp_path, power_law)
     claim = width_claim(frame)
-    assert claim.statement == C.WIDTH_POWER
+    assert claim.statement == S.width.WIDTH_POWER
     assert claim.verdict == C.SUPPORTED
     assert "power law fits better" in claim.evidence and "p = -1.50 ±" in claim.evidence
 
@@ -96,7 +99,7 @@ def test_depth_reversal_makes_saturation_inconclusive(tmp_path: Path):
              for d, e in ((1, 10.0), (2, 5.0), (3, 7.0), (4, 5.0)) for s in (0, 1)]
     make_study(tmp_path, "depth", specs)
     frame = analysis.load_study("depth", output_root=tmp_path)
-    (claim,) = verdicts(C.check_claims(frame, {"depth": F.depth_data(frame)}))
+    (claim,) = verdicts(R.check_claims(frame, {"depth": S.depth.depth_data(frame)}))
     assert claim.verdict == C.INCONCLUSIVE
     assert "significant reversal" in claim.evidence and "depth 3 (7.00 ± 0.14 mHa) is worse than depth 2" in claim.evidence
 
@@ -108,10 +111,10 @@ def test_unconverged_trials_make_the_verdict_inconclusive(tmp_path: Path):
     assert done.loc[4, "convergence_reason"].startswith("still drifting")
     assert done.loc[4, "tail_slope_mha_per_kiter"] < 0
     claim = width_claim(frame)
-    assert claim.statement == C.WIDTH_EXPONENTIAL  # the fit is still reported ...
+    assert claim.statement == S.width.WIDTH_EXPONENTIAL  # the fit is still reported ...
     assert claim.verdict == C.INCONCLUSIVE  # ... but cannot support the claim
     assert claim.evidence.startswith("trials not converged (3 of 8: t1, t4, t6)")
-    note = next(c for c in C.check_claims(frame, {}) if c.statement == "trial convergence")
+    note = next(c for c in R.check_claims(frame, {}) if c.statement == "trial convergence")
     assert note.evidence.startswith("5 of 8 complete trials converged")
 
 
@@ -156,7 +159,7 @@ def test_comparison_claims_pass_the_same_gate(tmp_path: Path):
                               converged=not (net == "slater_jastrow" and k == 4)))
     make_study(tmp_path, "determinants", specs)
     frame = analysis.load_study("determinants", output_root=tmp_path)
-    claims = {c.statement: c for c in C.check_claims(frame, {"determinants": F.determinants_data(frame)})}
+    claims = {c.statement: c for c in R.check_claims(frame, {"determinants": S.determinants.determinants_data(frame)})}
     versus = claims["FermiNet is more accurate than Slater–Jastrow at the same number of determinants"]
     assert versus.verdict == C.INCONCLUSIVE and versus.evidence.startswith("trials not converged (1 of 6: t4)")
     assert claims["FermiNet gains little from more determinants"].verdict == C.SUPPORTED
@@ -169,8 +172,8 @@ def test_comparison_claims_pass_the_same_gate(tmp_path: Path):
 def test_error_figure_has_title_caption_visible_bars_and_legend(tmp_path: Path):
     frame = width_study(tmp_path, exponential, study_attrs={"base_overrides": ["system=H2", "scale=quick"]})
     assert (frame["scale"] == "quick").all() and (frame["iterations"] == 200).all()
-    data = F.width_data(frame)
-    fig = F.draw_error_figure(data)
+    data = S.width.width_data(frame)
+    fig = draw_error_figure(data)
     (ax,) = fig.axes
     assert fig._suptitle.get_text().replace("\n", " · ") == "H2 · quick scale · 200 iterations · 2 seeds per point"
     caption = fig._supxlabel.get_text().replace("\n", " ")
@@ -183,9 +186,9 @@ def test_error_figure_has_title_caption_visible_bars_and_legend(tmp_path: Path):
     assert legend == ["chemical accuracy (< 1.6 mHa)", "all trials"]
 
     one = width_study(tmp_path / "one", power_law, seeds=(0,))
-    caption = F.draw_error_figure(F.width_data(one))._supxlabel.get_text().replace("\n", " ")
+    caption = draw_error_figure(S.width.width_data(one))._supxlabel.get_text().replace("\n", " ")
     assert "one run each; error bars: reblocked (autocorrelation-corrected) standard error" in caption
-    assert F.title_line(one) == "H2 · scale not recorded · 200 iterations · 1 seed per point"
+    assert title_line(one) == "H2 · scale not recorded · 200 iterations · 1 seed per point"
 
 
 # ----------------------------------------------------------------------------- convergence definition

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.claims import NOT_SUPPORTED, SUPPORTED
-from analysis.cost import comparisons, pareto_data, pareto_mask
-from analysis.extrapolate import training_limit, variance_limit, variance_claims, width_limit
+from analysis.extrapolate import training_limit, variance_limit, width_limit
+from analysis.studies.cost import comparisons, pareto_data, pareto_mask
+from analysis.studies.limits import variance_claims
+from analysis.verdicts import NOT_SUPPORTED, SUPPORTED
 
 E_EXACT = -8.070548  # Hartree (LiH), the "exact" energy the synthetic data are built around
 

@@ -137,8 +137,8 @@ def test_validate_returns_typed_groups_and_names_bad_keys():
 
 def test_engine_and_analysis_import_boundaries():
     """ablate imports neither optuna nor analysis; analysis imports only the record modules of
-    ablate (run and study records, JSON helpers, provenance); the CLI's config path
-    imports no JAX."""
+    ablate (run and study records, JSON helpers, provenance) and its statistics (reblocking,
+    numpy only); the CLI's config path imports no JAX."""
     code = ("import sys, ablate.run, ablate.config; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('optuna', 'analysis', 'sweeps')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -146,7 +146,7 @@ def test_engine_and_analysis_import_boundaries():
     code = "import sys, analysis; print(sorted(m for m in sys.modules if m.startswith('ablate')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ("['ablate', 'ablate.jsonio', 'ablate.provenance', 'ablate.run_record', "
-                                  "'ablate.study_record']"), out.stdout
+                                  "'ablate.stats', 'ablate.study_record']"), out.stdout
     code = "import sys, ablate.config, sweeps.driver; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stdout

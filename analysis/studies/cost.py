@@ -1,4 +1,5 @@
-"""Cost of accuracy: error against training FLOPs and device-hours, and the Pareto front.
+"""Cost study (every study with recorded costs): error against training FLOPs and device-hours,
+and the Pareto front.
 
 The cost columns of the trial frame come from each run's summary.json (or the trial's user
 attributes), measured by ``ablate.cost``: ``training_flops`` (XLA's count of one training
@@ -19,10 +20,12 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .claims import NOTE, Claim
-from .figures import (CHEMICAL_ACCURACY_MHA, SERIES_NAMES, _new_figure, _plain_log_labels, response_metric,
-                      swept_keys)
-from .loaders import complete_trials
+from ..loaders import complete_trials
+from ..plotting import new_figure, plain_log_labels
+from ..points import CHEMICAL_ACCURACY_MHA, point_label, response_metric, varying_keys
+from ..study import FigureKind, FigureStudy
+from ..verdicts import Claim, NOTE
+
 
 SECONDS_PER_HOUR = 3600.0
 COSTS = {
@@ -31,9 +34,6 @@ COSTS = {
 }
 PARETO_COLUMNS = ("trial", "label", "x_name", "x", "y_name", "y", "yerr", "y_plot", "at_error_bar", "pareto")
 MAX_COMPARISONS = 5  # sentences per cost axis in the report
-
-
-# ----------------------------------------------------------------------------- the front
 
 
 def pareto_mask(cost: np.ndarray, error: np.ndarray) -> np.ndarray:
@@ -51,28 +51,6 @@ def pareto_mask(cost: np.ndarray, error: np.ndarray) -> np.ndarray:
         dominated = others & (cost <= cost[i]) & (error <= error[i]) & ((cost < cost[i]) | (error < error[i]))
         mask[i] = not dominated.any()
     return mask
-
-
-def _short(key: str) -> str:
-    return SERIES_NAMES.get(key, key.rsplit(".", 1)[-1])
-
-
-def _fmt(value) -> str:
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return str(int(value)) if value.is_integer() else f"{value:.3g}"
-    return str(value)
-
-
-def point_label(row: pd.Series, keys) -> str:
-    """``width 64 x depth 2`` (the swept values other than the seed), or ``t3`` without any."""
-    parts = [f"{_short(k)} {_fmt(row[k])}" for k in keys if k != "seed" and k in row.index and pd.notna(row[k])]
-    return " x ".join(parts) or f"t{int(row['trial'])}"
-
-
-def varying_keys(trials: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
-    """The swept keys (not the seed) that take more than one value among ``rows`` (for labels)."""
-    return [k for k in swept_keys(trials) if k != "seed" and k in rows and rows[k].nunique(dropna=True) > 1]
 
 
 def with_cost_columns(trials: pd.DataFrame) -> pd.DataFrame:
@@ -125,12 +103,9 @@ def pareto_device_hours_data(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def has_costs(trials: pd.DataFrame) -> bool:
-    """Whether any complete trial recorded a cost (runs made before issue 10 did not)."""
+    """Whether any complete trial recorded a cost (runs made before ablate recorded costs did not)."""
     done = with_cost_columns(trials)
     return bool(np.isfinite(done[["training_flops", "device_hours"]].to_numpy(float)).any())
-
-
-# ----------------------------------------------------------------------------- the figure
 
 
 def _log_x(ax) -> None:
@@ -146,7 +121,7 @@ def _log_x(ax) -> None:
 def draw_pareto(data: pd.DataFrame):
     """Error (log) against cost (log): every trial grey with its error bar, the Pareto front in
     colour joined by a staircase and labelled."""
-    fig, (ax,) = _new_figure(panel_size=(4.8, 3.4))
+    fig, (ax,) = new_figure(panel_size=(4.8, 3.4))
     x_name, y_name = data["x_name"].iloc[0], data["y_name"].iloc[0]
     is_error = y_name == "error_mha"
     off = data[~data["pareto"]]
@@ -174,7 +149,7 @@ def draw_pareto(data: pd.DataFrame):
         low = float(np.nanmin(data["y_plot"])) / 1.5
         high = float(np.nanmax(data["y_plot"] + np.nan_to_num(data["yerr"]))) * 1.5
         ax.set_ylim(min(low, CHEMICAL_ACCURACY_MHA / 2), max(high, CHEMICAL_ACCURACY_MHA * 2))
-        _plain_log_labels(ax)
+        plain_log_labels(ax)
         ax.axhspan(ax.get_ylim()[0], CHEMICAL_ACCURACY_MHA, color="0.88", lw=0, zorder=0, label="chemical accuracy")
         ax.set_ylabel("error vs exact (mHa)")
     else:
@@ -182,9 +157,6 @@ def draw_pareto(data: pd.DataFrame):
     ax.set_xlabel(COSTS.get(x_name, (x_name,))[0])
     ax.legend(fontsize=7, frameon=False)
     return fig
-
-
-# ----------------------------------------------------------------------------- the report
 
 
 def _cost_text(x: float, x_name: str) -> str:
@@ -269,3 +241,14 @@ def table_cells(row: pd.Series) -> dict[str, str]:
     flops = pd.to_numeric(pd.Series([row.get("training_flops")]), errors="coerce").iloc[0]
     return {"device s": f"{dev:.0f}" if pd.notna(dev) else "",
             "train FLOP": f"{flops:.3g}" if pd.notna(flops) else ""}
+
+
+PARETO_FLOPS = FigureKind(
+    "pareto_flops", "trials", pareto_flops_data, draw_pareto,
+    "Error vs total training FLOPs (XLA's count of one iteration x iterations); Pareto-optimal trials "
+    "in red, joined by the front.")
+PARETO_DEVICE_HOURS = FigureKind(
+    "pareto_device_hours", "trials", pareto_device_hours_data, draw_pareto,
+    "Error vs device-hours (devices x wall time of the run); Pareto-optimal trials in red.")
+STUDY = FigureStudy("cost", (PARETO_FLOPS, PARETO_DEVICE_HOURS), planned,
+                    lambda inputs, data: cost_claims(inputs.trials, data), every_study=True)

@@ -1,0 +1,317 @@
+"""Seed-aggregated points and the labels every study's figure data shares.
+
+The error-vs-key data of the studies (columns :data:`ERROR_DATA_COLUMNS`, made by
+:func:`error_data`) follows these conventions:
+
+* y is the error vs the reference energy in mHa on a log axis (the energy in Hartree on a
+  linear axis when no reference is known), with the chemical-accuracy band (< 1.6 mHa) shaded;
+* seeds are aggregated: ``mean`` over seeds, error bar ``yerr`` = standard deviation of the
+  seeds (ddof 1, ``spread``), never below the reblocked standard error of the mean
+  (``stderr_combined``), or the reblocked standard error when one seed ran;
+* a mean error <= 0 (energy below the reference, i.e. noise) cannot go on a log axis: it is
+  drawn at its error bar (``clipped`` True) with an open triangle marker, and the report says so;
+* each point lists its ``trials`` and how many of them converged (``n_converged``,
+  ``n_not_converged``, ``n_not_measured``; the definition is in :mod:`analysis.convergence`).
+
+Also here: the swept-key vocabulary (grid keys, tuning keys, axis and legend names), the title
+line of every figure (:func:`title_line`) and the caption of error-vs-key figures
+(:func:`error_caption`). No matplotlib here (:mod:`analysis.plotting` draws).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .loaders import HARTREE_TO_MHA, complete_trials
+
+
+CHEMICAL_ACCURACY_MHA = 1.6
+LOG_FLOOR_MHA = 1e-3  # where a clipped point without an error bar is drawn, mHa
+NETWORK_KEYS = ("network.type", "network")
+ARCHITECTURE_KEYS = ("network.width", "network.depth", "network.pairwise_width", "network.determinants")
+SAMPLER_KEYS = ("mcmc.steps", "batch_size", "mcmc.adapt", "mcmc.move_width")
+ABLATION_KEYS = ("optim", "network.distance_features", "mcmc.moves", "mcmc.method")
+GRID_KEYS = (*ARCHITECTURE_KEYS, *NETWORK_KEYS, *SAMPLER_KEYS, *ABLATION_KEYS, "system", "seed")
+LOG2_KEYS = ("network.width", "network.pairwise_width", "network.determinants", "mcmc.steps", "batch_size")
+AXIS_LABELS = {
+    "network.width": "one-electron width",
+    "network.depth": "layers (depth)",
+    "network.pairwise_width": "two-electron width",
+    "network.determinants": "determinants K",
+    "mcmc.steps": "MCMC steps per iteration",
+    "batch_size": "walkers (batch size)",
+}
+SERIES_NAMES = {
+    "network.width": "width",
+    "network.depth": "depth",
+    "network.pairwise_width": "pairwise",
+    "network.determinants": "K",
+    "mcmc.steps": "steps",
+    "batch_size": "batch",
+    "mcmc.adapt": "adapt",
+    "mcmc.move_width": "move width",
+    "seed": "seed",
+    "optim": "optimizer",
+    "network.distance_features": "|r| features",
+    "mcmc.moves": "moves",
+    "mcmc.method": "sampler",
+}
+NETWORK_NAMES = {"ferminet": "FermiNet", "slater_jastrow": "Slater–Jastrow"}
+ERROR_DATA_COLUMNS = (
+    "panel", "series", "x_name", "x", "y", "yerr", "y_name",
+    "mean", "spread", "spread_kind", "stderr_combined", "n_seeds", "clipped",
+    "trials", "n_converged", "n_not_converged", "n_not_measured", "not_converged",
+)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A plotted quantity: its trial-frame column, the column of its standard error, axis label."""
+
+    column: str
+    stderr: str | None
+    label: str
+    log: bool
+    chemical_band: bool
+
+
+ERROR = Metric("error_mha", "error_stderr_mha", "error vs exact (mHa)", log=True, chemical_band=True)
+ENERGY = Metric("energy", "energy_stderr", "energy (Ha)", log=False, chemical_band=False)
+ERROR_BAR = Metric("stderr_mha", None, "error bar of the energy (mHa)", log=True, chemical_band=False)
+METRICS = {m.column: m for m in (ERROR, ENERGY, ERROR_BAR)}
+
+
+def response_metric(trials: pd.DataFrame) -> Metric:
+    """ERROR when any complete trial has a reference energy, else ENERGY."""
+    done = trials[trials["state"] == "COMPLETE"]
+    has_error = pd.to_numeric(done["error_mha"], errors="coerce").notna().any()
+    return ERROR if has_error else ENERGY
+
+
+def swept_keys(trials: pd.DataFrame) -> list[str]:
+    """The swept parameter keys of a trial frame (``frame.attrs['params']``)."""
+    return list(trials.attrs.get("params", []))
+
+
+def tuning_keys(trials: pd.DataFrame) -> list[str]:
+    """Swept keys that are not grid keys (optimiser settings and the like)."""
+    return [k for k in swept_keys(trials) if k not in GRID_KEYS]
+
+
+def series_keys(trials: pd.DataFrame, x: str) -> list[str]:
+    """Keys that split the points at one x into lines: other grid keys that vary (not seed),
+    and the ``network``/``system`` columns when they vary without being swept."""
+    done = complete_trials(trials)
+    keys = [k for k in swept_keys(trials) if k in GRID_KEYS and k not in (x, "seed")]
+    for col in ("network", "system"):
+        if col not in keys and not (col == "network" and any(k in keys for k in NETWORK_KEYS)):
+            keys.append(col)
+    return [k for k in keys if done[k].nunique(dropna=True) > 1]
+
+
+def value_label(key: str, value) -> str:
+    """How one series value reads in a legend (``depth 2``, ``FermiNet``, ``batch 256``)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if key in NETWORK_KEYS:
+        return NETWORK_NAMES.get(str(value), str(value))
+    if key == "system":
+        return str(value)
+    if key == "mcmc.adapt":
+        return "adaptive moves" if bool(value) else "fixed moves"
+    return f"{SERIES_NAMES.get(key, key)} {value}"
+
+
+def series_label(keys: Sequence[str], values: Sequence) -> str:
+    """Legend label of one line; ``all`` when there is a single line."""
+    return ", ".join(value_label(k, v) for k, v in zip(keys, values)) or "all"
+
+
+def aggregate_point(values: np.ndarray, stderrs: np.ndarray, log: bool) -> dict:
+    """Aggregate the seeds of one point.
+
+    Args:
+        values: the metric of each seed (NaN entries ignored).
+        stderrs: the reblocked standard error of each seed, same unit (may be NaN).
+        log: whether the point goes on a log axis (then a mean <= 0 is clipped to its error bar).
+
+    Returns:
+        dict with ``mean``, ``spread`` (std of the seeds, ddof 1; the standard error for one seed),
+        ``spread_kind``, ``stderr_combined`` (sqrt(sum stderr^2)/n), ``n_seeds``, and the plotted
+        ``y``, ``yerr`` (``spread``, but never below ``stderr_combined``: two seeds that agree by
+        chance do not make a point more precise than its Monte Carlo noise; 0 when unknown) and
+        ``clipped``.
+    """
+    ok = np.isfinite(values)
+    values, stderrs = values[ok], stderrs[ok]
+    n = int(values.size)
+    mean = float(values.mean())
+    known = stderrs[np.isfinite(stderrs)]
+    combined = float(math.sqrt((known**2).sum()) / n) if known.size == n else math.nan
+    if n > 1:
+        spread, kind = float(values.std(ddof=1)), "seed std"
+    else:
+        spread, kind = float(stderrs[0]), "stderr"
+    yerr = float(np.nanmax([spread, combined, 0.0]))  # NaN (unknown) entries ignored
+    y, clipped = mean, False
+    if log and mean <= 0:
+        y, clipped = (yerr if yerr > 0 else LOG_FLOOR_MHA), True
+    return {"mean": mean, "spread": spread, "spread_kind": kind, "stderr_combined": combined,
+            "n_seeds": n, "y": y, "yerr": yerr, "clipped": clipped}
+
+
+def error_data(trials: pd.DataFrame, x: str, metrics: Sequence[Metric] | None = None,
+               label_keys: Sequence[str] = ()) -> pd.DataFrame:
+    """Seed-aggregated metric(s) vs the swept key ``x``, one row per (panel, series, x).
+
+    Uses complete trials only. ``metrics`` default to the response metric (error in mHa, or the
+    energy when no reference is known); each metric is one panel named ``"<metric> vs <x>"``.
+    ``label_keys`` are columns that always name the lines, even when they do not vary.
+    Columns: :data:`ERROR_DATA_COLUMNS` plus the raw series-key columns.
+    """
+    done = complete_trials(trials).copy()
+    done["stderr_mha"] = pd.to_numeric(done["energy_stderr"], errors="coerce") * HARTREE_TO_MHA
+    metrics = list(metrics) if metrics else [response_metric(trials)]
+    keys = series_keys(trials, x)
+    keys += [k for k in label_keys if k not in keys and k in done.columns]
+    rows = []
+    for metric in metrics:
+        usable = done[pd.to_numeric(done[metric.column], errors="coerce").notna() & done[x].notna()]
+        if usable.empty:
+            continue
+        for group_values, group in usable.groupby([*keys, x], dropna=False, sort=True):
+            *series_values, x_value = group_values
+            values = pd.to_numeric(group[metric.column], errors="coerce").to_numpy(float)
+            if metric.stderr:
+                stderrs = pd.to_numeric(group[metric.stderr], errors="coerce").to_numpy(float)
+            else:
+                stderrs = np.full(values.shape, np.nan)
+            point = aggregate_point(values, stderrs, metric.log)
+            row = {"panel": f"{metric.column} vs {x}", "series": series_label(keys, series_values),
+                   "x_name": x, "x": x_value, "y_name": metric.column, **point, **convergence_counts(group)}
+            row.update(dict(zip(keys, series_values)))
+            rows.append(row)
+    columns = [*ERROR_DATA_COLUMNS, *keys]
+    data = pd.DataFrame(rows, columns=columns)
+    data.attrs["series_keys"] = keys
+    data.attrs["title"] = title_line(trials)
+    return data
+
+
+def convergence_counts(group: pd.DataFrame) -> dict:
+    """The trials of one point (``"3 7"``), how many converged, did not, or were not measured, and
+    the numbers of those that did not (``not_converged``)."""
+    trials = " ".join(str(int(t)) for t in group["trial"])
+    if "converged" not in group:
+        return {"trials": trials, "n_converged": 0, "n_not_converged": 0, "n_not_measured": len(group),
+                "not_converged": ""}
+    flags = group["converged"].astype("boolean")
+    bad = flags.fillna(True).eq(False).to_numpy()
+    return {"trials": trials, "n_converged": int(flags.fillna(False).sum()), "n_not_converged": int(bad.sum()),
+            "n_not_measured": int(flags.isna().sum()),
+            "not_converged": " ".join(str(int(t)) for t in group["trial"][bad])}
+
+
+def values_text(values: Sequence, unit: str = "") -> str | None:
+    """``2000 iterations`` or ``300–2000 iterations`` for numbers, ``LiH, H2`` for names; None if empty."""
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return None
+    try:
+        nums = sorted({float(v) for v in vals})
+    except (TypeError, ValueError):
+        return ", ".join(dict.fromkeys(str(v) for v in vals)) + unit
+    text = f"{nums[0]:g}" if len(nums) == 1 else f"{nums[0]:g}–{nums[-1]:g}"
+    return text + unit
+
+
+def seeds_per_point(trials: pd.DataFrame) -> list[int]:
+    """Complete trials (seeds) at each grid point: the swept keys other than ``seed``."""
+    done = complete_trials(trials)
+    keys = [k for k in swept_keys(trials) if k != "seed" and k in done.columns]
+    if done.empty:
+        return []
+    if not keys:
+        return [len(done)]
+    return [int(n) for n in done.groupby(keys, dropna=False).size()]
+
+
+def title_line(frame: pd.DataFrame) -> str:
+    """``LiH · quick scale · 2000 iterations · 256 walkers · 2 seeds per point`` from the complete
+    trials of a trial frame (a history frame works too: iterations from its steps)."""
+    done = complete_trials(frame) if "run_dir" in frame else frame[frame["state"] == "COMPLETE"]
+    parts = []
+    if "system" in done:
+        parts.append(values_text(done["system"].dropna().unique()))
+    if "scale" in done:
+        scale = values_text(done["scale"].dropna().unique())
+        parts.append(f"{scale} scale" if scale else "scale not recorded")
+    if "iterations" in done:
+        parts.append(values_text(pd.to_numeric(done["iterations"], errors="coerce").dropna().unique(), " iterations"))
+    elif "step" in done and len(done):
+        parts.append(values_text((done.groupby("trial")["step"].max() + 1).unique(), " iterations"))
+    if "batch_size" in done:
+        parts.append(values_text(pd.to_numeric(done["batch_size"], errors="coerce").dropna().unique(), " walkers"))
+    if "run_dir" in frame:
+        seeds = seeds_per_point(frame)
+        if seeds:
+            n = values_text(seeds)
+            parts.append(f"{n} seed{'s' if max(seeds) > 1 else ''} per point")
+    elif "seed" in done and len(done):
+        n = done.groupby("trial")["seed"].first().nunique()
+        parts.append(f"{n} seed{'s' if n > 1 else ''}")
+    return " · ".join(p for p in parts if p)
+
+
+def error_caption(data: pd.DataFrame) -> str:
+    """What the points and error bars of error-vs-key data are, in one or two sentences."""
+    seeds = pd.to_numeric(data["n_seeds"], errors="coerce").dropna().astype(int)
+    if seeds.empty:
+        return ""
+    if seeds.min() >= 2:
+        seeds_txt = values_text(seeds.unique())
+        text = (f"Points: mean over {seeds_txt} seeds; error bars: standard deviation of the seeds "
+                "(at least the reblocked standard error of the mean).")
+    elif seeds.max() == 1:
+        text = ("Points: one run each; error bars: reblocked (autocorrelation-corrected) standard error of "
+                "its evaluated energy; seed-to-seed scatter not measured.")
+    else:
+        text = ("Points: mean over the seeds run (1 at some points); error bars: standard deviation of the "
+                "seeds, or the reblocked standard error where one seed ran.")
+    if (data["y_name"] == ERROR.column).any():
+        text += f" Grey band: chemical accuracy (< {CHEMICAL_ACCURACY_MHA:g} mHa)."
+    if data["clipped"].astype(bool).any():
+        text += " Open triangles: mean error <= 0, drawn at its error bar."
+    if "n_converged" in data:
+        points = data.drop_duplicates("trials") if "trials" in data else data
+        total = int(points[["n_converged", "n_not_converged", "n_not_measured"]].to_numpy().sum())
+        if total:
+            text += f" Converged: {int(points['n_converged'].sum())} of {total} trials."
+    return text
+
+
+def short_key(key: str) -> str:
+    return SERIES_NAMES.get(key, key.rsplit(".", 1)[-1])
+
+
+def short_value(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return str(int(value)) if value.is_integer() else f"{value:.3g}"
+    return str(value)
+
+
+def point_label(row: pd.Series, keys) -> str:
+    """``width 64 x depth 2`` (the swept values other than the seed), or ``t3`` without any."""
+    parts = [f"{short_key(k)} {short_value(row[k])}" for k in keys if k != "seed" and k in row.index and pd.notna(row[k])]
+    return " x ".join(parts) or f"t{int(row['trial'])}"
+
+
+def varying_keys(trials: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
+    """The swept keys (not the seed) that take more than one value among ``rows`` (for labels)."""
+    return [k for k in swept_keys(trials) if k != "seed" and k in rows and rows[k].nunique(dropna=True) > 1]

@@ -1,0 +1,29 @@
+"""Readers of one run directory's files (summary.json, metrics.csv), tolerant of missing files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .records import RunSummary
+
+
+def read_summary(run_dir: str | os.PathLike | None) -> dict:
+    """The run's summary.json as a dict, or {} when the directory or the file is absent/unreadable."""
+    summary = RunSummary.read_or_none(run_dir)
+    return summary.to_dict() if summary is not None else {}
+
+
+def read_metrics(run_dir: str | None) -> pd.DataFrame | None:
+    """A run's metrics.csv, or None when absent, empty or unreadable."""
+    if not run_dir:
+        return None
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return None

@@ -1,0 +1,312 @@
+"""Per-system points, ratios and their figures, shared by the optimizer, |r| features and
+sampler-moves studies (one point per level of the swept key and system; systems ordered by
+electron count).
+
+A point is the mean error over its seeds (mHa) with the plotted error bar ``e`` (seed spread, at
+least the reblocked standard error; the reblocked standard error for one seed), aggregated as in
+:func:`analysis.points.aggregate_point`. :func:`factor_claim` tests "N is at least ``factor``
+times D" per system by the margin ``M = N - factor D`` with ``sigma_M = sqrt(n^2 + factor^2
+d^2)``: ``M > 2 sigma_M`` is exactly "factor lies below the 2-sigma lower bound of N/D"
+(Fieller's interval for a ratio of two normal means, which, unlike a propagated
+``R ± 2 sigma_R``, stays valid when D is small or <= 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from .loaders import complete_trials
+from .plotting import annotate, legend, log_y_with_band, new_figure, plain_log_labels, raise_error_bars
+from .points import (
+    ERROR, ERROR_DATA_COLUMNS, GRID_KEYS, aggregate_point, convergence_counts, error_caption, series_label,
+    swept_keys, title_line,
+)
+from .verdicts import (
+    Claim, INCONCLUSIVE, LineFit, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED, convergence_gate, fmt_pm, join_parts,
+    seed_gate, weighted_line,
+)
+
+
+POINT_COLUMNS = (*ERROR_DATA_COLUMNS, "level", "electrons", "x_pos")
+
+
+def other_keys(trials: pd.DataFrame, own: Sequence[str]) -> list[str]:
+    """Other swept grid keys that vary among the complete trials (they split the points too)."""
+    done = complete_trials(trials)
+    keys = [k for k in swept_keys(trials) if k in GRID_KEYS and k not in (*own, "system", "seed")]
+    return [k for k in keys if k in done and done[k].nunique(dropna=True) > 1]
+
+
+def group_electrons(group: pd.DataFrame) -> float:
+    """The electron count of a group's trials (NaN when not recorded)."""
+    if "n_electrons" not in group:
+        return math.nan
+    counts = pd.to_numeric(group["n_electrons"], errors="coerce").dropna()
+    return float(counts.iloc[0]) if len(counts) else math.nan
+
+
+def system_positions(data: pd.DataFrame) -> dict:
+    """System -> x position: systems ordered by electron count (unknown last), then by name."""
+    table = data.drop_duplicates("x")[["x", "electrons"]]
+    order = sorted(zip(table["x"], table["electrons"]),
+                   key=lambda r: (math.inf if not np.isfinite(r[1]) else r[1], str(r[0])))
+    return {system: i for i, (system, _) in enumerate(order)}
+
+
+def system_points(trials: pd.DataFrame, keys: Sequence[str], level: Callable, label: Callable,
+                  extra: Callable[[pd.DataFrame], dict] | None = None) -> pd.DataFrame:
+    """Seed-aggregated error (mHa) per (level of ``keys``, system, other varying keys).
+
+    ``level(*values)`` names the level of the swept ``keys`` (``kfac``, ``with``, ``mh/one``),
+    ``label(level)`` its legend text; ``extra(group)`` adds columns per point (e.g. training time).
+    Columns: :data:`POINT_COLUMNS` (x = system, ``electrons`` its count, ``x_pos`` its place in
+    electron order, ``level``) plus the swept keys and the other varying keys. Trials without an
+    error vs a reference are left out (``attrs["no_error"]`` lists them).
+    """
+    done = complete_trials(trials).copy()
+    present = [k for k in keys if k in done]
+    others = other_keys(trials, keys)
+    done["system"] = done["system"].fillna("unknown system").astype(str)
+    error = pd.to_numeric(done[ERROR.column], errors="coerce")
+    no_error = [int(t) for t in done.loc[error.isna(), "trial"]]
+    done = done[error.notna()]
+    rows = []
+    if len(done) and present:
+        group_cols = [*present, *others, "system"]
+        for values, group in done.groupby(group_cols, dropna=False, sort=True):
+            values = values if isinstance(values, tuple) else (values,)
+            named = dict(zip(group_cols, values))
+            lev = level(*[named.get(k) for k in keys])
+            errors = pd.to_numeric(group[ERROR.column], errors="coerce").to_numpy(float)
+            stderrs = pd.to_numeric(group[ERROR.stderr], errors="coerce").to_numpy(float)
+            text = label(lev)
+            if others:
+                text += ", " + series_label(others, [named[k] for k in others])
+            row = {"panel": "error_mha by system", "series": text, "x_name": "system", "x": named["system"],
+                   "y_name": ERROR.column, **aggregate_point(errors, stderrs, log=True), **convergence_counts(group),
+                   "level": lev, "electrons": group_electrons(group), **{k: named[k] for k in present + others}}
+            if extra is not None:
+                row.update(extra(group))
+            rows.append(row)
+    columns = list(dict.fromkeys([*POINT_COLUMNS, *present, *others, *(k for r in rows for k in r)]))
+    data = pd.DataFrame(rows, columns=columns)
+    if len(data):
+        positions = system_positions(data)
+        data["x_pos"] = data["x"].map(positions)
+        data = data.sort_values(["x_pos", "level"], kind="stable").reset_index(drop=True)
+    data.attrs.update({"title": title_line(trials), "other_keys": others, "no_error": no_error})
+    return data
+
+
+RATIO_COLUMNS = ("x", "electrons", "x_pos", "num_mean", "num_err", "den_mean", "den_err", "ratio",
+                 "ln_ratio_err", "factor", "margin", "margin_err", "fieller_low", "trials")
+
+
+def ratios(data: pd.DataFrame, numerator: str, denominator: str, factor: float) -> pd.DataFrame:
+    """Per system (and other varying key): numerator/denominator of the mean errors.
+
+    Columns :data:`RATIO_COLUMNS` (+ the other keys): ``ratio`` = N/D and ``ln_ratio_err`` =
+    sqrt((n/N)^2 + (d/D)^2) (NaN unless N, D > 0); ``margin`` = N - factor·D and
+    ``margin_err`` = sqrt(n^2 + factor^2 d^2); ``fieller_low``: the 2-sigma lower bound of N/D
+    (Fieller), finite when D > 2 d, else NaN (the ratio is then unbounded above).
+    """
+    others = [k for k in data.attrs.get("other_keys", []) if k in data]
+    num = data[data["level"] == numerator]
+    den = data[data["level"] == denominator]
+    both = num.merge(den, on=["x", *others], suffixes=("_n", "_d"))
+    rows = []
+    for _, r in both.iterrows():
+        n_mean, n_err, d_mean, d_err = (float(r[c]) for c in ("mean_n", "yerr_n", "mean_d", "yerr_d"))
+        ok = n_mean > 0 and d_mean > 0
+        ratio = n_mean / d_mean if ok else math.nan
+        ln_err = math.hypot(n_err / n_mean, d_err / d_mean) if ok else math.nan
+        z = SIGNIFICANCE
+        low = math.nan
+        if d_mean > z * d_err:
+            disc = n_err**2 * d_mean**2 + d_err**2 * n_mean**2 - z**2 * n_err**2 * d_err**2
+            low = (n_mean * d_mean - z * math.sqrt(max(disc, 0.0))) / (d_mean**2 - z**2 * d_err**2)
+        rows.append({"x": r["x"], "electrons": r["electrons_n"], "x_pos": r["x_pos_n"],
+                     "num_mean": n_mean, "num_err": n_err, "den_mean": d_mean, "den_err": d_err,
+                     "ratio": ratio, "ln_ratio_err": ln_err, "factor": factor,
+                     "margin": n_mean - factor * d_mean, "margin_err": math.hypot(n_err, factor * d_err),
+                     "fieller_low": low, "trials": f"{r['trials_n']} | {r['trials_d']}",
+                     **{k: r[k] for k in others}})
+    out = pd.DataFrame(rows, columns=[*RATIO_COLUMNS, *others])
+    return out.sort_values("x_pos", kind="stable").reset_index(drop=True)
+
+
+def ratio_fit(table: pd.DataFrame) -> LineFit | None:
+    """Weighted ln(ratio) = c + b·electrons over the rows with a ratio and an electron count
+    (None with fewer than 2 such rows or a zero error)."""
+    rows = table[np.isfinite(table["ratio"].astype(float)) & np.isfinite(table["electrons"].astype(float))]
+    if len(rows) < 2 or not (rows["ln_ratio_err"] > 0).all() or rows["electrons"].nunique() < 2:
+        return None
+    return weighted_line(rows["electrons"].to_numpy(float), np.log(rows["ratio"].to_numpy(float)),
+                         rows["ln_ratio_err"].to_numpy(float))
+
+
+def system_axis(ax, data: pd.DataFrame) -> None:
+    """Categorical x: one tick per system in electron order, labelled ``Li`` / ``3 e``."""
+    table = data.drop_duplicates("x").sort_values("x_pos")
+    labels = [f"{s}\n{int(n)} e⁻" if np.isfinite(n) else str(s)
+              for s, n in zip(table["x"], table["electrons"].astype(float))]
+    ax.set_xticks(table["x_pos"].to_numpy(float), labels=labels)
+    ax.set_xlim(-0.6, max(0.6, len(table) - 0.4))
+    ax.set_xlabel("system (ordered by electron count)")
+
+
+def offsets(n: int, width: float = 0.5) -> list[float]:
+    """Horizontal offsets of ``n`` series side by side within one system's slot."""
+    if n <= 1:
+        return [0.0]
+    step = width / (n - 1)
+    return [-width / 2 + i * step for i in range(n)]
+
+
+def series_order(data: pd.DataFrame, order: Sequence[str]) -> list[str]:
+    """The series of ``data`` with levels in ``order`` first."""
+    rank = {lev: i for i, lev in enumerate(order)}
+    table = data.drop_duplicates("series")
+    return list(table.sort_values("level", key=lambda s: s.map(lambda v: rank.get(v, len(rank))), kind="stable")["series"])
+
+
+def draw_points_by_system(ax, data: pd.DataFrame, order: Sequence[str]) -> None:
+    """Error (mHa, log y) per system, one marker series per level, error bars with caps."""
+    series = series_order(data, order)
+    for i, (name, dx) in enumerate(zip(series, offsets(len(series)))):
+        rows = data[data["series"] == name].sort_values("x_pos")
+        x = rows["x_pos"].to_numpy(float) + dx
+        container = ax.errorbar(x, rows["y"].to_numpy(float), yerr=rows["yerr"].to_numpy(float), marker="os^Dv"[i % 5],
+                                ms=5, mfc="white", mew=1.1, ls="none", capsize=3, capthick=1.0, elinewidth=1.0,
+                                color=f"C{i}", label=name)
+        raise_error_bars(container)
+        clipped = rows["clipped"].astype(bool).to_numpy()
+        if clipped.any():
+            ax.plot(x[clipped], rows["y"].to_numpy(float)[clipped], ls="none", marker="v", ms=6, mfc="white",
+                    mec="black", mew=0.8, zorder=5,
+                    label="error ≤ 0: drawn at its error bar" if i == 0 else None)
+    ys, errs = data["y"].to_numpy(float), data["yerr"].to_numpy(float)
+    log_y_with_band(ax, np.where(ys - errs > 0, ys - errs, ys), ys + errs, band=True)
+    ax.set_ylabel(ERROR.label)
+    system_axis(ax, data)
+    ax.set_title("error by system", fontsize=8)
+    legend(ax)
+
+
+def draw_ratio_panel(ax, table: pd.DataFrame, name: str, factor: float, fit: LineFit | None) -> None:
+    """Ratio vs electrons (log y), ±1 sigma of ln(ratio), the threshold and (optional) the fit."""
+    rows = table[np.isfinite(table["ratio"].astype(float))]
+    x = rows["electrons"].to_numpy(float)
+    if len(rows) and np.isfinite(x).all():
+        r, s = rows["ratio"].to_numpy(float), rows["ln_ratio_err"].to_numpy(float)
+        container = ax.errorbar(x, r, yerr=[r - r * np.exp(-s), r * np.exp(s) - r], marker="o", ms=5, mfc="white",
+                                mew=1.1, ls="none", capsize=3, color="black", label=name)
+        raise_error_bars(container)
+        for xi, ri, system in zip(x, r, rows["x"]):
+            ax.annotate(str(system), (xi, ri), textcoords="offset points", xytext=(5, 3), fontsize=6.5)
+        if fit is not None:
+            grid = np.linspace(x.min(), x.max(), 50)
+            ax.plot(grid, np.exp(fit.intercept + fit.slope * grid), color="C2", lw=1.0, ls="--",
+                    label=f"weighted fit: ln ratio = c + ({fit.slope:.2f} ± {fit.slope_se:.2f}) n")
+        ax.set_xticks(sorted(set(x)))
+        low = np.concatenate([r * np.exp(-s), [factor]])
+        high = np.concatenate([r * np.exp(s), [factor]])
+        ax.set_yscale("log")
+        ax.set_ylim(max(low.min() / 1.5, 1e-3), high.max() * 1.5)
+        plain_log_labels(ax)
+    else:
+        ax.text(0.5, 0.5, "no ratio: needs both settings with error > 0\nand electron counts",
+                ha="center", va="center", fontsize=7, transform=ax.transAxes)
+    ax.axhline(factor, color="0.4", ls=":", lw=1.0, label=f"{factor:g}x")
+    ax.set_xlabel("electrons")
+    ax.set_ylabel(name)
+    ax.set_title(f"{name} vs electrons", fontsize=8)
+    legend(ax)
+
+
+def grouped_figure(data: pd.DataFrame, order: Sequence[str], numerator: str, denominator: str, factor: float,
+                   ratio_name: str, with_fit: bool, what: str):
+    """Two panels: error by system (markers per level) and the error ratio vs electrons."""
+    fig, (left, right) = new_figure(ncols=2, panel_size=(4.4, 3.0))
+    if len(data):
+        draw_points_by_system(left, data, order)
+    table = ratios(data, numerator, denominator, factor) if len(data) else pd.DataFrame(columns=RATIO_COLUMNS)
+    draw_ratio_panel(right, table, ratio_name, factor, ratio_fit(table) if with_fit else None)
+    caption = error_caption(data) if len(data) else ""
+    caption += (f" Right: the ratio of the mean errors ({ratio_name}), bars ±1σ of its logarithm (both error bars "
+                f"propagated); dotted: {factor:g}x ({what}).")
+    annotate(fig, data.attrs.get("title"), caption.strip())
+    return fig
+
+
+def system_gate(points: pd.DataFrame, key_name: str) -> tuple[str | None, str]:
+    """(failure, seed note) of the convergence and seed gates for a comparison."""
+    seed_fail, seed_note = seed_gate(points, key_name)
+    return join_parts(convergence_gate(points), seed_fail) or None, seed_note
+
+
+def no_error_note(data: pd.DataFrame) -> str:
+    missing = data.attrs.get("no_error") or []
+    return f"trials without an error vs a reference left out: {', '.join('t' + str(t) for t in missing)}" if missing else ""
+
+
+def levels_missing(data: pd.DataFrame, needed: Iterable[str], label: Callable) -> str | None:
+    """``only KFAC has complete trials with an error`` when a needed level is absent."""
+    have = set(data["level"]) if len(data) else set()
+    missing = [lev for lev in needed if lev not in have]
+    if not missing:
+        return None
+    ran = ", ".join(label(lev) for lev in needed if lev in have) or "neither setting"
+    return f"only {ran} has complete trials with an error vs a reference: no comparison"
+
+
+def margin_text(r: pd.Series, num: str, den: str) -> str:
+    """``Li (3 e): Adam 40.00 ± 2.00 vs KFAC 2.00 ± 0.10 mHa, ratio 20.0 (x/÷ 1.06), Adam − 10·KFAC = 20.0 ± 2.2 (9.0σ), 2σ lower bound 16.1``."""
+    electrons = f" ({int(r['electrons'])} e)" if np.isfinite(float(r["electrons"])) else ""
+    ratio = (f"ratio {r['ratio']:.3g} (×/÷ {math.exp(r['ln_ratio_err']):.2f})" if np.isfinite(r["ratio"])
+             else "ratio undefined (a mean error <= 0)")
+    z = r["margin"] / r["margin_err"] if r["margin_err"] > 0 else math.copysign(math.inf, r["margin"])
+    low = (f", 2σ lower bound {r['fieller_low']:.3g}" if np.isfinite(r["fieller_low"])
+           else f", {den}'s error within 2σ of zero: the ratio has no upper bound")
+    return (f"{r['x']}{electrons}: {num} {fmt_pm(r['num_mean'], r['num_err'], 'mHa')} vs {den} "
+            f"{fmt_pm(r['den_mean'], r['den_err'], 'mHa')}, {ratio}, {num} − {r['factor']:g}·{den} = "
+            f"{r['margin']:.2f} ± {r['margin_err']:.2f} mHa ({z:+.1f}σ){low}")
+
+
+def factor_claim(topic: str, statement: str, data: pd.DataFrame, numerator: str, denominator: str,
+                 factor: float, label: Callable) -> Claim:
+    """"numerator's error is at least ``factor`` x the denominator's" on every system (module
+    docstring: the margin N − factor·D against 2 sigma, i.e. the Fieller bound)."""
+    if data.empty:
+        return Claim(topic, statement, INCONCLUSIVE, "no complete trial with an error vs a reference")
+    num, den = label(numerator), label(denominator)
+    missing = levels_missing(data, [numerator, denominator], label)
+    if missing:
+        return Claim(topic, statement, INCONCLUSIVE, join_parts(missing, no_error_note(data)))
+    table = ratios(data, numerator, denominator, factor)
+    if table.empty:
+        return Claim(topic, statement, INCONCLUSIVE, f"{num} and {den} have no system in common")
+    compared = data[data["x"].isin(table["x"]) & data["level"].isin([numerator, denominator])]
+    failure, seed_note = system_gate(compared, "system")
+    evidence = join_parts("; ".join(margin_text(r, num, den) for _, r in table.iterrows()), seed_note,
+                          no_error_note(data))
+    if failure:
+        return Claim(topic, statement, INCONCLUSIVE, join_parts(failure, evidence))
+    z = table["margin"] / table["margin_err"].where(table["margin_err"] > 0, math.nan)
+    z = z.fillna(table["margin"].map(lambda m: math.copysign(math.inf, m)))
+    below = table[z < -SIGNIFICANCE]
+    if len(below):
+        return Claim(topic, statement, NOT_SUPPORTED,
+                     join_parts(f"the ratio is significantly below {factor:g} on {', '.join(map(str, below['x']))}", evidence))
+    unresolved = table[z <= SIGNIFICANCE]
+    if len(unresolved):
+        return Claim(topic, statement, INCONCLUSIVE,
+                     join_parts(f"the ratio is not resolved from {factor:g} at 2σ on {', '.join(map(str, unresolved['x']))}",
+                                evidence))
+    return Claim(topic, statement, SUPPORTED,
+                 join_parts(f"above {factor:g}x by more than 2σ on all {len(table)} systems", evidence))
