@@ -198,6 +198,8 @@ class Driver:
         return 0
 
     def _on_signal(self, signum, frame):
+        for s in (signal.SIGINT, signal.SIGTERM):   # once: a scheduler's signal may come twice
+            signal.signal(s, signal.SIG_IGN)
         raise Interrupted(signal.Signals(signum).name)
 
     def fill_workers(self) -> None:
@@ -297,9 +299,8 @@ class Driver:
         self.pool.replace(w, restart=not self.stopping or bool(self.pool.busy))
 
     def interrupt(self) -> int:
-        """Ctrl-C: stop workers, fail our running trials as interrupted and enqueue them again."""
-        for s in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(s, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        """Ctrl-C: stop workers (each checkpoints its trial on the SIGTERM), fail our running
+        trials as interrupted and enqueue them again. Further signals are ignored meanwhile."""
         say(f"{self.book.tag} interrupted: stopping workers", err=True)
         running = self.running
         self.pool.stop_all(graceful=False)

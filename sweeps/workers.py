@@ -14,6 +14,9 @@ worker killed mid-message cannot block the others); they are the typed records o
 - worker -> driver: ``Ready``, ``Progress`` (phase, step of total, training energy),
   ``Done`` (the summary dict), ``Failed`` (a one-line reason and the summary dict, if any)
 
+SIGTERM (the driver stopping it, or the scheduler signalling the whole job) makes a worker
+checkpoint its trial after the current iteration (:mod:`ablate.preemption`) and exit.
+
 The driver never imports JAX: GPUs are found with ``CUDA_VISIBLE_DEVICES`` or
 ``nvidia-smi -L``.
 """
@@ -30,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ablate import preemption
 from ablate.errors import ConfigError
 from ablate.records import Done, Failed, Prune, Progress, Ready, RunSummary, RunTrial, Stop, clean_json
 
@@ -180,6 +184,7 @@ def worker_main(conn, slot_name: str, env: dict[str, str], cache_dir: str, paren
     """Entry point of a worker process: import the engine once, then run trials until told to stop."""
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    preemption.install(repeat_kills=False)  # SIGTERM: checkpoint the trial, then exit
     t0 = time.perf_counter()
     # The engine (JAX) is imported here, in the worker, never in the driver process.
     from ablate.jax_setup import setup_jax
@@ -187,7 +192,7 @@ def worker_main(conn, slot_name: str, env: dict[str, str], cache_dir: str, paren
 
     setup_jax(cache_dir=cache_dir, on_cpu=True)
     conn.send(Ready(time.perf_counter() - t0))
-    while True:
+    while preemption.requested() is None:
         if not conn.poll(1.0):
             if os.getppid() != parent_pid:
                 return  # the driver died: the next driver recovers our trial
