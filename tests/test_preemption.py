@@ -20,7 +20,7 @@ from conftest import TINY
 ROOT = Path(__file__).resolve().parents[1]
 # checkpoint_every above the iteration count: the only training checkpoints are the one at
 # step 0 and the one the signal asks for, so the rerun's starting step proves which it used.
-LONG = TINY + ["optim.iterations=800", "checkpoint_every=100000", "evaluation.iterations=20"]
+LONG = TINY + ["optim.iterations=1500", "checkpoint_every=100000", "evaluation.iterations=20"]
 
 
 def test_first_sigterm_sets_the_flag_and_a_second_one_kills():
@@ -58,13 +58,13 @@ def test_sigterm_mid_training_checkpoints_and_the_rerun_resumes(tmp_path):
     first = json.loads((run_dir / "summary.json").read_text())
     assert first["status"] == "failed" and "pre-empted" in first["reason"]
     stopped_at = len(pd.read_csv(run_dir / "metrics.csv"))
-    assert 0 < stopped_at < 800, "the signal came outside training"
+    assert 0 < stopped_at < 1500, "the signal came outside training"
 
     rerun = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"resuming from checkpoint: phase train, step {stopped_at}" in rerun.stdout
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "completed" and summary["iterations"] == whole.iterations == 800
-    assert pd.read_csv(run_dir / "metrics.csv")["step"].tolist() == list(range(800))
+    assert summary["status"] == "completed" and summary["iterations"] == whole.iterations == 1500
+    assert pd.read_csv(run_dir / "metrics.csv")["step"].tolist() == list(range(1500))
     assert len(summary["wall_time_stretches_s"]) == 2
     assert summary["energy"] == pytest.approx(whole.energy, rel=1e-8)
