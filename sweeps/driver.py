@@ -41,6 +41,7 @@ from .recovery import Recovery
 from .retry import Retry, RetryingStorage, StorageUnavailable
 from .status import format_params
 from .study_log import log_study
+from .submit import submit
 from .trials import Running, TrialBook
 from .workers import Worker, describe_exit
 
@@ -49,8 +50,11 @@ MAX_STARTUP_DEATHS = 3      # workers dying before they are ready: give up after
 
 
 def run_sweep(cfg, task_overrides: list[str]) -> int:
-    """Run (or resume, or join) the study described by ``cfg.sweep``; returns the exit code."""
+    """Run (or resume, or join) the study described by ``cfg.sweep``, or with
+    ``sweep.launcher=slurm`` submit its drivers (:mod:`sweeps.submit`); returns the exit code."""
     plan = build_plan(cfg, list(task_overrides))
+    if plan.spec.launcher == "slurm":
+        return submit(plan, list(task_overrides))
     _quiet_optuna()
     retry = Retry(plan.spec.storage_retry_s, say)
     storage = RetryingStorage(_cached(st.open_storage(plan.storage_url)), retry)
