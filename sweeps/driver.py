@@ -47,6 +47,7 @@ from .workers import Worker, describe_exit
 
 MAX_WORKER_RETRIES = 1      # a trial whose worker died is retried this many times
 MAX_STARTUP_DEATHS = 3      # workers dying before they are ready: give up after this many in a row
+STOP_GRACE_S = 20           # on SIGTERM, workers get this long to checkpoint (Slurm's KillWait is 30 s)
 
 
 def run_sweep(cfg, task_overrides: list[str]) -> int:
@@ -307,7 +308,7 @@ class Driver:
         trials as interrupted and enqueue them again. Further signals are ignored meanwhile."""
         say(f"{self.book.tag} interrupted: stopping workers", err=True)
         running = self.running
-        self.pool.stop_all(graceful=False)
+        self.pool.stop_all(graceful=False, timeout_s=STOP_GRACE_S)
         for w in self.pool.workers:
             w.trial = None
         for rec in running:

@@ -262,6 +262,8 @@ def _run_trial(conn, run_experiment, msg: RunTrial, parent_pid: int) -> None:
     except ConfigError as err:  # e.g. a run directory of another config or study: nothing was written
         conn.send(Failed(msg.number, str(err), None))
         return
+    except preemption.Preempted:   # checkpointed: not a failure; the driver re-enqueues the trial
+        return
     except Exception as err:  # noqa: BLE001 - any failure ends this trial, not the worker
         written = RunSummary.read_or_none(msg.run_dir)
         reason = (written.reason if written is not None else None) or f"{type(err).__name__}: {err}".strip()
