@@ -139,8 +139,10 @@ def planned_iterations(plan: StudyPlan) -> int:
     return int(compose(list(plan.trial_overrides)).optim.iterations)
 
 
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM reached the driver."""
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM reached the driver. A BaseException, like KeyboardInterrupt: raised by
+    the signal handler wherever the driver is (composing a trial's config, a storage call), it
+    must not be taken for that step's failure by an ``except Exception``."""
 
 
 class Driver:
