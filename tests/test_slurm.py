@@ -9,6 +9,7 @@ CPUs and each task asks for one, so the two drivers of an array run side by side
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -24,8 +25,10 @@ import pytest
 from optuna.trial import TrialState
 
 from ablate.config import compose
+from ablate.errors import ConfigError
 from sweeps.plan import build_plan
-from sweeps.submit import study_script
+from sweeps.slurm import parse_options, time_limit_s
+from sweeps.submit import study_script, submit as submit_study
 from sweeps.storage import engine_url
 from conftest import TINY
 
@@ -62,6 +65,15 @@ def submit(out: Path, name: str, env, *extra: str) -> str:
     return re.search(r"submitted Slurm job (\d+)", res.stdout).group(1)
 
 
+@contextlib.contextmanager
+def cancelled_on_exit(job: str, env):
+    """Cancels the job when the test ends (a failed test leaves nothing requeueing itself)."""
+    try:
+        yield
+    finally:
+        subprocess.run(["scancel", job], env=env, capture_output=True)
+
+
 def trials(name: str):
     return optuna.load_study(study_name=name, storage=engine_url(POSTGRES_URL)).get_trials()
 
@@ -81,7 +93,7 @@ def logs(out: Path) -> str:
     return "\n".join(p.read_text() for p in sorted((out / "slurm").glob("*.out")))
 
 
-def assert_each_point_once(name: str, widths) -> list:
+def assert_each_point_once(name: str, widths, iterations: int = ITERATIONS) -> list:
     ts = trials(name)
     complete = [t for t in ts if t.state == TrialState.COMPLETE]
     assert sorted(t.params["network.width"] for t in complete) == sorted(widths), \
@@ -89,7 +101,7 @@ def assert_each_point_once(name: str, widths) -> list:
     assert not [t for t in ts if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     for t in complete:
         steps = pd.read_csv(Path(t.user_attrs["run_dir"]) / "metrics.csv")["step"].tolist()
-        assert steps == list(range(ITERATIONS)), t.number
+        assert steps == list(range(iterations)), t.number
     return ts
 
 
@@ -131,19 +143,20 @@ def test_two_task_array_survives_a_requeue(tmp_path, env):
     name = f"slurm-{uuid.uuid4().hex[:8]}"
     widths = (4, 6, 8)
     job = submit(tmp_path, name, env, "sweep.slurm.nodes=2", f"sweep.space.network.width=[{','.join(map(str, widths))}]")
-    deadline, found = time.time() + 240, None
-    while time.time() < deadline and found is None:
-        found = training_trial(name, tmp_path)
-        time.sleep(0.5)
-    assert found is not None, logs(tmp_path)
-    task = array_task(found[1])
-    subprocess.run(["scontrol", "requeue", f"{job}_{task}"], env=env, check=True)
-    wait_until_gone(job, env, 300)
-    text = logs(tmp_path)
-    assert "restart 1" in text and "restart 0" in text, text[-3000:]
-    ts = assert_each_point_once(name, widths)
-    assert_resumed_after_the_signal(ts, text)
-    assert len({t.user_attrs["driver"] for t in ts}) >= 2
+    with cancelled_on_exit(job, env):
+        deadline, found = time.time() + 240, None
+        while time.time() < deadline and found is None:
+            found = training_trial(name, tmp_path)
+            time.sleep(0.5)
+        assert found is not None, logs(tmp_path)
+        task = array_task(found[1])
+        subprocess.run(["scontrol", "requeue", f"{job}_{task}"], env=env, check=True)
+        wait_until_gone(job, env, 300)
+        text = logs(tmp_path)
+        assert "restart 1" in text and "restart 0" in text, text[-3000:]
+        ts = assert_each_point_once(name, widths)
+        assert_resumed_after_the_signal(ts, text)
+        assert len({t.user_attrs["driver"] for t in ts}) >= 2
     optuna.delete_study(study_name=name, storage=engine_url(POSTGRES_URL))
 
 
@@ -152,17 +165,27 @@ def test_two_task_array_survives_a_requeue(tmp_path, env):
 @needs_cluster
 def test_time_limit_signal_stops_the_driver_and_the_requeued_task_finishes(tmp_path, env):
     """A one-minute limit with the early signal: the driver re-enqueues its trial and exits 130
-    before the kill, the script requeues the task, and the restarted task finishes the study."""
+    before the kill, the script requeues the task, and the restarted task (given more time once
+    requeued, so that start-up on a busy machine cannot eat every stretch) finishes the study."""
     name = f"slurm-{uuid.uuid4().hex[:8]}"
-    job = submit(tmp_path, name, env, "sweep.slurm.time=1", "sweep.slurm.signal_s=45",
-                 "sweep.space.network.width=[4,6]")
-    wait_until_gone(job, env, 420)
-    text = logs(tmp_path)
-    assert "restart 1" in text, text[-3000:]
-    assert "interrupted: stopping workers" in text and "TIME LIMIT" not in text, text[-3000:]
-    ts = assert_each_point_once(name, (4, 6))
-    if [t for t in ts if t.user_attrs.get("fail_reason") == "interrupted"]:
-        assert_resumed_after_the_signal(ts, text)
+    iterations = 10000   # more than a first stretch can train before the signal
+    job = submit(tmp_path, name, env, "sweep.slurm.time=1", "sweep.slurm.signal_s=40",
+                 "sweep.space.network.width=[4,6]", f"optim.iterations={iterations}")
+    with cancelled_on_exit(job, env):
+        deadline = time.time() + 180
+        while time.time() < deadline and "restart 1" not in logs(tmp_path):
+            time.sleep(1)
+        text = logs(tmp_path)
+        assert "interrupted: stopping workers" in text and "TIME LIMIT" not in text, text[-3000:]
+        subprocess.run(["scontrol", "update", f"JobId={job}_0", "TimeLimit=10"], env=env, check=True)
+        wait_until_gone(job, env, 300)
+        text = logs(tmp_path)
+        assert "restart 2" not in text and "TIME LIMIT" not in text, text[-3000:]
+        ts = assert_each_point_once(name, (4, 6), iterations)
+        # the signal may find the trial still starting (compiling) on a busy machine: it resumes
+        # from wherever its worker got to (test_two_task_array_survives_a_requeue checks the step)
+        interrupted = [t for t in ts if t.user_attrs.get("fail_reason") == "interrupted"]
+        assert interrupted and "resuming from checkpoint" in text
     optuna.delete_study(study_name=name, storage=engine_url(POSTGRES_URL))
 
 
@@ -178,3 +201,60 @@ def test_docs_show_the_script_the_launcher_writes():
     plan = build_plan(compose(overrides), overrides)
     script, _ = study_script(plan, overrides, Path("/home/me/ablate"))
     assert shown == script.replace(shlex.quote(sys.executable), "python")
+
+
+BAD_OPTIONS = {  # sweep.slurm override -> the key its error names
+    "sweep.slurm.time=25:99:xx": "sweep.slurm.time",
+    "sweep.slurm.time=1-2-3": "sweep.slurm.time",
+    "sweep.slurm.gpus_per_node=-1": "sweep.slurm.gpus_per_node",
+    "sweep.slurm.gpus_per_node=two": "sweep.slurm.gpus_per_node",
+    "sweep.slurm.nodes=0": "sweep.slurm.nodes",
+    "sweep.launcher=pbs": "sweep.launcher",
+}
+
+
+@pytest.mark.parametrize("override, key", list(BAD_OPTIONS.items()))
+def test_bad_slurm_options_name_the_key(override, key):
+    with pytest.raises(ConfigError) as err:
+        build_plan(compose(["+sweep=width", override]), ["+sweep=width", override])
+    assert err.value.key == key
+
+
+def test_signal_must_come_before_the_time_limit():
+    with pytest.raises(ConfigError) as err:
+        parse_options({"time": "2", "signal_s": 120})
+    assert err.value.key == "sweep.slurm.signal_s"
+    assert time_limit_s("1-12:00") == 129600 and time_limit_s("90") == 5400 and time_limit_s("5:30") == 330
+
+
+@pytest.mark.parametrize("case", ["sqlite for two nodes", "no sbatch", "unreachable postgres"])
+def test_a_bad_submission_submits_and_writes_nothing(case, tmp_path, monkeypatch):
+    overrides = ["+sweep=width", "sweep.launcher=slurm", f"output_root={tmp_path}"]
+    if case == "sqlite for two nodes":
+        overrides.append("sweep.slurm.nodes=2")
+    elif case == "unreachable postgres":
+        overrides.append("sweep.storage=postgresql://nobody:pw@127.0.0.1:1/x")
+    plan = build_plan(compose(overrides), overrides)
+    if case != "no sbatch":
+        monkeypatch.setenv("PATH", str(tmp_path))   # a stand-in sbatch: the other checks refuse
+        (tmp_path / "sbatch").write_text("#!/bin/sh\necho 1\n")
+        (tmp_path / "sbatch").chmod(0o755)
+    else:
+        monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ConfigError) as err:
+        submit_study(plan, overrides)
+    assert err.value.key == {"sqlite for two nodes": "sweep.storage", "no sbatch": "sweep.launcher",
+                             "unreachable postgres": "sweep.storage"}[case]
+    assert not (tmp_path / "slurm").exists()
+
+
+def test_dry_run_prints_the_script_and_submits_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))   # no sbatch needed
+    overrides = ["+sweep=width", "sweep.launcher=slurm", "sweep.slurm.dry_run=true", "sweep.slurm.time=90",
+                 f"output_root={tmp_path}"]
+    plan = build_plan(compose(overrides), overrides)
+    assert submit_study(plan, overrides) == 0
+    script = capsys.readouterr().out
+    assert "#SBATCH --time=90\n" in script and "#SBATCH --signal=B:TERM@120\n" in script
+    assert "sweep.launcher=local &\n" in script and "sweep.slurm" not in script
+    assert not (tmp_path / "slurm").exists()
