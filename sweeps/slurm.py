@@ -16,7 +16,8 @@ What the script does, per array task:
 - ``--requeue --open-mode=append``: a pre-empted or requeued task starts again with the same
   command (``SLURM_RESTART_COUNT`` counts the restarts) and appends to the same output file;
 - ``--signal=B:TERM@S``: S seconds before the time limit Slurm sends SIGTERM to the batch
-  shell (``B:``; without it only job steps get it). Slurm may send it up to a minute early.
+  shell (``B:``; without it only job steps get it). Its timing is coarse: Slurm's docs allow
+  up to 60 s early, and on the test cluster it came up to 30 s after the mark.
   The shell forwards it to the driver, which stops its workers (each checkpoints its trial),
   re-enqueues its trials and exits with 130; the shell then requeues its own task, which
   rejoins the study and resumes those trials from their checkpoints;
@@ -72,7 +73,9 @@ def parse_options(node: Mapping[str, Any] | None) -> SlurmOptions:
     signal_s = _int("sweep.slurm.signal_s", raw["signal_s"], 1)
     if signal_s >= time_limit_s(time):
         raise ConfigError("sweep.slurm.signal_s", signal_s, f"fewer seconds than the time limit ({time})")
-    options = SlurmOptions(
+    if not isinstance(raw["dry_run"], bool):
+        raise ConfigError("sweep.slurm.dry_run", raw["dry_run"], "true or false")
+    return SlurmOptions(
         nodes=_int("sweep.slurm.nodes", raw["nodes"], 1),
         gpus_per_node=_int("sweep.slurm.gpus_per_node", raw["gpus_per_node"], 0),
         cpus_per_task=None if raw["cpus_per_task"] is None else _int("sweep.slurm.cpus_per_task",
@@ -80,9 +83,6 @@ def parse_options(node: Mapping[str, Any] | None) -> SlurmOptions:
         time=time, partition=_name("sweep.slurm.partition", raw["partition"]),
         account=_name("sweep.slurm.account", raw["account"]), signal_s=signal_s,
         dry_run=raw["dry_run"])
-    if not isinstance(options.dry_run, bool):
-        raise ConfigError("sweep.slurm.dry_run", options.dry_run, "true or false")
-    return options
 
 
 def time_limit_s(text: str) -> int | None:

@@ -141,7 +141,7 @@ def test_two_task_array_survives_a_requeue(tmp_path, env):
     """Two drivers join one study; one task is requeued mid-trial, restarts and rejoins; every
     point completes once and the interrupted trial resumes from its signal's checkpoint."""
     name = f"slurm-{uuid.uuid4().hex[:8]}"
-    widths = (4, 6, 8)
+    widths = (4, 6)
     job = submit(tmp_path, name, env, "sweep.slurm.nodes=2", f"sweep.space.network.width=[{','.join(map(str, widths))}]")
     with cancelled_on_exit(job, env):
         deadline, found = time.time() + 240, None
