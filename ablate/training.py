@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ablate import checkpoint, ferminet_laplacian, mcmc
+from ablate import checkpoint, ferminet_laplacian, mcmc, preemption
 from ablate.config import Experiment, NetworkConfig
 from ablate.errors import NonFiniteEnergy, RunFailed
 from ablate.hamiltonian import (energy_chunk, forward_laplacian_of, local_energy, over_batch,
@@ -373,7 +373,8 @@ def train(engine: Engine, state: TrainState, recorder, run_dir, callbacks, progr
     (``stretch`` hears when the first iteration ends).
 
     Metrics of step t are read after step t+1 is dispatched, so the host never stalls the
-    device; a non-finite energy raises NonFiniteEnergy naming the step.
+    device; a non-finite energy raises NonFiniteEnergy naming the step. A stop request
+    (SIGTERM, :mod:`ablate.preemption`) checkpoints after the current step and raises Preempted.
     """
     exp = engine.experiment
     total = exp.optim.iterations
@@ -407,10 +408,13 @@ def train(engine: Engine, state: TrainState, recorder, run_dir, callbacks, progr
         if pending is not None:
             drain(pending)
         pending = (step, metrics)
-        if (step + 1) % every == 0 or step + 1 == total:
+        stop = preemption.requested() is not None and step + 1 < total
+        if (step + 1) % every == 0 or step + 1 == total or stop:
             drain(pending)
             pending = None
             save_checkpoint(run_dir, recorder, "train", state, stretch)
+        if stop:
+            raise preemption.stop_here(f"training step {step}", run_dir)
     if pending is not None:
         drain(pending)
     return state
@@ -447,10 +451,13 @@ def evaluate(engine: Engine, state: TrainState, recorder, run_dir, progress: Pro
         energies.append(row["energy"])
         recorder.log("eval", i, row)
         progress("eval", i, total, f"E {row['energy']:.5f} Ha  pmove {row['pmove']:.2f}")
-        if (i + 1) % every == 0 and i + 1 < total:
+        stop = preemption.requested() is not None
+        if ((i + 1) % every == 0 or stop) and i + 1 < total:
             snapshot = state._replace(walkers=walkers, key=key, step=jnp.asarray(i + 1))
             save_checkpoint(run_dir, recorder, "eval", snapshot, stretch,
                             {"eval_energies": energies, "train_step": int(state.step)})
+            if stop:
+                raise preemption.stop_here(f"evaluation step {i}", run_dir)
     return state._replace(walkers=walkers, key=key), energies
 
 

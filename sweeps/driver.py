@@ -43,19 +43,24 @@ from .recovery import Recovery
 from .retry import Retry, RetryingStorage, StorageUnavailable
 from .status import format_params
 from .study_log import Analyse, log_study
+from .submit import submit
 from .trials import Running, TrialBook
 from .workers import Worker, describe_exit
 
 MAX_WORKER_RETRIES = 1      # a trial whose worker died is retried this many times
 MAX_STARTUP_DEATHS = 3      # workers dying before they are ready: give up after this many in a row
+STOP_GRACE_S = 20           # on SIGTERM, workers get this long to checkpoint (Slurm's KillWait is 30 s)
 
 
 def run_sweep(cfg, task_overrides: list[str], analyse: Analyse | None = None) -> int:
-    """Run (or resume, or join) the study described by ``cfg.sweep``; returns the exit code.
+    """Run (or resume, or join) the study described by ``cfg.sweep``, or with
+    ``sweep.launcher=slurm`` submit its drivers (:mod:`sweeps.submit`); returns the exit code.
 
     ``analyse`` (the command line passes the analysis package's) draws the finished study's
     figure and report for its W&B study log (:func:`sweeps.study_log.log_study`)."""
     plan = build_plan(cfg, list(task_overrides))
+    if plan.spec.launcher == "slurm":
+        return submit(plan, list(task_overrides))
     _quiet_optuna()
     retry = Retry(plan.spec.storage_retry_s, say)
     storage = RetryingStorage(_cached(st.open_storage(plan.storage_url)), retry)
@@ -140,8 +145,10 @@ def planned_iterations(plan: StudyPlan) -> int:
     return int(compose(list(plan.trial_overrides)).optim.iterations)
 
 
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM reached the driver."""
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM reached the driver. A BaseException, like KeyboardInterrupt: raised by
+    the signal handler wherever the driver is (composing a trial's config, a storage call), it
+    must not be taken for that step's failure by an ``except Exception``."""
 
 
 class Driver:
@@ -204,6 +211,8 @@ class Driver:
         return 0
 
     def _on_signal(self, signum, frame):
+        for s in (signal.SIGINT, signal.SIGTERM):   # once: a scheduler's signal may come twice
+            signal.signal(s, signal.SIG_IGN)
         raise Interrupted(signal.Signals(signum).name)
 
     def fill_workers(self) -> None:
@@ -303,12 +312,11 @@ class Driver:
         self.pool.replace(w, restart=not self.stopping or bool(self.pool.busy))
 
     def interrupt(self) -> int:
-        """Ctrl-C: stop workers, fail our running trials as interrupted and enqueue them again."""
-        for s in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(s, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        """Ctrl-C: stop workers (each checkpoints its trial on the SIGTERM), fail our running
+        trials as interrupted and enqueue them again. Further signals are ignored meanwhile."""
         say(f"{self.book.tag} interrupted: stopping workers", err=True)
         running = self.running
-        self.pool.stop_all(graceful=False)
+        self.pool.stop_all(graceful=False, timeout_s=STOP_GRACE_S)
         for w in self.pool.workers:
             w.trial = None
         for rec in running:

@@ -22,6 +22,8 @@ from typing import Any, Iterator, Mapping
 from ablate.errors import ConfigError
 from ablate.jsonio import flatten
 
+from .slurm import LAUNCHERS, SlurmOptions, parse_options
+
 SAMPLERS = ("grid", "tpe", "random", "nsga2")
 PRUNERS = ("none", "median", "hyperband")
 # error_mha / energy: the evaluated result; device_seconds / training_flops: the run's cost
@@ -58,6 +60,8 @@ DEFAULTS: dict[str, Any] = {
     "stale_after_s": 600,
     "storage_retry_s": 300,
     "progress_every_s": 30,
+    "launcher": "local",
+    "slurm": None,
 }
 
 
@@ -123,6 +127,8 @@ class SweepSpec:
     stale_after_s: float = 600.0
     storage_retry_s: float = 300.0
     progress_every_s: float = 30.0
+    launcher: str = "local"           # local: drive the study here; slurm: submit drivers (sweeps/submit.py)
+    slurm: SlurmOptions = SlurmOptions()
 
     @property
     def keys(self) -> list[str]:
@@ -226,6 +232,8 @@ def parse_spec(node: Mapping[str, Any], default_name: str | None = None) -> Swee
         stale_after_s=_number("sweep.stale_after_s", raw["stale_after_s"], positive=True),
         storage_retry_s=_number("sweep.storage_retry_s", raw["storage_retry_s"], positive=True),
         progress_every_s=_number("sweep.progress_every_s", raw["progress_every_s"], positive=True),
+        launcher=_choice("sweep.launcher", raw["launcher"], LAUNCHERS),
+        slurm=parse_options(raw["slurm"]),
     )
 
 

@@ -14,6 +14,9 @@ worker killed mid-message cannot block the others); they are the typed records o
 - worker -> driver: ``Ready``, ``TrialProgress`` (phase, step of total, training energy),
   ``Done`` (the summary dict), ``Failed`` (a one-line reason and the summary dict, if any)
 
+SIGTERM (the driver stopping it, or the scheduler signalling the whole job) makes a worker
+checkpoint its trial after the current iteration (:mod:`ablate.preemption`) and exit.
+
 The driver never imports JAX: GPUs are found with ``CUDA_VISIBLE_DEVICES`` or
 ``nvidia-smi -L``.
 """
@@ -30,6 +33,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ablate import preemption
 from ablate.errors import ConfigError
 from ablate.jsonio import clean_json
 from ablate.run_record import RunDir
@@ -183,6 +187,7 @@ def worker_main(conn, slot_name: str, env: dict[str, str], cache_dir: str, paren
     """Entry point of a worker process: import the engine once, then run trials until told to stop."""
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    preemption.install(repeat_kills=False)  # SIGTERM: checkpoint the trial, then exit
     t0 = time.perf_counter()
     # The engine (JAX) is imported here, in the worker, never in the driver process.
     from ablate.jax_setup import setup_jax
@@ -190,7 +195,7 @@ def worker_main(conn, slot_name: str, env: dict[str, str], cache_dir: str, paren
 
     setup_jax(cache_dir=cache_dir, on_cpu=True)
     conn.send(Ready(time.perf_counter() - t0))
-    while True:
+    while preemption.requested() is None:
         if not conn.poll(1.0):
             if os.getppid() != parent_pid:
                 return  # the driver died: the next driver recovers our trial
@@ -259,6 +264,8 @@ def _run_trial(conn, run_experiment, msg: RunTrial, parent_pid: int) -> None:
         summary = run_experiment(msg.config, run_dir=msg.run_dir, callbacks=callbacks)
     except ConfigError as err:  # e.g. a run directory of another config or study: nothing was written
         conn.send(Failed(msg.number, str(err), None))
+        return
+    except preemption.Preempted:   # checkpointed: not a failure; the driver re-enqueues the trial
         return
     except Exception as err:  # noqa: BLE001 - any failure ends this trial, not the worker
         written = RunDir(msg.run_dir).read_summary_or_none()
