@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ablate.config import compose, validate
+from ablate.compose import compose
+from ablate.config import validate
 from ablate.networks import ferminet_layout, logsumdet, make_ansatz, param_count
 
 VARIANTS = [

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ablate import records
-from ablate.config import compose, validate
+from ablate.compose import compose
+from ablate.config import validate
 from ablate.errors import ConfigError
 from ablate.records import RecordError, RunSummary
 from conftest import TINY
