@@ -247,7 +247,7 @@ def make_kinetic(system, cfg, dtype, distance_features: bool = True) -> Callable
 
     def kinetic(params, x):
         h, pair = _stream_inputs(layout.features, atoms, x)
-        for layer, layer_params in zip(layout.layers, params["layers"]):
+        for layer, layer_params in layout.layer_params(params):
             h, pair = _layer(layer, layer_params, activate, h, pair, n)
         rows = _orbital_rows(layout.orbitals, params, atoms, h, x, n)
         return _kinetic_of_blocks(_determinant_blocks(layout.orbitals, rows, n))

@@ -7,9 +7,10 @@ Parameters are a pytree of dicts (checkpoints store it as it is)::
      "orb_up": dense, "orb_down": dense,                              # orbitals, K*cols columns
      "env_up": envelope, "env_down": envelope}                        # `ablate.envelopes`
 
-with ``dense = {"w": (n_in, n_out), "b": (n_out,)}``. The key names are read here only: the
-accessors below (`LayerLayout.params`, `Spin.orbital_params`, `dense_weights`) hand the
-network and its Laplacian the arrays. The column orders are declared here too:
+with ``dense = {"w": (n_in, n_out), "b": (n_out,)}``. The key names are written and read here
+only: `FermiNetLayout.init` builds the pytree, and the accessors below
+(`FermiNetLayout.layer_params`, `LayerLayout.params`, `Spin.orbital_params`, `dense`,
+`dense_weights`) hand the network and its Laplacian the arrays. The column orders are declared here too:
 
 - `InputFeatures`: per atom (one-electron stream) or per pair (two-electron stream), the vector
   (3 columns) then its length (1, with distance features); atoms atom-major;
@@ -212,3 +213,17 @@ class FermiNetLayout:
     def output_width(self) -> int:
         """Width of the one-electron stream the orbitals read."""
         return self.layers[-1].one if self.layers else self.features.width * self.n_atoms
+
+    def init(self, key, dtype) -> dict:
+        """The parameters: three keys split off per layer, then one for the orbitals."""
+        params = {"layers": []}
+        for layer in self.layers:
+            key, k1, k2 = jax.random.split(key, 3)
+            params["layers"].append(layer.init(k1, k2, dtype))
+        key, korb = jax.random.split(key)
+        params.update(self.orbitals.init(korb, self.output_width, self.n_atoms, dtype))
+        return params
+
+    def layer_params(self, params: dict):
+        """(LayerLayout, its parameters) for every layer."""
+        return zip(self.layers, params["layers"])

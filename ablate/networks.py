@@ -107,18 +107,12 @@ def make_ferminet(system, cfg: NetworkConfig, hidden_dims, dtype, distance_featu
     layout = ferminet_layout(system, cfg, hidden_dims, distance_features)
 
     def init(key):
-        params = {"layers": []}
-        for layer in layout.layers:
-            key, k1, k2 = jax.random.split(key, 3)
-            params["layers"].append(layer.init(k1, k2, dtype))
-        key, korb = jax.random.split(key)
-        params.update(layout.orbitals.init(korb, layout.output_width, layout.n_atoms, dtype))
-        return params
+        return layout.init(key, dtype)
 
     def features(params, x):
         ae, r_ae, ee, r_ee = _pair_features(x, atoms)
         h1, h2 = _stream_inputs(layout.features, ae, r_ae, ee, r_ee)
-        for layer, layer_params in zip(layout.layers, params["layers"]):
+        for layer, layer_params in layout.layer_params(params):
             one, two = layer.params(layer_params)
             new1 = act(dense(one, layer.mixed.concatenate(h1, h2)))
             h1 = new1 + h1 if layer.residual_one else new1

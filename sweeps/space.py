@@ -13,7 +13,8 @@ The file's keys are declared once, in :class:`SweepFile`, with the experiment's
 from them. A new key is one ``key(...)`` line in `SweepFile` (a ``parse`` function when the
 generic checks of its annotation do not say enough), a field of the same name in
 :class:`SweepSpec` (copied over as checked), and ``python -m sweeps.docs`` to regenerate the
-table; a nested key (``slurm: {...}``) is declared by its own dataclass, read with ``parse``.
+table. A nested group of keys (``slurm: {...}``) is its own dataclass of ``key(...)`` fields,
+read by a field whose ``parse`` calls `read_declared` with it.
 
 Everything here is pure: parsing never touches storage, Hydra or the disk. Every
 problem raises :class:`ablate.errors.ConfigError` naming the key, the value and
@@ -84,6 +85,19 @@ def _gpus(name: str, value: Any) -> tuple[str, ...] | None:
     if any(not i or isinstance(v, bool) for i, v in zip(ids, value)) or len(set(ids)) != len(ids):
         raise ConfigError(name, list(value), "distinct GPU ids (indices or UUIDs)")
     return ids
+
+
+def read_declared(cls, node: Mapping[str, Any], prefix: str):
+    """``cls`` (a dataclass of `key` fields) from ``node``, every key checked against its
+    declaration; a key ``cls`` does not declare is refused with the allowed ones. ``prefix``
+    (``sweep.``) makes the names in the error lines. A nested mapping of keys is a field whose
+    ``parse`` calls this with its own dataclass."""
+    allowed = [f.name for f in fields(cls)]
+    unknown = sorted(set(node) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}", node[unknown[0]],
+                          f"not a sweep setting; allowed: {', '.join(allowed)}")
+    return read_group(cls, node, prefix)
 
 
 @dataclass(frozen=True)
@@ -247,11 +261,7 @@ def parse_spec(node: Mapping[str, Any], default_name: str | None = None) -> Swee
     against its `SweepFile` declaration, then the rules that tie keys together."""
     if not isinstance(node, Mapping):
         raise ConfigError("sweep", node, "a mapping (a sweep file under conf/sweep/)")
-    unknown = sorted(set(node) - set(KEYS))
-    if unknown:
-        raise ConfigError(f"sweep.{unknown[0]}", node[unknown[0]],
-                          f"not a sweep setting; allowed: {', '.join(KEYS)}")
-    file = read_group(SweepFile, node, "sweep.")
+    file = read_declared(SweepFile, node, "sweep.")
 
     name = file.name if file.name is not None else default_name
     if not isinstance(name, str) or not name or any(c in name for c in "/\\ "):
