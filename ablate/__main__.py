@@ -25,7 +25,8 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ablate.config import CONF_DIR, compose, quote_group_choices, validate, yaml_error_line
+from ablate.compose import CONF_DIR, compose, quote_group_choices, yaml_error_line
+from ablate.config import validate
 from ablate.errors import ConfigError, ConfigFileError, RunFailed
 from ablate.help import help_page
 from ablate.preemption import EXIT_PREEMPTED, Preempted, install as install_preemption

@@ -284,7 +284,8 @@ def task_precision(sizes: Sizes, work: Path) -> list[dict]:
     import numpy as np
 
     from ablate import training
-    from ablate.config import compose, validate
+    from ablate.compose import compose
+    from ablate.config import validate
     from ablate.jax_setup import setup_jax
     from ablate.stats import reblock
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ablate import jsonio, run_record, study_record
-from ablate.config import compose, validate
+from ablate.compose import compose
+from ablate.config import validate
 from ablate.errors import ConfigError
 from ablate.run_record import RecordError, RunSummary
 from sweeps import messages

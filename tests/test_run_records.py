@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ablate import checkpoint, fingerprint
-from ablate.config import compose
+from ablate.compose import compose
 from ablate.errors import ConfigError
 from ablate.run_record import RunSummary
 from conftest import TINY

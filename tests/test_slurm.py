@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from ablate.config import compose
+from ablate.compose import compose
 from ablate.errors import ConfigError
 from sweeps.plan import build_plan
 from sweeps.slurm import parse_options, time_limit_s

@@ -18,7 +18,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ablate.config import compose
+from ablate.compose import compose
 from sweeps import ownership
 from sweeps import storage as st
 from sweeps.plan import build_plan

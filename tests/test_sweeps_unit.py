@@ -12,12 +12,15 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from ablate.config import key_table
 from ablate.errors import ConfigError
+from ablate.help import help_page
+from sweeps import docs
 from sweeps import overrides as ov
 from sweeps import ownership
 from sweeps import storage as st
 from sweeps.plan import build_plan
-from sweeps.space import parse_spec
+from sweeps.space import SweepFile, parse_spec
 from sweeps.status import format_params, format_table
 from sweeps.workers import cpu_slots, plan_slots
 
@@ -90,7 +93,7 @@ def test_bad_sweep_files_name_the_key(node, key):
 
 def test_builtin_sweeps_resolve():
     """Every conf/sweep file parses, its keys exist and each value composes and validates."""
-    from ablate.config import compose
+    from ablate.compose import compose
 
     assert {"width", "depth", "width_depth", "pairwise", "determinants", "sampler", "tune",
             "optimizer", "features", "sampler_moves", "batch"} <= set(BUILTIN)
@@ -114,7 +117,7 @@ def test_group_axes_swap_the_system_and_optimiser(name, point, expect):
     """A grid point naming a config group (system=C, optim=adam) composes that group."""
     from omegaconf import OmegaConf
 
-    from ablate.config import compose
+    from ablate.compose import compose
     from sweeps.plan import trial_config
 
     plan = build_plan(compose([f"+sweep={name}"]), [f"+sweep={name}", "sweep.gpus=[]"])
@@ -125,7 +128,7 @@ def test_group_axes_swap_the_system_and_optimiser(name, point, expect):
 
 
 def test_unknown_space_key_is_a_config_error():
-    from ablate.config import compose
+    from ablate.compose import compose
 
     overrides = ["+sweep=width", "+sweep.space.network.colour=[1,2]", "sweep.gpus=[]"]
     with pytest.raises(ConfigError, match="network.colour"):
@@ -467,3 +470,12 @@ def test_postgres_study_mutex_is_exclusive():
         order.append("a")
     t.join(10)
     assert order == ["a", "b"]
+
+
+def test_sweeps_doc_and_help_list_every_sweep_file_key():
+    """docs/sweeps.md's key table is generated from `SweepFile`, and --help lists the same keys."""
+    assert docs.main(["--check"]) == 0
+    text, page = docs.DOC.read_text(), " ".join(help_page().split())
+    for key, _, _, allowed in key_table(SweepFile, "sweep."):
+        assert f"`{key.removeprefix('sweep.')}`" in text, key
+        assert f" {key} " in page and " ".join(allowed.split()) in page, key
