@@ -5,6 +5,10 @@
 
 Bad input gets one line on stderr naming the key and what is allowed (with the closest valid
 names for a misspelling), and exit code 2, before any expensive work, with or without ``-m``.
+
+SIGTERM (a scheduler's warning, ``scancel``, pre-emption) makes a run checkpoint after the
+current iteration and exit with code 75 (:data:`ablate.preemption.EXIT_PREEMPTED`); the same
+command with the same ``run_dir`` resumes it. A second SIGTERM kills at once.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ablate.config import CONF_DIR, compose, quote_group_choices, validate, yaml_error_line
+from ablate.compose import CONF_DIR, compose, quote_group_choices, yaml_error_line
+from ablate.config import validate
 from ablate.errors import ConfigError, ConfigFileError, RunFailed
 from ablate.help import help_page
+from ablate.preemption import EXIT_PREEMPTED, Preempted, install as install_preemption
 
 # The --help page is Hydra's hydra/help template (conf/hydra/help/ablate.yaml), whose text
 # this resolver generates from the config declarations.
@@ -129,19 +135,22 @@ def main(cfg: DictConfig) -> None:
         if "sweep" in cfg:
             if multirun:
                 raise ConfigError("sweep", "-m", "run a sweep without -m: +sweep=NAME drives its own trials")
-            from sweeps.driver import run_sweep  # lazy: Optuna, only for +sweep= (contracts.md)
+            from ablate import sweep_cli  # lazy: Optuna, only for +sweep= (contracts.md)
 
-            code = run_sweep(cfg, list(HydraConfig.get().overrides.task))
+            code = sweep_cli.run(cfg, list(HydraConfig.get().overrides.task))
             raise SystemExit(code)
         if multirun:
             cfg = _multirun_job(cfg)
         validate(cfg)
+        install_preemption()
         from ablate.run import format_result, run_experiment  # lazy: JAX, only on the run path
 
         summary = run_experiment(cfg)
         print(format_result(summary), flush=True)
     except ConfigError as err:
         _fail(str(err), 2)
+    except Preempted as err:
+        _fail(f"run stopped: {err}", EXIT_PREEMPTED)
     except KeyboardInterrupt:
         _fail("interrupted: rerun the same command with run_dir=<run directory> to resume", 130)
     except Exception as err:  # the traceback is in summary.json; the user gets one line

@@ -1,36 +1,30 @@
-"""Composing configs and validating them into a typed :class:`Experiment`.
+"""The config keys' declarations, and validating a composed config into a typed :class:`Experiment`.
 
-`compose` builds a config from the Hydra groups in ``conf/`` (the same tree the CLI uses).
 `validate` checks every value a run depends on and returns an :class:`Experiment`: frozen
 dataclasses per group (system, network, MCMC, optimiser, pretraining, evaluation, logger),
 which is all the engine ever sees (never a DictConfig). A bad value raises `ConfigError` with
 one line naming the key, the value and what is allowed, before any expensive work starts.
 
 The allowed values live in one place: the field declarations below (their types, ``Literal``
-choices, bounds, meanings and units). Validation, the ``--help`` page and docs read them.
-This module imports neither JAX nor Hydra at import time (the sweep driver and ``--help`` use it).
+choices, bounds, meanings and units), made with `key`; `read_group` checks a mapping against
+them and `key_table` lists them. Validation, the ``--help`` page and docs read them; the sweep
+file's keys (`sweeps.space.SweepFile`) are declared the same way. Composing a config with
+Hydra from ``conf/`` is `ablate.compose`'s. This module imports neither JAX nor Hydra (the sweep
+driver and ``--help`` use it).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
-import os
-import re
 import typing
-from pathlib import Path
 from typing import Any, Literal, Mapping
 
-import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from ablate import records
-from ablate.errors import ConfigError, ConfigFileError
+from ablate import jsonio
+from ablate.errors import ConfigError
 from ablate.systems import System, build_system
-
-CONF_DIR = Path(os.environ.get("ABLATE_CONF_DIR", Path(__file__).resolve().parents[1] / "conf"))
-GROUPS = ("system", "network", "mcmc", "optim", "pretrain", "logger", "scale", "sweep")
 
 
 # ----------------------------------------------------------------------------- declaring keys
@@ -142,7 +136,8 @@ def _check(name: str, raw: Any, tp, meta) -> Any:
     return raw
 
 
-def _container(node) -> Any:
+def to_container(node) -> Any:
+    """A DictConfig/ListConfig as plain (resolved) Python containers; anything else as it is."""
     if isinstance(node, (DictConfig, ListConfig)):
         return OmegaConf.to_container(node, resolve=True)
     return node
@@ -150,7 +145,7 @@ def _container(node) -> Any:
 
 def read_group(cls, node: Mapping | None, prefix: str):
     """Builds the frozen dataclass ``cls`` from a config mapping, checking every key."""
-    node = _container(node) or {}
+    node = to_container(node) or {}
     hints = typing.get_type_hints(cls)
     values = {}
     for f in dataclasses.fields(cls):
@@ -422,133 +417,6 @@ class Experiment:
         return self.network.layers
 
 
-# ----------------------------------------------------------------------------- Hydra
-
-
-def group_options(group: str) -> list[str]:
-    """Names of the configs available in a Hydra group (``conf/<group>/*.yaml``)."""
-    folder = CONF_DIR / group
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
-
-
-def did_you_mean(word: str, candidates) -> str:
-    """``"; did you mean network.width?"`` for the closest names (difflib), or an empty string."""
-    lowered = {str(c).lower(): str(c) for c in candidates}
-    close = difflib.get_close_matches(str(word).lower(), list(lowered), n=2, cutoff=0.75)
-    return f"; did you mean {' or '.join(lowered[c] for c in close)}?" if close else ""
-
-
-def check_group_overrides(overrides: list[str]) -> None:
-    """Raises ConfigError for ``group=option`` overrides naming an option that does not exist,
-    and for ``sweep=NAME`` written without its ``+``.
-
-    Hydra's own message for this is several lines long; users get one line from us.
-    """
-    if any(item.lstrip("+").startswith("hydra.searchpath") for item in overrides):
-        return  # configs may come from other folders: Hydra itself checks them
-    for item in overrides:
-        m = re.fullmatch(r"([+~]{0,2})([A-Za-z_]+)=(.*)", item)
-        if not m or m.group(2) not in GROUPS:
-            continue
-        prefix, group, option = m.group(1), m.group(2), _unquote(m.group(3))
-        options = group_options(group)
-        if group == "sweep" and not prefix:
-            hint = f"write +sweep={option} (a sweep is added to the config with a +)"
-            if option not in options:
-                hint += did_you_mean(option, options)
-            raise ConfigError(group, option, hint)
-        if option not in options:
-            raise ConfigError(group, option, "allowed: " + ", ".join(options) + did_you_mean(option, options))
-
-
-def _unknown_key_error(overrides: list[str], text: str) -> ConfigError | None:
-    """One line with the closest valid names for Hydra's "Could not override 'KEY'" errors."""
-    m = re.search(r"Could not override '([^']+)'", text)
-    if not m:
-        return None
-    bad = m.group(1)
-    value = next((o.split("=", 1)[1] for o in overrides if "=" in o and o.lstrip("+~").split("=", 1)[0] == bad), None)
-    rest = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != bad]
-    try:
-        known = set(records.flatten(_container(compose(rest)), keep=()))
-    except ConfigError:
-        known = set(records.flatten(_container(compose([])), keep=()))
-    known |= {k.rsplit(".", 1)[0] for k in known if "." in k} | set(GROUPS)
-    return ConfigError(bad, value, "unknown key" + did_you_mean(bad, known))
-
-
-def _unquote(value: str) -> str:
-    v = value.strip()
-    return v[1:-1] if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"" else v
-
-
-def _not_a_string(value: str) -> bool:
-    """True for an override value Hydra would read as a number, boolean or null (nan, true, 1e3)."""
-    if value.lower() in ("nan", "inf", "+inf", "-inf", "true", "false", "null"):
-        return True
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
-
-
-def quote_group_choices(args: list[str], groups: tuple[str, ...] = GROUPS) -> list[str]:
-    """``+sweep=nan`` -> ``+sweep='nan'``: a config file whose name YAML reads as a number or a
-    boolean (nan.yaml, true.yaml, 1e3.yaml) is still chosen by its name."""
-    out = []
-    for arg in args:
-        m = re.fullmatch(r"([+~]{0,2})([A-Za-z_]+)=(.+)", arg)
-        if m and m.group(2) in groups and _not_a_string(m.group(3)):
-            arg = f"{m.group(1)}{m.group(2)}='{m.group(3)}'"
-        out.append(arg)
-    return out
-
-
-def yaml_error_line(err: Exception) -> str:
-    """One line for a YAML syntax error: the file, the line and what is wrong."""
-    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
-    where = f"{mark.name}, line {mark.line + 1}" if mark is not None else "a config file"
-    ctx = getattr(err, "context_mark", None)
-    if mark is not None and ctx is not None and ctx.line != mark.line:
-        where += f" (in what starts at line {ctx.line + 1})"
-    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-    return f"config error: {where}: invalid YAML ({problem})"
-
-
-def compose(overrides: list[str] | None = None) -> DictConfig:
-    """Composes ``conf/config.yaml`` with Hydra overrides (``["system=He", "seed=3"]``).
-
-    Safe to call many times in one process (and inside a Hydra app).
-    Raises ConfigError for an unknown group option or config key.
-    """
-    # Hydra is imported here, not at the top: the sweep workers and `validate` need only OmegaConf.
-    from hydra import compose as hydra_compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    overrides = list(overrides or [])
-    check_group_overrides(overrides)
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            return hydra_compose(config_name="config", overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as err:
-        explained = _unknown_key_error(overrides, str(err))
-        if explained is not None:
-            raise explained from None
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError("overrides", " ".join(overrides), first) from None
-    except yaml.YAMLError as err:
-        raise ConfigFileError(yaml_error_line(err)) from None
-
-
-def flatten(cfg) -> dict:
-    """Flat ``{"network.width": 32, ...}`` view of a (resolved) config; lists kept as lists."""
-    return records.flatten(_container(cfg))
-
-
 # ----------------------------------------------------------------------------- validation
 
 
@@ -565,7 +433,7 @@ def validate(cfg, device_count: int | None = None) -> Experiment:
     ``cfg``: a composed DictConfig or the same as a plain dict. Raises ConfigError naming the
     first bad key.
     """
-    node = _container(cfg)
+    node = to_container(cfg)
     if not isinstance(node, Mapping):
         raise ConfigError("config", node, "a mapping")
     system = build_system(node.get("system") or {})
@@ -582,4 +450,4 @@ def validate(cfg, device_count: int | None = None) -> Experiment:
     if run.batch_size % devices:
         raise ConfigError("batch_size", run.batch_size,
                           f"must be divisible by the number of devices ({devices})")
-    return Experiment(system=system, config=records.flatten(node), **groups)
+    return Experiment(system=system, config=jsonio.flatten(node), **groups)

@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ablate.errors import ConfigError
-from ablate.records import SUMMARY_FILE, flatten, write_json_atomic
-
-FINGERPRINT_FILE = "fingerprint.json"
+from ablate.jsonio import flatten
+from ablate.run_record import RunDir
 
 # Keys (a name, or a prefix ending in ".") that do not change what a run computes.
 EXCLUDED = ("output_root", "run_dir", "logger.", "progress", "compilation_cache", "trial.",
@@ -103,20 +102,17 @@ def record(flat_config: Mapping[str, Any], study: Mapping[str, Any] | None = Non
 
 
 def write(run_dir: str | Path, rec: Mapping[str, Any]) -> None:
-    write_json_atomic(Path(run_dir) / FINGERPRINT_FILE, dict(rec))
+    RunDir(run_dir).write_fingerprint(rec)
 
 
 def recorded(run_dir: str | Path) -> dict[str, Any] | None:
     """What a run directory records about its config: fingerprint.json, else (an old directory)
     the values of its config.yaml or summary.json; None for a directory without a run."""
-    run_dir = Path(run_dir)
-    try:
-        data = json.loads((run_dir / FINGERPRINT_FILE).read_text(encoding="utf-8"))
-        if isinstance(data, dict) and isinstance(data.get("values"), dict):
-            return data
-    except (OSError, ValueError):
-        pass
-    flat = _old_config(run_dir)
+    run = RunDir(run_dir)
+    data = run.read_fingerprint()
+    if data is not None:
+        return data
+    flat = _old_config(run)
     if flat is None:
         return None
     rec = record(flat)
@@ -125,8 +121,8 @@ def recorded(run_dir: str | Path) -> dict[str, Any] | None:
     return rec
 
 
-def _old_config(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "config.yaml"
+def _old_config(run: RunDir) -> dict[str, Any] | None:
+    path = run.config_file
     if path.is_file():
         try:
             import yaml  # lazy: only old run directories need it
@@ -136,13 +132,8 @@ def _old_config(run_dir: Path) -> dict[str, Any] | None:
                 return flatten(data)
         except (OSError, ValueError, yaml.YAMLError):
             pass
-    try:
-        summary = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
-        if isinstance(summary, dict) and isinstance(summary.get("config"), dict) and summary["config"]:
-            return dict(summary["config"])
-    except (OSError, ValueError):
-        pass
-    return None
+    summary = run.read_summary_or_none()
+    return dict(summary.config) if summary is not None and summary.config else None
 
 
 def _inert(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:

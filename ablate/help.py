@@ -4,9 +4,10 @@ The page is Hydra's ``hydra/help`` template (``conf/hydra/help/ablate.yaml``), w
 the ``${ablate_help:}`` resolver registered by the CLI: config groups and their options, every
 key `ablate.config.validate` checks with its meaning, unit and allowed values (from the field
 declarations, so the page cannot drift from the validation), the scale presets, the built-in
-sweeps, and example commands. ``--hydra-help`` keeps Hydra's own page.
+sweeps, the sweep file's keys (`sweeps.space.SweepFile`, declared the same way), and example
+commands. ``--hydra-help`` keeps Hydra's own page.
 
-Near-miss suggestions for misspelled keys, groups and options are `ablate.config.did_you_mean`.
+Near-miss suggestions for misspelled keys, groups and options are `ablate.compose.did_you_mean`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from ablate import config
+from ablate import compose, config
 from ablate.systems import available_systems
+from sweeps.space import SweepFile
 
 WIDTH = 100
 
@@ -58,7 +60,7 @@ def default_choices() -> dict[str, str]:
     from omegaconf import OmegaConf
 
     out = {}
-    for item in OmegaConf.load(config.CONF_DIR / "config.yaml").get("defaults", []):
+    for item in OmegaConf.load(compose.CONF_DIR / "config.yaml").get("defaults", []):
         if isinstance(item, str) or not hasattr(item, "items"):
             continue
         for group, option in item.items():
@@ -70,10 +72,10 @@ def default_choices() -> dict[str, str]:
 def groups_section() -> list[str]:
     lines = ["CONFIG GROUPS (group=option; * marks the default)"]
     defaults = default_choices()
-    for group in config.GROUPS:
+    for group in compose.GROUPS:
         if group == "sweep":
             continue
-        options = config.group_options(group)
+        options = compose.group_options(group)
         if group == "system":
             options = available_systems()
         marked = [o + ("*" if defaults.get(group) == o else "") for o in options]
@@ -84,15 +86,22 @@ def groups_section() -> list[str]:
     return lines
 
 
+def _key_lines(rows) -> list[str]:
+    """One wrapped entry per (key, meaning, unit, allowed) row of a key table."""
+    lines = []
+    for key, doc, unit, allowed in rows:
+        head = f"  {key:<26} "
+        body = f"{doc}" + (f" [{unit}]" if unit else "") + f"; {allowed}"
+        wrapped = _wrap(body, len(head))
+        lines.append(head + wrapped[0])
+        lines += [" " * len(head) + w for w in wrapped[1:]]
+    return lines
+
+
 def keys_section() -> list[str]:
     lines = ["KEYS (key=value; units are atomic: Hartree, bohr)"]
     for _, prefix, cls in config.GROUP_TYPES:
-        for key, doc, unit, allowed in config.key_table(cls, prefix):
-            head = f"  {key:<26} "
-            body = f"{doc}" + (f" [{unit}]" if unit else "") + f"; {allowed}"
-            wrapped = _wrap(body, len(head))
-            lines.append(head + wrapped[0])
-            lines += [" " * len(head) + w for w in wrapped[1:]]
+        lines += _key_lines(config.key_table(cls, prefix))
     head = f"  {'system.*':<26} "
     wrapped = _wrap("system.name (the group), spin (n_up - n_down), charge, bond_length, n_atoms, "
                     "units=bohr|angstrom, atoms=[[symbol, x, y, z], ...] (system=custom)", len(head))
@@ -100,10 +109,15 @@ def keys_section() -> list[str]:
     return lines
 
 
+def sweep_keys_section() -> list[str]:
+    return (["SWEEP KEYS (KEY: VALUE in conf/sweep/NAME.yaml; sweep.KEY=VALUE on the command line)"]
+            + _key_lines(config.key_table(SweepFile, "sweep.")))
+
+
 def scales_section() -> list[str]:
     lines = ["SCALE PRESETS (scale=...; they set network size, batch, iterations, pretraining)"]
-    for name in config.group_options("scale"):
-        path = config.CONF_DIR / "scale" / f"{name}.yaml"
+    for name in compose.group_options("scale"):
+        path = compose.CONF_DIR / "scale" / f"{name}.yaml"
         head = f"  {name:<10}  "
         wrapped = _wrap(f"{_description(path)} {_scale_summary(path)}", len(head))
         lines += [head + wrapped[0]] + [" " * len(head) + w for w in wrapped[1:]]
@@ -112,9 +126,9 @@ def scales_section() -> list[str]:
 
 def sweeps_section() -> list[str]:
     lines = ["BUILT-IN SWEEPS (python -m ablate +sweep=NAME [overrides]; an Optuna study over every local GPU)"]
-    for name in config.group_options("sweep"):
+    for name in compose.group_options("sweep"):
         head = f"  {name:<14}  "
-        wrapped = _wrap(_description(config.CONF_DIR / "sweep" / f"{name}.yaml"), len(head))
+        wrapped = _wrap(_description(compose.CONF_DIR / "sweep" / f"{name}.yaml"), len(head))
         lines += [head + wrapped[0]] + [" " * len(head) + w for w in wrapped[1:]]
     return lines
 
@@ -137,7 +151,8 @@ def help_page() -> str:
              "       --hydra-help (Hydra's own help), --cfg job (the composed config), "
              "--shell-completion (see README)",
              ""]
-    for section in (groups_section(), keys_section(), scales_section(), sweeps_section()):
+    for section in (groups_section(), keys_section(), scales_section(), sweeps_section(),
+                    sweep_keys_section()):
         lines += section + [""]
     lines += ["EXAMPLES"] + [f"  {e}" for e in EXAMPLES]
     lines += ["", "Everything a run or study writes goes under output_root (./runs). "

@@ -20,7 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ablate.config import NetworkConfig
+from ablate.envelopes import envelope_named
 from ablate.jax_setup import dtype_of
+from ablate.network_layout import (FermiNetLayout, InputFeatures, OrbitalLayout, dense,
+                                   dense_init)
 
 ACTIVATIONS = {"tanh": jnp.tanh, "silu": jax.nn.silu, "gelu": jax.nn.gelu}
 
@@ -32,18 +35,6 @@ class Ansatz:
     orbitals: Callable
     full_det: bool
     n_determinants: int
-
-
-def _dense_init(key, n_in: int, n_out: int, dtype) -> dict:
-    wkey, bkey = jax.random.split(key)
-    return {
-        "w": jax.random.normal(wkey, (n_in, n_out), dtype) / np.sqrt(n_in),
-        "b": jax.random.normal(bkey, (n_out,), dtype),
-    }
-
-
-def _dense(p: dict, x):
-    return x @ p["w"] + p["b"]
 
 
 def _pair_features(x, atoms):
@@ -58,33 +49,9 @@ def _pair_features(x, atoms):
     return ae, r_ae, ee, r_ee
 
 
-# ---------------------------------------------------------------- envelopes
-
-def _envelope_init(kind: str, n_atoms: int, n_out: int, dtype) -> dict:
-    pi = jnp.ones((n_atoms, n_out), dtype)
-    sigma_shapes = {
-        "isotropic": lambda: jnp.ones((n_atoms, n_out), dtype),
-        "diagonal": lambda: jnp.ones((n_atoms, 3, n_out), dtype),
-        "full": lambda: jnp.tile(jnp.eye(3, dtype=dtype)[None, :, :, None], (n_atoms, 1, 1, n_out)),
-    }
-    if kind not in sigma_shapes:
-        raise ValueError(f"network.envelope={kind!r}: allowed: {', '.join(sigma_shapes)}")
-    return {"pi": pi, "sigma": sigma_shapes[kind]()}
-
-
-def _envelope(kind: str, p: dict, ae, r_ae):
-    """Exponential envelopes sum_A pi_Ao exp(-|sigma_Ao r_iA|); ae (m, A, 3) -> (m, n_out)."""
-    if kind == "isotropic":
-        decay = r_ae * p["sigma"][None]                                  # (m, A, n_out)
-    elif kind == "diagonal":
-        scaled = ae[..., None] * p["sigma"][None]                        # (m, A, 3, n_out)
-        decay = jnp.sqrt(jnp.sum(scaled**2, axis=2) + 1e-12)
-    elif kind == "full":
-        scaled = jnp.einsum("mai,aijo->majo", ae, p["sigma"])
-        decay = jnp.sqrt(jnp.sum(scaled**2, axis=2) + 1e-12)
-    else:
-        raise ValueError(f"network.envelope={kind!r}: allowed: isotropic, diagonal, full")
-    return jnp.sum(jnp.exp(-jnp.abs(decay)) * p["pi"][None], axis=1)
+def _stream_inputs(features: InputFeatures, ae, r_ae, ee, r_ee):
+    """Inputs of the one- and two-electron streams: (n, A * width) and (n, n, width)."""
+    return features.per_electron(features.columns(ae, r_ae)), features.columns(ee, r_ee)
 
 
 # ---------------------------------------------------------------- determinants
@@ -102,80 +69,29 @@ def logsumdet(matrices: list):
     return jnp.sign(total), jnp.log(jnp.abs(total)) + shift
 
 
-def _orbital_shapes(electrons, full_det: bool):
-    n_up, n_down = electrons
-    n = n_up + n_down
-    return (n, n) if full_det else (n_up, n_down)
-
-
-def _orbital_init(key, electrons, n_in, cfg, n_atoms, dtype):
-    k_up, k_down = jax.random.split(key)
-    cols_up, cols_down = _orbital_shapes(electrons, cfg.full_det)
-    K = cfg.determinants
-    return {
-        "orb_up": _dense_init(k_up, n_in, K * cols_up, dtype),
-        "orb_down": _dense_init(k_down, n_in, K * cols_down, dtype),
-        "env_up": _envelope_init(cfg.envelope, n_atoms, K * cols_up, dtype),
-        "env_down": _envelope_init(cfg.envelope, n_atoms, K * cols_down, dtype),
-    }
-
-
-def _orbital_matrices(params, h, ae, r_ae, electrons, cfg):
-    """Per-spin orbital rows (K, n_spin, n_cols) = linear(h) * envelope."""
-    n_up, _ = electrons
-    cols_up, cols_down = _orbital_shapes(electrons, cfg.full_det)
-    K = cfg.determinants
+def _orbital_matrices(layout: OrbitalLayout, params, h, ae, r_ae):
+    """Per-spin orbital rows (K, n_spin, n_cols) = dense(h) * envelope."""
     out = []
-    for sl, name, cols in ((slice(0, n_up), "up", cols_up), (slice(n_up, None), "down", cols_down)):
-        hs = h[sl]
-        if hs.shape[0] == 0:
-            out.append(jnp.zeros((K, 0, cols), h.dtype))
+    for spin in layout.spins:
+        hs = h[spin.start:spin.stop]
+        if spin.size == 0:
+            out.append(jnp.zeros((layout.determinants, 0, spin.columns), h.dtype))
             continue
-        orb = _dense(params[f"orb_{name}"], hs)
-        orb = orb * _envelope(cfg.envelope, params[f"env_{name}"], ae[sl], r_ae[sl])
-        out.append(jnp.transpose(orb.reshape(hs.shape[0], K, cols), (1, 0, 2)))
+        orbital, envelope = spin.orbital_params(params)
+        orb = dense(orbital, hs) * layout.envelope.apply(envelope, ae[spin.start:spin.stop],
+                                                          r_ae[spin.start:spin.stop])
+        out.append(layout.determinant_major(orb))
     return out[0], out[1]
-
-
-def _psi_from_orbitals(up, down, full_det: bool):
-    if full_det:
-        return logsumdet([jnp.concatenate([up, down], axis=1)])
-    return logsumdet([up, down])
 
 
 # ---------------------------------------------------------------- FermiNet
 
-def _spin_means(h, n_up: int, axis: int):
-    """Means over spin-up and spin-down electrons along `axis` (skipping an empty spin)."""
-    parts = []
-    for sl in (slice(0, n_up), slice(n_up, None)):
-        sub = jax.lax.slice_in_dim(h, sl.start, sl.stop if sl.stop is not None else h.shape[axis],
-                                   axis=axis)
-        if sub.shape[axis] > 0:
-            parts.append(jnp.mean(sub, axis=axis, keepdims=True))
-    return parts
-
-
-def _mixed_input(h1, h2, n_up: int):
-    """FermiNet layer input: own features, spin-mean one-electron features, mean pair features."""
-    n = h1.shape[0]
-    g1 = [jnp.broadcast_to(g, (n, g.shape[-1])) for g in _spin_means(h1, n_up, axis=0)]
-    g2 = [g[:, 0, :] for g in _spin_means(h2, n_up, axis=1)]
-    return jnp.concatenate([h1, *g1, *g2], axis=-1)
-
-
-def _n_spin_groups(electrons) -> int:
-    return sum(1 for e in electrons if e > 0)
-
-
-def _stream_inputs(ae, r_ae, ee, r_ee, distance_features: bool):
-    """Inputs of the one- and two-electron streams: (n, A*4) and (n, n, 4) with the distances
-    |r_i - R_I|, |r_i - r_j| as extra columns, or (n, A*3) and (n, n, 3) (vectors only)."""
-    n = ae.shape[0]
-    if distance_features:
-        return (jnp.concatenate([ae, r_ae], axis=-1).reshape(n, -1),
-                jnp.concatenate([ee, r_ee], axis=-1))
-    return ae.reshape(n, -1), ee
+def ferminet_layout(system, cfg: NetworkConfig, hidden_dims,
+                    distance_features: bool = True) -> FermiNetLayout:
+    """The layout of the FermiNet `make_ferminet` builds with these arguments."""
+    return FermiNetLayout.of(system.electrons, len(system.positions), hidden_dims, cfg.determinants,
+                             cfg.full_det, envelope_named(cfg.envelope), cfg.residual,
+                             distance_features)
 
 
 def make_ferminet(system, cfg: NetworkConfig, hidden_dims, dtype, distance_features: bool = True) -> Ansatz:
@@ -184,46 +100,33 @@ def make_ferminet(system, cfg: NetworkConfig, hidden_dims, dtype, distance_featu
     distance_features=True (the paper): the streams' inputs are r_i - R_I with |r_i - R_I|
     and r_i - r_j with |r_i - r_j|; False: the vectors only, for both streams. Either way
     the envelopes use |r_i - R_I| (bohr): they are not inputs to the streams.
+    The shapes and the parameters' names are `ferminet_layout`'s (`ablate.network_layout`).
     """
     atoms = jnp.asarray(system.positions, dtype)
-    electrons = system.electrons
-    n_up = electrons[0]
-    n_atoms = atoms.shape[0]
     act = ACTIVATIONS[cfg.activation]
-    groups = _n_spin_groups(electrons)
+    layout = ferminet_layout(system, cfg, hidden_dims, distance_features)
 
     def init(key):
-        params = {"layers": []}
-        d1, d2 = (4 * n_atoms, 4) if distance_features else (3 * n_atoms, 3)
-        for i, (w1, w2) in enumerate(hidden_dims):
-            key, k1, k2 = jax.random.split(key, 3)
-            layer = {"one": _dense_init(k1, d1 * (1 + groups) + d2 * groups, w1, dtype)}
-            if i < len(hidden_dims) - 1:           # the last pair layer's output is never used
-                layer["two"] = _dense_init(k2, d2, w2, dtype)
-            params["layers"].append(layer)
-            d1, d2 = w1, w2
-        key, korb = jax.random.split(key)
-        params.update(_orbital_init(korb, electrons, d1, cfg, n_atoms, dtype))
-        return params
+        return layout.init(key, dtype)
 
     def features(params, x):
         ae, r_ae, ee, r_ee = _pair_features(x, atoms)
-        h1, h2 = _stream_inputs(ae, r_ae, ee, r_ee, distance_features)
-        for layer in params["layers"]:
-            new1 = act(_dense(layer["one"], _mixed_input(h1, h2, n_up)))
-            h1 = new1 + h1 if (cfg.residual and new1.shape == h1.shape) else new1
-            if "two" in layer:
-                new2 = act(_dense(layer["two"], h2))
-                h2 = new2 + h2 if (cfg.residual and new2.shape == h2.shape) else new2
+        h1, h2 = _stream_inputs(layout.features, ae, r_ae, ee, r_ee)
+        for layer, layer_params in layout.layer_params(params):
+            one, two = layer.params(layer_params)
+            new1 = act(dense(one, layer.mixed.concatenate(h1, h2)))
+            h1 = new1 + h1 if layer.residual_one else new1
+            if two is not None:
+                new2 = act(dense(two, h2))
+                h2 = new2 + h2 if layer.residual_two else new2
         return h1, ae, r_ae
 
     def orbitals(params, x):
         h1, ae, r_ae = features(params, x)
-        return _orbital_matrices(params, h1, ae, r_ae, electrons, cfg)
+        return _orbital_matrices(layout.orbitals, params, h1, ae, r_ae)
 
     def apply(params, x):
-        up, down = orbitals(params, x)
-        return _psi_from_orbitals(up, down, cfg.full_det)
+        return logsumdet(layout.orbitals.blocks(orbitals(params, x)))
 
     return Ansatz(init, apply, orbitals, cfg.full_det, cfg.determinants)
 
@@ -254,48 +157,49 @@ def make_slater_jastrow(system, cfg: NetworkConfig, hidden_dims, dtype, distance
     (whose input is |r_i - r_j|) are unchanged.
     """
     atoms = jnp.asarray(system.positions, dtype)
-    electrons = system.electrons
-    n_up = electrons[0]
+    n_up = system.electrons[0]
     n_atoms = atoms.shape[0]
     act = ACTIVATIONS[cfg.activation]
     backflow = cfg.backflow
+    features = InputFeatures(distance_features)
+    orbital_layout = OrbitalLayout.of(system.electrons, cfg.determinants, cfg.full_det,
+                                      envelope_named(cfg.envelope))
 
     def init(key):
         params = {"layers": []}
-        d = (4 if distance_features else 3) * n_atoms
+        d = features.width * n_atoms
         for w1, _ in hidden_dims:
             key, k = jax.random.split(key)
-            params["layers"].append(_dense_init(k, d, w1, dtype))
+            params["layers"].append(dense_init(k, d, w1, dtype))
             d = w1
         key, korb, kb1, kb2 = jax.random.split(key, 4)
-        params.update(_orbital_init(korb, electrons, d, cfg, n_atoms, dtype))
+        params.update(orbital_layout.init(korb, d, n_atoms, dtype))
         params["jastrow"] = {"b_par": jnp.asarray(1.0, dtype), "b_anti": jnp.asarray(1.0, dtype)}
         if backflow:
             width = hidden_dims[0][1]
-            params["backflow"] = {"hidden": _dense_init(kb1, 1, width, dtype),
+            params["backflow"] = {"hidden": dense_init(kb1, 1, width, dtype),
                                   "out": jax.tree.map(lambda a: a * 0.1,
-                                                      _dense_init(kb2, width, 1, dtype))}
+                                                      dense_init(kb2, width, 1, dtype))}
         return params
 
     def coordinates(params, x):
         if not backflow:
             return x
         _, _, ee, r_ee = _pair_features(x, atoms)
-        eta = _dense(params["backflow"]["out"], act(_dense(params["backflow"]["hidden"], r_ee)))
+        eta = dense(params["backflow"]["out"], act(dense(params["backflow"]["hidden"], r_ee)))
         return x + jnp.sum(eta * ee, axis=1)          # ee_ii = 0: no self term
 
     def orbitals(params, x):
         q = coordinates(params, x)
         ae, r_ae, ee, r_ee = _pair_features(q, atoms)
-        h, _ = _stream_inputs(ae, r_ae, ee, r_ee, distance_features)
+        h, _ = _stream_inputs(features, ae, r_ae, ee, r_ee)
         for layer in params["layers"]:
-            new = act(_dense(layer, h))
+            new = act(dense(layer, h))
             h = new + h if (cfg.residual and new.shape == h.shape) else new
-        return _orbital_matrices(params, h, ae, r_ae, electrons, cfg)
+        return _orbital_matrices(orbital_layout, params, h, ae, r_ae)
 
     def apply(params, x):
-        up, down = orbitals(params, x)
-        sign, logabs = _psi_from_orbitals(up, down, cfg.full_det)
+        sign, logabs = logsumdet(orbital_layout.blocks(orbitals(params, x)))
         _, _, _, r_ee = _pair_features(x, atoms)
         return sign, logabs + _jastrow(params["jastrow"], r_ee, n_up)
 

@@ -1,4 +1,5 @@
-"""The run directory: config.yaml, metrics tables, summary.json; forwards metrics to sinks.
+"""Writes a run directory (config.yaml, the metrics tables, summary.json; file names from
+:class:`ablate.run_record.RunDir`) and forwards metrics to sinks.
 
 The recorder knows nothing of physics. Rows are buffered and flushed at each checkpoint (and
 at the end), so the tables on disk never run ahead of the newest checkpoint; on resume, rows
@@ -11,18 +12,11 @@ import csv
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from omegaconf import OmegaConf
 
-from ablate.records import RunSummary
-
-TABLES = {
-    "pretrain": ("pretrain.csv", ("step", "loss")),
-    "train": ("metrics.csv", ("step", "energy", "variance", "pmove", "move_width",
-                              "learning_rate", "step_time_s")),
-    "eval": ("eval.csv", ("step", "energy", "variance", "pmove")),
-}
+from ablate.run_record import TABLES, RunDir, RunSummary
 
 
 class Sink(Protocol):
@@ -37,30 +31,21 @@ class Recorder:
     """Owns one run directory and the sinks (W&B) that mirror it."""
 
     def __init__(self, run_dir: Path, sinks: list | None = None):
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir = RunDir(run_dir)
+        self.run_dir.path.mkdir(parents=True, exist_ok=True)
         self.sinks = [s for s in (sinks or []) if s is not None]
         self._rows: dict[str, list] = {phase: [] for phase in TABLES}
-        # Facts a checkpoint keeps so that a damaged summary.json can be rebuilt (set by the run).
-        self.run_facts: Callable[[], dict] = dict
-
-    @property
-    def summary_path(self) -> Path:
-        return self.run_dir / "summary.json"
-
-    def read_summary(self) -> RunSummary | None:
-        """The run directory's summary.json, or None when absent or unreadable."""
-        return RunSummary.read_or_none(self.run_dir)
 
     def write_config(self, cfg) -> None:
-        tmp = self.run_dir / "config.yaml.tmp"
+        path = self.run_dir.config_file
+        tmp = path.with_name(path.name + ".tmp")
         node = cfg if OmegaConf.is_config(cfg) else OmegaConf.create(dict(cfg))
         tmp.write_text(OmegaConf.to_yaml(node, resolve=True))
-        os.replace(tmp, self.run_dir / "config.yaml")
+        os.replace(tmp, path)
 
     def truncate(self, phase: str, upto_step: int) -> None:
         """Drops rows with step >= upto_step (work after the checkpoint we resume from)."""
-        path = self.run_dir / TABLES[phase][0]
+        path = self.run_dir.table(phase)
         if not path.exists():
             return
         with open(path, newline="") as fh:
@@ -76,8 +61,7 @@ class Recorder:
     def flush(self) -> None:
         for phase, rows in self._rows.items():
             if rows:
-                name, columns = TABLES[phase]
-                self._write_rows(self.run_dir / name, columns, rows, mode="a")
+                self._write_rows(self.run_dir.table(phase), TABLES[phase][1], rows, mode="a")
                 rows.clear()
 
     @staticmethod
@@ -90,7 +74,7 @@ class Recorder:
             writer.writerows(rows)
 
     def write_summary(self, summary: RunSummary) -> None:
-        summary.write(self.run_dir)
+        self.run_dir.write_summary(summary)
 
     def finish(self, summary: RunSummary) -> None:
         """Flushes the tables, writes summary.json and closes the sinks."""

@@ -7,7 +7,6 @@ summary.json (a `RunSummary`) saying how the run ended.
 
 from __future__ import annotations
 
-import csv
 import datetime
 import platform
 import socket
@@ -15,7 +14,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -27,10 +26,12 @@ from ablate.jax_setup import setup_jax
 from ablate.networks import param_count
 from ablate.pretrain import hartree_fock  # pyscf itself is imported inside, only when called
 from ablate.pretrain import summary_fields as pretrain_fields
+from ablate.provenance import git_commit, package_versions
 from ablate.recorder import Recorder
-from ablate.records import RecordError, RunSummary, git_commit, package_versions, reblock
+from ablate.run_record import RecordError, RunDir, RunSummary
 from ablate.startup import StartupClock, take_import_seconds
-from ablate.stats import count_spikes
+from ablate.stats import count_spikes, reblock
+from ablate.stretch import RunFacts, Stretch
 from ablate.wandb_sink import make_sink
 
 ENGINE_IMPORTED_AT = time.time()   # the engine and its libraries (JAX, kfac-jax, folx) loaded
@@ -83,19 +84,6 @@ def _results(experiment: Experiment, energies, variances, train_energies, step_t
     )
 
 
-def _read_columns(path: Path, columns: tuple[str, ...]) -> dict[str, list[float]]:
-    """Columns of a run table (one pass over the file); empty lists when it does not exist."""
-    if not path.exists():
-        return {c: [] for c in columns}
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return {c: [float(r[c]) for r in rows] for c in columns}
-
-
-def _read_column(path: Path, column: str) -> list[float]:
-    return _read_columns(path, (column,))[column]
-
-
 def _restore(engine: training.Engine, recorder: Recorder, saved: dict):
     """State and evaluation progress from a checkpoint; the tables are cut back to match."""
     state = training.TrainState.from_dict(saved)
@@ -113,75 +101,61 @@ def _restore(engine: training.Engine, recorder: Recorder, saved: dict):
     return training.to_device(engine, state), done
 
 
-def _table_results(experiment: Experiment, run_dir: Path, iterations: int) -> dict[str, Any]:
+def _table_results(experiment: Experiment, run: RunDir, iterations: int) -> dict[str, Any]:
     """The summary's measured fields from the tables on disk (eval.csv, metrics.csv)."""
-    return _results(experiment, _read_column(run_dir / "eval.csv", "energy"),
-                    _read_column(run_dir / "eval.csv", "variance"),
-                    _read_column(run_dir / "metrics.csv", "energy"),
-                    _read_column(run_dir / "metrics.csv", "step_time_s"), iterations)
+    evaluation = run.read_columns("eval", ("energy", "variance"))
+    train = run.read_columns("train", ("energy", "step_time_s"))
+    return _results(experiment, evaluation["energy"], evaluation["variance"], train["energy"],
+                    train["step_time_s"], iterations)
 
 
-def _rebuilt_summary(experiment: Experiment, run_dir: Path, damage: str) -> RunSummary:
+def _rebuilt_summary(experiment: Experiment, run: RunDir, damage: str) -> RunSummary:
     """A summary for a run directory whose summary.json is damaged, from its newest checkpoint
-    (``run_facts``: hf_energy, startup_s, wall time of earlier stretches) and its tables; status
-    ``completed`` with the evaluated energy when the tables hold the whole evaluation."""
-    print(f"warning: {run_dir / 'summary.json'} is damaged ({damage}); rebuilt from the checkpoint "
+    (its :class:`RunFacts`: hf_energy, startup_s, wall time of earlier stretches) and its tables;
+    status ``completed`` with the evaluated energy when the tables hold the whole evaluation."""
+    print(f"warning: {run.summary_file} is damaged ({damage}); rebuilt from the checkpoint "
           "and the tables", file=sys.stderr, flush=True)
-    saved = checkpoint.latest(run_dir / "checkpoints") or {}
-    facts = dict(saved.get("run_facts") or {})
-    summary = _base_summary(experiment, run_dir).replace(
+    saved = checkpoint.latest(run.checkpoints) or {}
+    facts = RunFacts.from_dict(saved.get("run_facts"))
+    summary = _base_summary(experiment, run.path).replace(
         fingerprint=fingerprint.fingerprint(fingerprint.fingerprint_values(experiment.config)),
-        hf_energy=facts.get("hf_energy"), startup_s=facts.get("startup_s"),
-        wall_time_stretches_s=list(facts.get("wall_time_stretches_s") or []))
+        hf_energy=facts.hf_energy, startup_s=facts.startup_s,
+        wall_time_stretches_s=list(facts.wall_time_stretches_s))
     if saved.get("params") is not None:
         summary = summary.replace(param_count=param_count(saved["params"]))
-    n_train = len(_read_column(run_dir / "metrics.csv", "energy"))
-    n_eval = len(_read_column(run_dir / "eval.csv", "energy"))
+    n_train = len(run.read_column("train", "energy"))
+    n_eval = len(run.read_column("eval", "energy"))
     if n_train >= experiment.optim.iterations and n_eval >= experiment.evaluation.iterations:
-        summary = summary.replace(status="completed", **_table_results(experiment, run_dir, n_train))
+        summary = summary.replace(status="completed", **_table_results(experiment, run, n_train))
         summary = summary.replace(wall_time_s=sum(summary.wall_time_stretches_s) or None)
     return summary
 
 
-def _previous_summary(experiment: Experiment, run_dir: Path) -> RunSummary | None:
+def _previous_summary(experiment: Experiment, run: RunDir) -> RunSummary | None:
     """The run directory's summary.json; a damaged one is rebuilt (one warning line) and rewritten."""
     try:
-        return RunSummary.read(run_dir)
+        return run.read_summary()
     except RecordError as err:
         damage = str(err).split(": ", 1)[-1]
-    summary = _rebuilt_summary(experiment, run_dir, damage)
-    summary.write(run_dir)
+    summary = _rebuilt_summary(experiment, run, damage)
+    run.write_summary(summary)
     return summary
 
 
-def _run_facts(summary_ref: list, timing: dict, t0: float) -> Callable[[], dict]:
-    """What a checkpoint keeps of the summary (see checkpoint.py): hf_energy, startup_s and the
-    wall time of every stretch so far, this one included."""
-    def facts() -> dict:
-        summary = summary_ref[0]
-        startup = summary.startup_s
-        if startup is None and timing.get("first_step_done") is not None:
-            startup = timing["first_step_done"] - t0
-        return {"hf_energy": summary.hf_energy, "startup_s": startup,
-                "wall_time_stretches_s": [*summary.wall_time_stretches_s, time.time() - t0]}
-    return facts
-
-
-def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run_dir: Path, callbacks,
-                        current: list, t0: float, clock: cost.PhaseClock) -> RunSummary:
-    """``current[0]`` is the summary so far; it is kept up to date (hf_energy, the FLOP count) so
-    that a failure and every checkpoint's run_facts see it. ``clock`` sums the wall seconds of
-    each phase (issue 10)."""
-    summary = current[0]
+def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run: RunDir, callbacks,
+                        stretch: Stretch) -> RunSummary:
+    """``stretch.summary`` is the summary so far; it is kept up to date (hf_energy, the FLOP
+    count) so that a failure and every checkpoint's run facts see it. ``stretch.clock`` sums the
+    wall seconds of each phase."""
+    summary = stretch.summary
+    run_dir, clock = run.path, stretch.clock
     listener = getattr(callbacks, "on_progress", None) if callbacks else None
     progress = training.Progress(experiment.run.progress, listener=listener)
-    timing = {"step_times": [], "first_step_done": None, "clock": clock}
-    recorder.run_facts = _run_facts(current, timing, t0)
-    # issue 15: where this run's start-up goes (imports, SCF, pretraining, burn-in, optimiser
+    # where this run's start-up goes (imports, SCF, pretraining, burn-in, optimiser
     # init, first iteration; JAX's tracing and compilation apart), printed once it is over
     startup = StartupClock(take_import_seconds(ablate.IMPORTED_AT, ENGINE_IMPORTED_AT))
-    saved = checkpoint.latest(run_dir / "checkpoints")
-    if saved is not None:  # issue 10: the phase seconds spent before the checkpoint carry on
+    saved = checkpoint.latest(run.checkpoints)
+    if saved is not None:  # the phase seconds spent before the checkpoint carry on
         clock.totals.update({k: float(v) for k, v in (saved.get(cost.CLOCK_KEY) or {}).items()})
     with clock.phase("setup"):
         engine = training.build_engine(experiment)
@@ -198,7 +172,7 @@ def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run_dir: Pat
                 with startup.phase("scf"):
                     hf = hartree_fock(experiment.system, experiment.pretrain.basis)
                 summary = summary.replace(hf_energy=hf.energy)
-                current[0] = summary
+                stretch.summary = summary
                 recorder.write_summary(summary)          # kept for a resumed run
                 with startup.phase("pretrain"):
                     state = training.pretrain(engine, state, hf, recorder, progress)
@@ -207,7 +181,7 @@ def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run_dir: Pat
         with clock.phase("setup"):
             with startup.phase("optimizer_init"):
                 state = training.init_optimizer(engine, state)
-            training.save_checkpoint(run_dir, recorder, "train", state, training.clock_extra(timing))
+            training.save_checkpoint(run_dir, recorder, "train", state, stretch)
     summary = summary.replace(param_count=param_count(state.params))
 
     if not done:
@@ -217,31 +191,31 @@ def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run_dir: Pat
             startup.add("first_iteration", train_start, time.time())
             if experiment.run.progress:
                 print(startup.line(), flush=True)
-        timing["on_first_step"] = first_step_done
+        stretch.on_first_step = first_step_done
         with clock.phase("train"):
-            state = training.train(engine, state, recorder, run_dir, callbacks, progress, timing)
+            state = training.train(engine, state, recorder, run_dir, callbacks, progress, stretch)
     if not done or summary.flops_per_iteration is None:
         with clock.phase("flop_count"):  # after training: its programs are compiled already
             summary = summary.replace(**cost.flop_fields(engine, state, int(state.step)))
-        current[0] = summary
+        stretch.summary = summary
         recorder.write_summary(summary)  # kept for a run resumed in evaluation
     with clock.phase("eval"):
-        state, energies = training.evaluate(engine, state, recorder, run_dir, progress, done, timing)
+        state, energies = training.evaluate(engine, state, recorder, run_dir, progress, stretch, done)
     recorder.flush()
-    train = _read_columns(run_dir / "metrics.csv", ("energy", "variance", "step_time_s"))
-    results = _results(experiment, energies, _read_column(run_dir / "eval.csv", "variance"),
+    train = run.read_columns("train", ("energy", "variance", "step_time_s"))
+    results = _results(experiment, energies, run.read_column("eval", "variance"),
                        train["energy"], train["step_time_s"], int(state.step))
-    if timing["first_step_done"] is not None and summary.startup_s is None:
-        results["startup_s"] = timing["first_step_done"] - t0   # the first stretch's start-up
+    if stretch.first_step_done is not None and summary.startup_s is None:
+        results["startup_s"] = stretch.startup_s()   # the first stretch's start-up
         results["startup"] = startup.seconds()
     results["training_flops"] = summary.flops_per_iteration * int(state.step)
-    results.update(pretrain_fields(_read_column(run_dir / "pretrain.csv", "loss"), train["energy"],
+    results.update(pretrain_fields(run.read_column("pretrain", "loss"), train["energy"],
                                    train["variance"], experiment.run.batch_size))
     return summary.replace(**results)
 
 
 def _cost_start(previous: RunSummary | None) -> dict[str, Any]:
-    """Cost fields known before the run (issue 10): devices, provenance, and the FLOP count of a
+    """Cost fields known before the run: devices, provenance, and the FLOP count of a
     run resumed in evaluation (its training ran in an earlier process)."""
     devices, kind = cost.device_info()
     fields: dict[str, Any] = {"devices": devices, "device_kind": kind, "git_commit": git_commit(),
@@ -270,7 +244,8 @@ def run_experiment(cfg: Mapping | Any, run_dir=None, callbacks=None) -> RunSumma
     # Another config's (or another study's) run directory: one line, exit 2, nothing written.
     stamp = fingerprint.check_run_dir(run_dir, experiment.config, study)
     recorder = Recorder(run_dir)
-    previous = _previous_summary(experiment, run_dir)
+    run = recorder.run_dir
+    previous = _previous_summary(experiment, run)
     if previous is not None and previous.status == "completed":
         return previous
     setup_jax(experiment.run.precision, experiment.run.compilation_cache)
@@ -285,25 +260,25 @@ def run_experiment(cfg: Mapping | Any, run_dir=None, callbacks=None) -> RunSumma
     sink = make_sink(experiment, run_dir)
     recorder.sinks = [sink] if sink is not None else []
 
-    current = [summary]   # the summary so far (a failure keeps hf_energy and the FLOP count)
-    clock = cost.PhaseClock()
+    # the summary so far (a failure keeps hf_energy and the FLOP count) and this stretch's clocks
+    stretch = Stretch(started=t0, summary=summary, clock=cost.PhaseClock())
     try:
-        summary = _train_and_evaluate(experiment, recorder, run_dir, callbacks, current, t0, clock)
+        summary = _train_and_evaluate(experiment, recorder, run, callbacks, stretch)
         summary = summary.replace(status="completed")
     except training.Pruned as err:
-        summary = current[0].replace(status="pruned", reason=str(err),
-                                     startup_s=recorder.run_facts().get("startup_s"))
+        summary = stretch.summary.replace(status="pruned", reason=str(err), startup_s=stretch.startup_s())
     except BaseException as err:
         reason = str(err) if isinstance(err, RunFailed) else f"{type(err).__name__}: {err}".strip()
-        summary = current[0].replace(status="failed", reason=reason,
-                                     traceback=traceback.format_exc(limit=20),
-                                     startup_s=recorder.run_facts().get("startup_s"),
-                                     finished_at=_now(), **_wall(current[0], t0),
-                                     **cost.cost_fields(clock, current[0].devices or 1))
+        so_far = stretch.summary
+        summary = so_far.replace(status="failed", reason=reason,
+                                 traceback=traceback.format_exc(limit=20),
+                                 startup_s=stretch.startup_s(),
+                                 finished_at=_now(), **_wall(so_far, t0),
+                                 **cost.cost_fields(stretch.clock, so_far.devices or 1))
         recorder.finish(summary)
         raise
     summary = summary.replace(finished_at=_now(), **_wall(summary, t0),
-                              **cost.cost_fields(clock, summary.devices or 1))
+                              **cost.cost_fields(stretch.clock, summary.devices or 1))
     recorder.finish(summary)
     return summary
 

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ablate import checkpoint, ferminet_laplacian, mcmc
+from ablate import checkpoint, ferminet_laplacian, mcmc, preemption
 from ablate.config import Experiment, NetworkConfig
 from ablate.errors import NonFiniteEnergy, RunFailed
 from ablate.hamiltonian import (energy_chunk, forward_laplacian_of, local_energy, over_batch,
@@ -30,6 +30,8 @@ from ablate.networks import Ansatz, make_ansatz
 from ablate.optimizers import (Hyper, OptimSpec, Optimizer, hyper_of, make_curvature_function,
                                make_loss, make_optimizer, schedule)
 from ablate.pretrain import make_pretrain_step
+from ablate.run_record import RunDir
+from ablate.stretch import Stretch
 
 
 class Pruned(RunFailed):
@@ -366,11 +368,13 @@ def _host_row(metrics: dict, step_time: float) -> dict:
 
 
 def train(engine: Engine, state: TrainState, recorder, run_dir, callbacks, progress: Progress,
-          timing: dict) -> TrainState:
-    """Training iterations from state.step to optim.iterations, checkpointing as it goes.
+          stretch: Stretch) -> TrainState:
+    """Training iterations from state.step to optim.iterations, checkpointing as it goes
+    (``stretch`` hears when the first iteration ends).
 
     Metrics of step t are read after step t+1 is dispatched, so the host never stalls the
-    device; a non-finite energy raises NonFiniteEnergy naming the step.
+    device; a non-finite energy raises NonFiniteEnergy naming the step. A stop request
+    (SIGTERM, :mod:`ablate.preemption`) checkpoints after the current step and raises Preempted.
     """
     exp = engine.experiment
     total = exp.optim.iterations
@@ -387,12 +391,8 @@ def train(engine: Engine, state: TrainState, recorder, run_dir, callbacks, progr
         last = now
         if not np.isfinite(row["energy"]):
             raise NonFiniteEnergy(f"non-finite energy ({row['energy']}) at training step {step}")
-        if timing.get("first_step_done") is None:
-            timing["first_step_done"] = time.time()
-            if timing.get("on_first_step") is not None:
-                timing["on_first_step"]()
-        else:
-            timing["step_times"].append(row["step_time_s"])
+        if stretch.first_step_done is None:
+            stretch.first_step()
         recorder.log("train", step, row)
         progress("train", step, total,
                  f"E {row['energy']:.5f} Ha  var {row['variance']:.4f}  pmove {row['pmove']:.2f}"
@@ -408,36 +408,34 @@ def train(engine: Engine, state: TrainState, recorder, run_dir, callbacks, progr
         if pending is not None:
             drain(pending)
         pending = (step, metrics)
-        if (step + 1) % every == 0 or step + 1 == total:
+        stop = preemption.requested() is not None and step + 1 < total
+        if (step + 1) % every == 0 or step + 1 == total or stop:
             drain(pending)
             pending = None
-            save_checkpoint(run_dir, recorder, "train", state, clock_extra(timing))
+            save_checkpoint(run_dir, recorder, "train", state, stretch)
+        if stop:
+            raise preemption.stop_here(f"training step {step}", run_dir)
     if pending is not None:
         drain(pending)
     return state
 
 
-def clock_extra(timing: dict | None) -> dict:
-    """The phase clock's totals for a checkpoint (ablate.cost.PhaseClock in ``timing["clock"]``)."""
-    clock = (timing or {}).get("clock")
-    return {"wall_s_by_phase": clock.snapshot()} if clock is not None else {}
-
-
-def save_checkpoint(run_dir, recorder, phase: str, state: TrainState, extra: dict | None = None):
-    """Flushes the tables, then writes the checkpoint (so tables never run ahead of it)."""
+def save_checkpoint(run_dir, recorder, phase: str, state: TrainState, stretch: Stretch,
+                    extra: dict | None = None):
+    """Flushes the tables, then writes the checkpoint (so tables never run ahead of it), with
+    the stretch's phase clock and run facts."""
     recorder.flush()
     serial = int(state.step) + (10_000_000 if phase == "eval" else 0)
-    data = {"phase": phase, **state._asdict(), **(extra or {}),
-            "run_facts": getattr(recorder, "run_facts", dict)()}
-    checkpoint.save(run_dir / "checkpoints", serial, data)
+    data = {"phase": phase, **state._asdict(), **(extra or {}), **stretch.checkpoint_extra()}
+    checkpoint.save(RunDir(run_dir).checkpoints, serial, data)
 
 
 def evaluate(engine: Engine, state: TrainState, recorder, run_dir, progress: Progress,
-             done: list | None = None, timing: dict | None = None) -> tuple[TrainState, list]:
+             stretch: Stretch, done: list | None = None) -> tuple[TrainState, list]:
     """Frozen-parameter MCMC: burn-in, then evaluation.iterations batch-mean energies (Hartree).
 
-    Returns the final state and the list of per-iteration energies, resuming from `done`.
-    ``timing["clock"]`` (optional) is the run's phase clock, saved with each checkpoint.
+    Returns the final state and the list of per-iteration energies, resuming from `done`;
+    each checkpoint carries the stretch's phase clock and run facts.
     """
     exp = engine.experiment
     total, every = exp.evaluation.iterations, exp.run.checkpoint_every
@@ -453,10 +451,13 @@ def evaluate(engine: Engine, state: TrainState, recorder, run_dir, progress: Pro
         energies.append(row["energy"])
         recorder.log("eval", i, row)
         progress("eval", i, total, f"E {row['energy']:.5f} Ha  pmove {row['pmove']:.2f}")
-        if (i + 1) % every == 0 and i + 1 < total:
+        stop = preemption.requested() is not None
+        if ((i + 1) % every == 0 or stop) and i + 1 < total:
             snapshot = state._replace(walkers=walkers, key=key, step=jnp.asarray(i + 1))
-            save_checkpoint(run_dir, recorder, "eval", snapshot,
-                            {"eval_energies": energies, "train_step": int(state.step), **clock_extra(timing)})
+            save_checkpoint(run_dir, recorder, "eval", snapshot, stretch,
+                            {"eval_energies": energies, "train_step": int(state.step)})
+            if stop:
+                raise preemption.stop_here(f"evaluation step {i}", run_dir)
     return state._replace(walkers=walkers, key=key), energies
 
 

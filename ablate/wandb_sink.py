@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ablate.config import Experiment
-from ablate.records import finite_or_none
+from ablate.jsonio import finite_or_none
 from ablate.wandb_records import wait_complete
 
 log = logging.getLogger("ablate.wandb")
@@ -52,7 +52,7 @@ FINISH_TIMEOUT_S = 300.0  # online: longest wait for uploads at finish (logger.f
 _SUMMARY_SKIP = ("config", "params")
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
     """One line on stderr (through logging, so it shows with or without Hydra's handlers)."""
     log.warning("W&B: %s", " ".join(str(message).split())[:400])
 
@@ -151,7 +151,7 @@ class WandbSink:
     def _fail(self, where: str, err: BaseException) -> None:
         if not self._warned:
             self._warned = True
-            _warn(f"{where} failed ({type(err).__name__}: {err}); the run goes on without W&B updates")
+            warn(f"{where} failed ({type(err).__name__}: {err}); the run goes on without W&B updates")
 
     def _define_phase(self, phase: str) -> None:
         if phase in self._axes:
@@ -212,7 +212,7 @@ class WandbSink:
         self._queue.put(None)
         self._writer.join(timeout=DRAIN_TIMEOUT_S)
         if self._writer.is_alive():
-            _warn(f"W&B history still being written after {DRAIN_TIMEOUT_S:.0f} s; finishing without it")
+            warn(f"W&B history still being written after {DRAIN_TIMEOUT_S:.0f} s; finishing without it")
         exit_code = 0 if status == "completed" else 1
         try:
             run.summary.update({"status": status, "reason": reason})
@@ -224,13 +224,15 @@ class WandbSink:
             # run.finish() returns before wandb-core has flushed the run file; wait (bounded) so
             # the W&B record is on disk when the run is reported finished
             if not wait_complete(path, timeout=FLUSH_TIMEOUT_S):
-                _warn(f"{path} was not complete {FLUSH_TIMEOUT_S:.0f} s after finish")
+                warn(f"{path} was not complete {FLUSH_TIMEOUT_S:.0f} s after finish")
         except Exception as err:  # noqa: BLE001
             self._fail("finish", err)
 
 
-def _init(wandb, *, run_dir: Path, mode: str, init_timeout: float,
-          finish_timeout: float = FINISH_TIMEOUT_S, **kwargs):
+def init_run(wandb, *, run_dir: Path, mode: str, init_timeout: float,
+             finish_timeout: float = FINISH_TIMEOUT_S, **kwargs):
+    """``wandb.init`` with its files under ``run_dir``, resumable, and bounded start and finish
+    (seconds); ``kwargs`` go to ``wandb.init`` (project, group, name, config...)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     # No cleanup after a failed init: wandb-core keeps the failed run's id "in use" for the
     # rest of this process (a retry of the same run directory in the same process then warns
@@ -257,10 +259,10 @@ def make_sink(experiment: Experiment, run_dir: str | Path) -> WandbSink | None:
         try:
             import wandb  # lazy: heavy, and optional for runs with logger=none
         except Exception as err:  # noqa: BLE001
-            _warn(f"cannot import wandb ({type(err).__name__}: {err}); W&B is off for this run")
+            warn(f"cannot import wandb ({type(err).__name__}: {err}); W&B is off for this run")
             return None
         tags = [str(t)[:64] for t in logger.tags if t is not None and str(t)]
-        run = _init(
+        run = init_run(
             wandb,
             run_dir=run_dir,
             mode=logger.mode,
@@ -276,14 +278,14 @@ def make_sink(experiment: Experiment, run_dir: str | Path) -> WandbSink | None:
             config=wandb_config(experiment.config),
         )
     except Exception as err:  # noqa: BLE001 - W&B must never stop a run
-        _warn(f"could not start ({type(err).__name__}: {err}); the run goes on without W&B")
+        warn(f"could not start ({type(err).__name__}: {err}); the run goes on without W&B")
         return None
     try:
         if logger.mode == "online" and getattr(run, "url", None):
             print(f"W&B run: {run.url}", file=sys.stderr)
         return WandbSink(run, run_dir)
     except Exception as err:  # noqa: BLE001
-        _warn(f"could not start ({type(err).__name__}: {err}); the run goes on without W&B")
+        warn(f"could not start ({type(err).__name__}: {err}); the run goes on without W&B")
         try:
             run.finish(exit_code=1)
         except Exception:  # noqa: BLE001

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping
 import optuna
 import pandas as pd
 
-from .records import default_storage_url, sqlite_path, trial_params
+from .records import default_storage_url, sqlite_path, trial_dir_name, trial_params
 from .run_columns import add_run_columns
 from .run_files import read_metrics, read_summary
 
@@ -135,7 +135,7 @@ def resolve_run_dir(
         base = Path(output_root) / study
         if stored:
             candidates.append(base / Path(stored).name)
-        candidates.append(base / f"t{number:04d}")
+        candidates.append(base / trial_dir_name(number))
     for cand in candidates:
         if cand.is_dir():
             return str(cand.resolve())

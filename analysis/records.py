@@ -1,19 +1,15 @@
 """The engine's record types and helpers that the analysis reads, imported in this one place.
 
 ``analysis`` reads run directories and study storages through the standard-library-only record
-module of the engine; every other module of this package imports these names from here.
+modules of the engine (ablate.run_record, ablate.study_record, ablate.jsonio,
+ablate.provenance, ablate.stats); every other module of this package imports these names from here.
 """
 
-from ablate.records import (
-    RunSummary,
-    default_storage_url,
-    flatten,
-    git_commit,
-    package_versions,
-    reblock,
-    sqlite_path,
-    trial_params,
-)
+from ablate.jsonio import flatten
+from ablate.provenance import git_commit, package_versions
+from ablate.run_record import RunSummary, trial_dir_name
+from ablate.stats import reblock
+from ablate.study_record import default_storage_url, sqlite_path, trial_params
 
 __all__ = [
     "RunSummary",
@@ -23,5 +19,6 @@ __all__ = [
     "package_versions",
     "reblock",
     "sqlite_path",
+    "trial_dir_name",
     "trial_params",
 ]

@@ -284,9 +284,10 @@ def task_precision(sizes: Sizes, work: Path) -> list[dict]:
     import numpy as np
 
     from ablate import training
-    from ablate.config import compose, validate
+    from ablate.compose import compose
+    from ablate.config import validate
     from ablate.jax_setup import setup_jax
-    from ablate.records import reblock
+    from ablate.stats import reblock
 
     args = iteration.parse(["--system", sizes.precision_system, *sizes.iteration_args,
                             "--override", f"output_root={work / 'runs'}"])

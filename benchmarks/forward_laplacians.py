@@ -59,7 +59,8 @@ def _calls(fn, n: int) -> list[float]:
 
 def _build(overrides: list[str]):
     from ablate import training
-    from ablate.config import compose, validate
+    from ablate.compose import compose
+    from ablate.config import validate
     from ablate.jax_setup import setup_jax
 
     experiment = validate(compose(overrides))

@@ -101,7 +101,8 @@ def measure(overrides_list: list[str], iterations: int = 20, warmup: int = 3,
     import jax
 
     from ablate import cost, training
-    from ablate.config import compose, validate
+    from ablate.compose import compose
+    from ablate.config import validate
     from ablate.jax_setup import setup_jax
     from ablate.networks import param_count
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test suite on a fresh machine: set up .venv, start PostgreSQL on loopback for the
-# shared-study tests, find (or apt-get install) Chromium for the report.html test, run pytest.
+# shared-study tests and a one-node Slurm cluster for the tests marked slurm, find (or apt-get
+# install) Chromium for the report.html test, run pytest.
 # Extra arguments go to pytest (e.g. -m "not slow").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,14 @@ elif [ "${CI:-}" = "true" ]; then
   exit 1
 else
   echo "warning: PostgreSQL could not be started; its tests will be skipped" >&2
+fi
+if conf="$(bash .ci/start_slurm.sh)"; then
+  export ABLATE_TEST_SLURM_CONF="$conf"   # the tests marked slurm submit to this cluster
+elif [ "${CI:-}" = "true" ]; then
+  echo "Slurm could not be started; CI needs it for the tests marked slurm" >&2
+  exit 1
+else
+  echo "warning: Slurm could not be started; its tests will be skipped" >&2
 fi
 if browser="$(bash .ci/find_chromium.sh)"; then
   export ABLATE_TEST_CHROMIUM="$browser"

@@ -31,26 +31,36 @@ from pathlib import Path
 
 import optuna
 
-from ablate.records import Done, Failed, Progress, Prune, Ready, RunSummary, RunTrial
+from ablate.run_record import RunSummary
 
+from . import ownership
 from . import storage as st
 from .display import Display, say
+from .messages import Done, Failed, Prune, Ready, RunTrial, TrialProgress
 from .plan import StudyPlan, build_plan, compose
 from .pool import WorkerPool
 from .recovery import Recovery
 from .retry import Retry, RetryingStorage, StorageUnavailable
 from .status import format_params
-from .study_log import log_study
+from .study_log import Analyse, log_study
+from .submit import submit
 from .trials import Running, TrialBook
 from .workers import Worker, describe_exit
 
 MAX_WORKER_RETRIES = 1      # a trial whose worker died is retried this many times
 MAX_STARTUP_DEATHS = 3      # workers dying before they are ready: give up after this many in a row
+STOP_GRACE_S = 20           # on SIGTERM, workers get this long to checkpoint (Slurm's KillWait is 30 s)
 
 
-def run_sweep(cfg, task_overrides: list[str]) -> int:
-    """Run (or resume, or join) the study described by ``cfg.sweep``; returns the exit code."""
+def run_sweep(cfg, task_overrides: list[str], analyse: Analyse | None = None) -> int:
+    """Run (or resume, or join) the study described by ``cfg.sweep``, or with
+    ``sweep.launcher=slurm`` submit its drivers (:mod:`sweeps.submit`); returns the exit code.
+
+    ``analyse`` (the command line passes the analysis package's) draws the finished study's
+    figure and report for its W&B study log (:func:`sweeps.study_log.log_study`)."""
     plan = build_plan(cfg, list(task_overrides))
+    if plan.spec.launcher == "slurm":
+        return submit(plan, list(task_overrides))
     _quiet_optuna()
     retry = Retry(plan.spec.storage_retry_s, say)
     storage = RetryingStorage(_cached(st.open_storage(plan.storage_url)), retry)
@@ -77,7 +87,7 @@ def run_sweep(cfg, task_overrides: list[str]) -> int:
             lock.release()
     figure = None
     if code == 0:
-        figure = study_log_figure(plan)
+        figure = study_log_figure(plan, analyse)
     if code in (0, 1) and retry.outage_since is None:   # no closing table from an unreachable storage
         driver.display.closing(figure)
     return code
@@ -91,10 +101,11 @@ def _cached(storage):
     return storage
 
 
-def study_log_figure(plan: StudyPlan) -> Path | None:
+def study_log_figure(plan: StudyPlan, analyse: Analyse | None = None) -> Path | None:
     """Logs the finished study to W&B (``sweeps.study_log``); the sweep figure's path if drawn."""
     try:
-        out = log_study(plan.study_name, st.engine_url(plan.storage_url), str(plan.output_root))
+        out = log_study(plan.study_name, st.engine_url(plan.storage_url), str(plan.output_root),
+                        analyse=analyse)
     except Exception as err:  # noqa: BLE001 - never fail a finished study for its W&B log
         say(f"note: W&B study log skipped ({type(err).__name__}: {err})")
         return None
@@ -134,8 +145,10 @@ def planned_iterations(plan: StudyPlan) -> int:
     return int(compose(list(plan.trial_overrides)).optim.iterations)
 
 
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM reached the driver."""
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM reached the driver. A BaseException, like KeyboardInterrupt: raised by
+    the signal handler wherever the driver is (composing a trial's config, a storage call), it
+    must not be taken for that step's failure by an ``except Exception``."""
 
 
 class Driver:
@@ -145,7 +158,7 @@ class Driver:
                  retry: Retry | None = None):
         self.plan, self.spec, self.study = plan, plan.spec, study
         self.created = created
-        self.book = TrialBook(plan, study, storage, st.Owner.me(), say, mutex=mutex, folder=folder)
+        self.book = TrialBook(plan, study, storage, ownership.Owner.me(), say, mutex=mutex, folder=folder)
         self.pool = WorkerPool(plan.slots, str(plan.output_root / ".jax_cache"))
         self.recovery = Recovery(self.book, self.spec.stale_after_s, say, retry=retry)
         if retry is not None:   # while a storage call waits, our trials' heartbeat files go on
@@ -198,6 +211,8 @@ class Driver:
         return 0
 
     def _on_signal(self, signum, frame):
+        for s in (signal.SIGINT, signal.SIGTERM):   # once: a scheduler's signal may come twice
+            signal.signal(s, signal.SIG_IGN)
         raise Interrupted(signal.Signals(signum).name)
 
     def fill_workers(self) -> None:
@@ -258,7 +273,7 @@ class Driver:
         rec: Running | None = w.trial
         if rec is None or getattr(msg, "number", None) != rec.number:
             return  # a late message about a trial we already gave up on
-        if isinstance(msg, Progress):
+        if isinstance(msg, TrialProgress):
             rec.phase, rec.step, rec.total = msg.phase, msg.step, msg.total
             if msg.energy is not None:
                 rec.energy = msg.energy
@@ -297,12 +312,11 @@ class Driver:
         self.pool.replace(w, restart=not self.stopping or bool(self.pool.busy))
 
     def interrupt(self) -> int:
-        """Ctrl-C: stop workers, fail our running trials as interrupted and enqueue them again."""
-        for s in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(s, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        """Ctrl-C: stop workers (each checkpoints its trial on the SIGTERM), fail our running
+        trials as interrupted and enqueue them again. Further signals are ignored meanwhile."""
         say(f"{self.book.tag} interrupted: stopping workers", err=True)
         running = self.running
-        self.pool.stop_all(graceful=False)
+        self.pool.stop_all(graceful=False, timeout_s=STOP_GRACE_S)
         for w in self.pool.workers:
             w.trial = None
         for rec in running:

@@ -13,9 +13,10 @@ from typing import Any
 
 from omegaconf import OmegaConf, open_dict
 
-from ablate.config import compose, validate
+from ablate.compose import compose
+from ablate.config import validate
 from ablate.errors import ConfigError
-from ablate.records import default_storage_url
+from ablate.study_record import default_storage_url
 
 from . import overrides as ov
 from .space import SweepSpec, parse_spec

@@ -10,7 +10,7 @@ from __future__ import annotations
 from multiprocessing.connection import wait as wait_for
 from typing import Any
 
-from ablate.records import Stop
+from .messages import Stop
 
 from .workers import Slot, Worker, start_worker, stop_worker
 
@@ -72,8 +72,9 @@ class WorkerPool:
         else:
             self.workers.pop(i)
 
-    def stop_all(self, graceful: bool = True) -> None:
-        """Asks idle workers to stop, then terminates whatever is left."""
+    def stop_all(self, graceful: bool = True, timeout_s: float = 5.0) -> None:
+        """Asks idle workers to stop, then terminates whatever is left: SIGTERM to all at once
+        (a busy worker checkpoints its trial first), SIGKILL after ``timeout_s``."""
         if graceful:
             for w in self.workers:
                 if w.process.is_alive() and not w.busy:
@@ -81,4 +82,7 @@ class WorkerPool:
             for w in self.workers:
                 w.process.join(3)
         for w in self.workers:
-            stop_worker(w, timeout_s=5)
+            if w.process.is_alive():
+                w.process.terminate()
+        for w in self.workers:
+            stop_worker(w, timeout_s=timeout_s)

@@ -4,7 +4,7 @@ A driver beats the heartbeat of each trial it runs every ``stale_after_s / 10`` 
 30 s): the trial's ``heartbeat`` user attribute and ``heartbeat.json`` in its run directory
 (the file also while the storage is unreachable). Every ``stale_after_s / 4`` seconds (2 to
 60 s) it fails and enqueues again the RUNNING trials whose driver is gone
-(:func:`sweeps.storage.stale_reason`): a driver on this host that died, or any driver whose
+(:func:`sweeps.ownership.stale_reason`): a driver on this host that died, or any driver whose
 newest heartbeat is older than ``stale_after_s``. So a trial of a dead driver on another host
 is recovered between ``stale_after_s`` and ``1.25 * stale_after_s`` after its last beat. During
 a storage outage and for ``stale_after_s`` after it, only the dead-process rule applies (no
@@ -20,6 +20,9 @@ from typing import Callable, Iterable
 
 from optuna.trial import TrialState
 
+from ablate.run_record import trial_dir_name
+
+from . import ownership
 from . import storage as st
 from .trials import Running, TrialBook
 
@@ -54,7 +57,7 @@ class Recovery:
             return
         self._last_file_beat = now
         for rec in self.running:
-            st.beat_file(rec.run_dir, self.book.me.ident)
+            ownership.beat_file(rec.run_dir, self.book.me.ident)
 
     def recover_stale(self) -> None:
         """Fail and re-enqueue RUNNING trials whose driver is gone; enqueue what is missing."""
@@ -62,8 +65,8 @@ class Recovery:
         book = self.book
         by_age = self.retry is None or not self.retry.in_grace(self.stale_after_s)
         for t in book.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            reason = st.stale_reason(t, book.me, self.stale_after_s, by_age=by_age)
+            reason = ownership.stale_reason(t, book.me, self.stale_after_s, by_age=by_age)
             if reason and st.fail_trial(book.study, book.storage, t, reason, requeue=True, mutex=book.mutex):
-                self.say(f"{book.tag} t{t.number:04d} {reason}; enqueued again to resume "
+                self.say(f"{book.tag} {trial_dir_name(t.number)} {reason}; enqueued again to resume "
                          f"{t.user_attrs.get('run_dir', '')}")
         book.reconcile()

@@ -7,6 +7,15 @@ dimension, or a categorical choice for TPE/random) or a range
 ``space: {network: {width: [8, 16]}}`` and ``space: {network.width: [8, 16]}`` mean
 the same; the nested form is the one ``sweep.space.network.width=[...]`` overrides.
 
+The file's keys are declared once, in :class:`SweepFile`, with the experiment's
+``ablate.config.key`` (meaning, default, allowed values, unit): `parse_spec` checks them with
+``ablate.config.read_group``, and the ``--help`` page and docs/sweeps.md's table are generated
+from them. A new key is one ``key(...)`` line in `SweepFile` (a ``parse`` function when the
+generic checks of its annotation do not say enough), a field of the same name in
+:class:`SweepSpec` (copied over as checked), and ``python -m sweeps.docs`` to regenerate the
+table. A nested group of keys (``slurm: {...}``) is its own dataclass of ``key(...)`` fields,
+read by a field whose ``parse`` calls `read_declared` with it.
+
 Everything here is pure: parsing never touches storage, Hydra or the disk. Every
 problem raises :class:`ablate.errors.ConfigError` naming the key, the value and
 what is allowed.
@@ -16,49 +25,150 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Iterator, Literal, Mapping, get_args
 
+from ablate.config import key, read_group
 from ablate.errors import ConfigError
-from ablate.records import flatten
+from ablate.jsonio import flatten
 
-SAMPLERS = ("grid", "tpe", "random", "nsga2")
-PRUNERS = ("none", "median", "hyperband")
+from .slurm import SlurmOptions, parse_options
+
 # error_mha / energy: the evaluated result; device_seconds / training_flops: the run's cost
 # (summary.json, measured by ablate.cost). Several objectives make a multi-objective study.
 OBJECTIVES = ("error_mha", "energy", "device_seconds", "training_flops")
-DIRECTIONS = ("minimize", "maximize")
 RANGE_KEYS = {"low", "high", "log", "type", "step"}
 SCALAR_TYPES = (type(None), bool, int, float, str)
+GPUS_ALLOWED = "null (all local GPUs), a list of GPU ids like [0,3], or [] for CPU only"
 
-# Every key a sweep file may hold, with its default. A user file may leave any
-# out, but only keys present in the file can be overridden without a "+".
-DEFAULTS: dict[str, Any] = {
-    "name": None,
-    "sampler": "grid",
-    "space": None,
-    "objective": "error_mha",
-    "direction": "minimize",
-    "directions": None,
-    "n_trials": None,
-    "seeds": 1,
-    "pruner": "none",
-    "report_every": 50,
-    "prune_warmup_steps": 100,
-    "prune_startup_trials": 4,
-    "sampler_seed": 0,
-    "base": [],
-    "storage": None,
-    "workers": 1,
-    "gpus": None,
-    "trials_per_gpu": 1,
-    "gpus_per_trial": 1,
-    "max_failures": 10,
-    "retry_failed": False,
-    "stale_after_s": 600,
-    "storage_retry_s": 300,
-    "progress_every_s": 30,
-}
+Sampler = Literal["grid", "tpe", "random", "nsga2"]
+Pruner = Literal["none", "median", "hyperband"]
+Direction = Literal["minimize", "maximize"]
+DIRECTIONS = get_args(Direction)
+
+
+def _study_name(name: str, raw: Any) -> str | None:
+    """null (the sweep file's name) or a string; the rest is checked once the default is known."""
+    if raw is not None and not isinstance(raw, str):
+        raise ConfigError(name, raw, "a string: YAML reads nan, true, 1e3 ... as other types; "
+                                     "quote it (name: 'nan')")
+    return raw
+
+
+def _base(name: str, raw: Any) -> tuple[str, ...]:
+    base = raw or []
+    if isinstance(base, str) or not isinstance(base, (list, tuple)) or not all(isinstance(b, str) for b in base):
+        raise ConfigError(name, base, "a list of override strings, e.g. [system=LiH, scale=quick]")
+    for b in base:
+        if "=" not in b.lstrip("~"):
+            raise ConfigError(name, b, "an override 'key=value'")
+    return tuple(base)
+
+
+def _storage(name: str, raw: Any) -> str | None:
+    if raw is not None and (not isinstance(raw, str) or not raw.strip()):
+        raise ConfigError(name, raw, "null (SQLite under output_root), a database URL or a journal file path")
+    return raw.strip() if raw else None
+
+
+def _gpus(name: str, value: Any) -> tuple[str, ...] | None:
+    """``null`` = every local GPU; ``[0, 3]``, ``"0,3"`` or ``3`` pick; ``[]``/``none`` = CPU only."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ConfigError(name, value, GPUS_ALLOWED)
+    if isinstance(value, int):
+        value = [value]
+    if isinstance(value, str):
+        value = [] if value.strip().lower() in ("", "none", "cpu") else value.split(",")
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(name, value, GPUS_ALLOWED)
+    ids = tuple(str(v).strip() for v in value)
+    if any(not i or isinstance(v, bool) for i, v in zip(ids, value)) or len(set(ids)) != len(ids):
+        raise ConfigError(name, list(value), "distinct GPU ids (indices or UUIDs)")
+    return ids
+
+
+def read_declared(cls, node: Mapping[str, Any], prefix: str):
+    """``cls`` (a dataclass of `key` fields) from ``node``, every key checked against its
+    declaration; a key ``cls`` does not declare is refused with the allowed ones. ``prefix``
+    (``sweep.``) makes the names in the error lines. A nested mapping of keys is a field whose
+    ``parse`` calls this with its own dataclass."""
+    allowed = [f.name for f in fields(cls)]
+    unknown = sorted(set(node) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}", node[unknown[0]],
+                          f"not a sweep setting; allowed: {', '.join(allowed)}")
+    return read_group(cls, node, prefix)
+
+
+@dataclass(frozen=True)
+class SweepFile:
+    """The keys of a sweep file (``conf/sweep/NAME.yaml``, under ``sweep``), each declared once:
+    meaning, default, allowed values, unit. `parse_spec` checks a file against them; the
+    ``--help`` page and docs/sweeps.md's table are generated from them. A user file may leave
+    any key out, but only keys present in the file can be overridden without a "+"."""
+
+    name: str | None = key("Optuna study name (null: the sweep file's name); trials go to "
+                           "<output_root>/<name>/t0000/, ...", None, parse=_study_name,
+                           allowed="a study name without '/', '\\' or spaces")
+    sampler: Sampler = key("grid: every point once; tpe, random, or nsga2 (NSGA-II, generations of a "
+                           "quarter of n_trials, 2 ... 50); TPE and NSGA-II handle several objectives",
+                           "grid")
+    space: Any = key("config keys -> a list of values (grid axes; categorical for tpe/random) or a range "
+                     "{low, high, log, type: float or int, step} (tpe/random); keys nested "
+                     "(network: {width: [...]}) or flat (network.width: [...]); a config group's name "
+                     "(network: [ferminet, slater_jastrow]) swaps the group", None,
+                     allowed="a non-empty mapping of config keys to value lists or ranges")
+    objective: Any = key("error_mha (energy minus the reference, mHa; energy when the system has no "
+                         "reference), energy (Hartree), or a cost from summary.json: device_seconds "
+                         "(devices x wall seconds) or training_flops (XLA's FLOPs of the training); a list "
+                         "([error_mha, device_seconds]) makes a multi-objective study", "error_mha",
+                         allowed="allowed: " + ", ".join(OBJECTIVES) + " (or a list of them)")
+    direction: Direction = key("used for every objective when directions is null", "minimize")
+    directions: Any = key("one direction per objective ([minimize, minimize]); only tune_cost.yaml has "
+                          "the key, so elsewhere write +sweep.directions=[...]", None,
+                          allowed="null or a list of directions (minimize, maximize), one per objective")
+    n_trials: int | None = key("trials of a tpe/random/nsga2 study (COMPLETE + PRUNED + RUNNING + WAITING; "
+                               "failed ones are replaced); grid: ignored", None, low=1)
+    seeds: int = key("repeat every grid point over seeds 0 ... seeds-1 (seed becomes a grid axis)", 1, low=1)
+    pruner: Pruner | None = key("prune trials from their intermediate (training) energies (null: none)", "none")
+    report_every: int = key("the worker reports the mean training energy of every report_every "
+                            "iterations (the pruner's steps)", 50, low=1)
+    prune_warmup_steps: int = key("iterations before a trial may be pruned", 100, low=0)
+    prune_startup_trials: int = key("trials that finish before any is pruned", 4, low=0)
+    sampler_seed: int | None = key("seed of the TPE/random/NSGA-II sampler", 0)
+    base: tuple = key("overrides every trial runs under; command-line overrides win over them", (),
+                      parse=_base, allowed="a list of override strings, e.g. [system=LiH, scale=quick]")
+    storage: Any = key("null: sqlite:///<output_root>/studies.db; a database URL "
+                              "(postgresql+psycopg2://...); or a path to an Optuna journal file", None,
+                              parse=_storage,
+                              allowed="null (SQLite under output_root), a database URL or a journal file path")
+    workers: int = key("CPU trials at once when there is no GPU (each gets cores / workers threads)", 1, low=1)
+    gpus: Any = key("null: every visible GPU (CUDA_VISIBLE_DEVICES, else nvidia-smi -L); [0,3] "
+                             "picks; [] forces CPU workers", None, parse=_gpus, allowed=GPUS_ALLOWED)
+    trials_per_gpu: int = key("k > 1 runs k workers per GPU, each with XLA_PYTHON_CLIENT_MEM_FRACTION=0.9/k "
+                              "and no preallocation", 1, low=1)
+    gpus_per_trial: int = key("n > 1 gives each worker n GPUs (a big system; batch_size must divide by n)",
+                              1, low=1)
+    max_failures: int = key("stop taking new trials after this many failures in one driver run (exit code 1)",
+                            10, low=1)
+    retry_failed: bool = key("true: on start, enqueue again (in fresh run directories) the grid points whose "
+                             "every trial failed", False)
+    stale_after_s: float = key("a RUNNING trial whose driver sent no heartbeat for this long is recovered "
+                               "(docs/sweeps.md: Choosing stale_after_s)", 600.0, unit="s", low=0, low_open=True)
+    storage_retry_s: float = key("ride out a storage outage this long: storage calls retry connection errors "
+                                 "with back-off; then exit 1", 300.0, unit="s", low=0, low_open=True)
+    progress_every_s: float = key("seconds between study lines", 30.0, unit="s", low=0, low_open=True)
+    launcher: Literal["local", "slurm"] = key("local: drive the study in this process; slurm: submit one driver "
+                                              "per node as a Slurm job array (docs/sweeps.md)", "local")
+    slurm: SlurmOptions = key("the Slurm job (sweep.slurm.nodes, gpus_per_node, cpus_per_task, time, partition, "
+                              "account, signal_s, dry_run), read when launcher is slurm", SlurmOptions(),
+                              parse=lambda name, raw: parse_options(raw),
+                              allowed="a mapping of the Slurm settings in docs/sweeps.md")
+
+
+KEYS = tuple(f.name for f in fields(SweepFile))
 
 
 @dataclass(frozen=True)
@@ -92,37 +202,41 @@ class Dimension:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A parsed, checked sweep file.
+    """A parsed, checked sweep file: the `SweepFile` keys as `parse_spec` resolved them (their
+    defaults and allowed values are declared there).
 
-    ``objectives``/``directions`` list every objective of the study (one for a single-objective
-    study, where they equal ``(objective,)``/``(direction,)``; empty tuples mean the same).
+    ``dimensions`` is the search space (with ``seed`` appended for ``seeds`` > 1);
+    ``objectives``/``directions`` list every objective of a multi-objective study and are empty
+    for a single-objective one, whose ``objective``/``direction`` say it all.
     """
 
     name: str
     sampler: str
     dimensions: tuple[Dimension, ...]
-    objective: str = "error_mha"
-    direction: str = "minimize"
-    objectives: tuple[str, ...] = ()
-    directions: tuple[str, ...] = ()
-    n_trials: int | None = None
-    seeds: int = 1
-    pruner: str = "none"
-    report_every: int = 50
-    prune_warmup_steps: int = 100
-    prune_startup_trials: int = 4
-    sampler_seed: int | None = 0
-    base: tuple[str, ...] = ()
-    storage: str | None = None
-    workers: int = 1
-    gpus: tuple[str, ...] | None = None
-    trials_per_gpu: int = 1
-    gpus_per_trial: int = 1
-    max_failures: int = 10
-    retry_failed: bool = False
-    stale_after_s: float = 600.0
-    storage_retry_s: float = 300.0
-    progress_every_s: float = 30.0
+    objective: str
+    direction: str
+    objectives: tuple[str, ...]
+    directions: tuple[str, ...]
+    n_trials: int | None
+    seeds: int
+    pruner: str
+    report_every: int
+    prune_warmup_steps: int
+    prune_startup_trials: int
+    sampler_seed: int | None
+    base: tuple[str, ...]
+    storage: str | None
+    workers: int
+    gpus: tuple[str, ...] | None
+    trials_per_gpu: int
+    gpus_per_trial: int
+    max_failures: int
+    retry_failed: bool
+    stale_after_s: float
+    storage_retry_s: float
+    progress_every_s: float
+    launcher: str = "local"
+    slurm: SlurmOptions = SlurmOptions()
 
     @property
     def keys(self) -> list[str]:
@@ -153,80 +267,42 @@ class SweepSpec:
 
 
 def parse_spec(node: Mapping[str, Any], default_name: str | None = None) -> SweepSpec:
-    """Check a plain mapping (the ``sweep`` node as a container) and build a spec."""
+    """Check a plain mapping (the ``sweep`` node as a container) and build a spec: every key
+    against its `SweepFile` declaration, then the rules that tie keys together."""
     if not isinstance(node, Mapping):
         raise ConfigError("sweep", node, "a mapping (a sweep file under conf/sweep/)")
-    unknown = sorted(set(node) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"sweep.{unknown[0]}", node[unknown[0]],
-                          f"not a sweep setting; allowed: {', '.join(DEFAULTS)}")
-    raw = {**DEFAULTS, **{k: v for k, v in node.items()}}
+    file = read_declared(SweepFile, node, "sweep.")
 
-    name = raw["name"] if raw["name"] is not None else default_name
-    if name is not None and not isinstance(name, str):
-        raise ConfigError("sweep.name", name, "a string: YAML reads nan, true, 1e3 ... as other types; "
-                                              "quote it (name: 'nan')")
+    name = file.name if file.name is not None else default_name
     if not isinstance(name, str) or not name or any(c in name for c in "/\\ "):
         raise ConfigError("sweep.name", name, "a non-empty study name without '/', '\\' or spaces")
-    sampler = _choice("sweep.sampler", raw["sampler"], SAMPLERS)
-    objectives, directions = _parse_objectives(raw["objective"], raw["direction"], raw["directions"])
-    pruner = _choice("sweep.pruner", "none" if raw["pruner"] is None else raw["pruner"], PRUNERS)
+    objectives, directions = _parse_objectives(file.objective, file.direction, file.directions)
+    pruner = file.pruner or "none"
     if len(objectives) > 1 and pruner != "none":
         raise ConfigError("sweep.pruner", pruner, "none for a multi-objective study (Optuna prunes one objective only)")
 
-    seeds = _int("sweep.seeds", raw["seeds"], low=1)
-    dims = list(_parse_space(raw["space"], sampler))
-    if seeds > 1:
-        if sampler != "grid":
-            raise ConfigError("sweep.seeds", seeds, "1 for tpe/random (repeat seeds only in grid sweeps)")
+    dims = list(_parse_space(file.space, file.sampler))
+    if file.seeds > 1:
+        if file.sampler != "grid":
+            raise ConfigError("sweep.seeds", file.seeds, "1 for tpe/random (repeat seeds only in grid sweeps)")
         if "seed" in [d.key for d in dims]:
-            raise ConfigError("sweep.seeds", seeds, "1 when the space already sweeps 'seed'")
-        dims.append(Dimension("seed", "choice", tuple(range(seeds))))
+            raise ConfigError("sweep.seeds", file.seeds, "1 when the space already sweeps 'seed'")
+        dims.append(Dimension("seed", "choice", tuple(range(file.seeds))))
+    if file.sampler != "grid" and file.n_trials is None:
+        raise ConfigError("sweep.n_trials", None, "an integer >= 1")
 
-    n_trials = raw["n_trials"]
-    if sampler == "grid":
-        n_trials = None
-    else:
-        n_trials = _int("sweep.n_trials", n_trials, low=1)
-
-    base = raw["base"] or []
-    if isinstance(base, str) or not isinstance(base, (list, tuple)) or not all(isinstance(b, str) for b in base):
-        raise ConfigError("sweep.base", base, "a list of override strings, e.g. [system=LiH, scale=quick]")
-    for b in base:
-        if "=" not in b.lstrip("~"):
-            raise ConfigError("sweep.base", b, "an override 'key=value'")
-
-    storage = raw["storage"]
-    if storage is not None and (not isinstance(storage, str) or not storage.strip()):
-        raise ConfigError("sweep.storage", storage, "null (SQLite under output_root), a database URL or a journal file path")
-
-    return SweepSpec(
-        name=name,
-        sampler=sampler,
-        dimensions=tuple(dims),
-        objective=objectives[0],
-        direction=directions[0],
-        objectives=objectives if len(objectives) > 1 else (),
-        directions=directions if len(objectives) > 1 else (),
-        n_trials=n_trials,
-        seeds=seeds,
-        pruner=pruner,
-        report_every=_int("sweep.report_every", raw["report_every"], low=1),
-        prune_warmup_steps=_int("sweep.prune_warmup_steps", raw["prune_warmup_steps"], low=0),
-        prune_startup_trials=_int("sweep.prune_startup_trials", raw["prune_startup_trials"], low=0),
-        sampler_seed=None if raw["sampler_seed"] is None else _int("sweep.sampler_seed", raw["sampler_seed"]),
-        base=tuple(base),
-        storage=storage.strip() if storage else None,
-        workers=_int("sweep.workers", raw["workers"], low=1),
-        gpus=_parse_gpus(raw["gpus"]),
-        trials_per_gpu=_int("sweep.trials_per_gpu", raw["trials_per_gpu"], low=1),
-        gpus_per_trial=_int("sweep.gpus_per_trial", raw["gpus_per_trial"], low=1),
-        max_failures=_int("sweep.max_failures", raw["max_failures"], low=1),
-        retry_failed=_bool("sweep.retry_failed", raw["retry_failed"]),
-        stale_after_s=_number("sweep.stale_after_s", raw["stale_after_s"], positive=True),
-        storage_retry_s=_number("sweep.storage_retry_s", raw["storage_retry_s"], positive=True),
-        progress_every_s=_number("sweep.progress_every_s", raw["progress_every_s"], positive=True),
-    )
+    as_declared = {f.name: getattr(file, f.name) for f in fields(SweepSpec) if f.name in KEYS}
+    return SweepSpec(**{
+        **as_declared,
+        "name": name,
+        "dimensions": tuple(dims),
+        "objective": objectives[0],
+        "direction": directions[0],
+        "objectives": objectives if len(objectives) > 1 else (),
+        "directions": directions if len(objectives) > 1 else (),
+        "n_trials": file.n_trials if file.sampler != "grid" else None,
+        "pruner": pruner,
+    })
 
 
 def _parse_objectives(objective: Any, direction: Any, directions: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -241,12 +317,15 @@ def _parse_objectives(objective: Any, direction: Any, directions: Any) -> tuple[
     if len(set(names)) != len(names):
         raise ConfigError("sweep.objective", names, "distinct objectives")
     if directions is None:
-        dirs = [_choice("sweep.direction", direction, DIRECTIONS)] * len(names)
+        dirs = [direction] * len(names)
     else:
         if isinstance(directions, str) or not isinstance(directions, (list, tuple)) or len(directions) != len(names):
             raise ConfigError("sweep.directions", directions,
                               f"null or a list of {len(names)} direction(s) (minimize | maximize), one per objective")
-        dirs = [_choice("sweep.directions", d, DIRECTIONS) for d in directions]
+        for d in directions:
+            if d not in DIRECTIONS:
+                raise ConfigError("sweep.directions", d, "one of " + " | ".join(DIRECTIONS))
+        dirs = list(directions)
     return tuple(names), tuple(dirs)
 
 
@@ -308,46 +387,3 @@ def _parse_range(where: str, key: str, spec: Mapping) -> Dimension:
     if kind == "float":
         low, high = float(low), float(high)
     return Dimension(key, kind, low=low, high=high, log=log, step=step)
-
-
-def _parse_gpus(value: Any) -> tuple[str, ...] | None:
-    """``null`` = every local GPU; ``[0, 3]``, ``"0,3"`` or ``3`` pick; ``[]``/``none`` = CPU only."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ConfigError("sweep.gpus", value, "null (all local GPUs), a list of GPU ids like [0,3], or [] for CPU only")
-    if isinstance(value, int):
-        value = [value]
-    if isinstance(value, str):
-        value = [] if value.strip().lower() in ("", "none", "cpu") else value.split(",")
-    if not isinstance(value, (list, tuple)):
-        raise ConfigError("sweep.gpus", value, "null (all local GPUs), a list of GPU ids like [0,3], or [] for CPU only")
-    ids = tuple(str(v).strip() for v in value)
-    if any(not i or isinstance(v, bool) for i, v in zip(ids, value)) or len(set(ids)) != len(ids):
-        raise ConfigError("sweep.gpus", list(value), "distinct GPU ids (indices or UUIDs)")
-    return ids
-
-
-def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ConfigError(key, value, "one of " + " | ".join(allowed))
-    return value
-
-
-def _bool(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(key, value, "true or false")
-    return value
-
-
-def _int(key: str, value: Any, low: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low):
-        raise ConfigError(key, value, "an integer" + (f" >= {low}" if low is not None else ""))
-    return value
-
-
-def _number(key: str, value: Any, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or (positive and value <= 0):
-        raise ConfigError(key, value, "a positive number" if positive else "a number")
-    return float(value)

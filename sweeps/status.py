@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ablate.errors import ConfigError
-from ablate.records import TrialRow, default_storage_url, redact_url, sqlite_path
+from ablate.study_record import TrialRow, default_storage_url, redact_url, sqlite_path
 
 from .storage import open_storage
 
@@ -154,14 +154,22 @@ def _clip(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-def next_commands(study: str, output_root: Path, storage_url: str, figure: Path | None = None) -> list[str]:
-    """The lines naming what to run next: the analysis, the table, optuna-dashboard, wandb sync."""
+def location_args(output_root: Path, storage_url: str) -> str:
+    """`` --output-root ROOT --storage URL`` for the commands that read a study, each only when
+    it is not the default (the password redacted)."""
     root = Path(output_root).resolve()
     extra = ""
     if root != Path("runs").resolve():
         extra += f" --output-root {shlex.quote(str(root))}"
     if sqlite_path(storage_url) != root / "studies.db":
         extra += f" --storage {shlex.quote(redact_url(storage_url))}"
+    return extra
+
+
+def next_commands(study: str, output_root: Path, storage_url: str, figure: Path | None = None) -> list[str]:
+    """The lines naming what to run next: the analysis, the table, optuna-dashboard, wandb sync."""
+    root = Path(output_root).resolve()
+    extra = location_args(root, storage_url)
     name = shlex.quote(study)
     lines = [f"next: python -m analysis {name}{extra}    # figures, claims report and tables in {root / study}"]
     if figure is not None:

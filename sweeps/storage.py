@@ -16,11 +16,8 @@ under the study mutex (:class:`StudyMutex`: a PostgreSQL advisory lock, MySQL ``
 lock file next to SQLite/journal storages), so two drivers never both enqueue the same new point.
 See :mod:`sweeps.grid` for point identity and the reconciliation pass.
 
-Ownership and heartbeats live with the trial: the user attributes ``driver``
-(``host:pid``), ``driver_ticks`` (process start time, to tell a reused pid apart) and
-``heartbeat`` (Unix time), and a ``heartbeat.json`` file in the trial's run directory that
-the driver keeps beating even while the storage is unreachable. A RUNNING trial whose
-driver is gone is *stale*: it is marked FAIL with a ``fail_reason`` and its parameters are
+Ownership and heartbeats live with the trial (see :mod:`sweeps.ownership`). A RUNNING trial
+whose driver is gone is *stale*: it is marked FAIL with a ``fail_reason`` and its parameters are
 enqueued again with the same ``run_dir``, so the engine resumes it from its checkpoint.
 """
 
@@ -33,10 +30,8 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import time
 import uuid as uuidlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -47,13 +42,14 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
 from ablate.errors import ConfigError
-from ablate.records import redact_url, sqlite_path, trial_params, write_json_atomic
+from ablate.jsonio import write_json_atomic
+from ablate.run_record import trial_dir_name
+from ablate.study_record import redact_url, sqlite_path, trial_params
 
 from . import grid as gr
 
 GRID_READY = "grid_ready"
 STUDY_FILE = "study.json"          # in a study's trial folder: whose trials these are
-HEARTBEAT_FILE = "heartbeat.json"  # in a trial's run directory: {"driver": ..., "time": ...}
 FAULT_ENV = "ABLATE_FAULT"         # fault injection for tests: "kill-after-fail"
 
 
@@ -353,7 +349,7 @@ def enqueue_missing(study, grid: list[dict] | None, defaults: Mapping[str, Any] 
         study.enqueue_trial(params, user_attrs=user_attrs)
         if "recovered_from" in user_attrs:
             lost += 1
-            log(f"study '{study.study_name}': t{user_attrs['recovered_from']:04d} was failed to be "
+            log(f"study '{study.study_name}': {trial_dir_name(user_attrs['recovered_from'])} was failed to be "
                 "enqueued again but never was; enqueued now")
         else:
             new += 1
@@ -404,105 +400,6 @@ def requeue_failed_points(study, grid: list[dict], defaults: Mapping[str, Any] |
     for params in again:
         study.enqueue_trial(params, user_attrs={"retry_of_failed": True, "point_key": gr.point_key(params, defaults)})
     return len(again)
-
-
-# --- ownership ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Owner:
-    """Who runs a trial: this driver's host, pid and process start time."""
-
-    host: str
-    pid: int
-    ticks: int | None
-
-    @property
-    def ident(self) -> str:
-        return f"{self.host}:{self.pid}"
-
-    @classmethod
-    def me(cls) -> "Owner":
-        pid = os.getpid()
-        return cls(socket.gethostname(), pid, process_ticks(pid))
-
-
-def process_ticks(pid: int) -> int | None:
-    """Start time of a process in clock ticks since boot (Linux), None if unknown/gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":  # zombie: dead, not yet reaped
-        return None
-    return int(fields[19])
-
-
-def pid_alive(pid: int, ticks: int | None) -> bool:
-    """Is the process that had this pid (and start time) still running here?"""
-    if Path("/proc").is_dir():
-        now = process_ticks(pid)
-        return now is not None and (ticks is None or now == ticks)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def beat_file(run_dir: str | os.PathLike | None, driver: str) -> None:
-    """Write the trial's heartbeat file (``heartbeat.json`` in its run directory)."""
-    if not run_dir:
-        return
-    try:
-        write_json_atomic(Path(run_dir) / HEARTBEAT_FILE, {"driver": driver, "time": time.time()})
-    except OSError:
-        pass  # the run directory is not there yet (or read-only): the storage heartbeat remains
-
-
-def file_heartbeat(run_dir: str | os.PathLike | None) -> float | None:
-    """Unix time of the trial's last heartbeat file, or None."""
-    if not run_dir:
-        return None
-    try:
-        data = json.loads((Path(run_dir) / HEARTBEAT_FILE).read_text())
-        return float(data["time"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def stale_reason(trial, me: Owner, stale_after_s: float, now: float | None = None,
-                 by_age: bool = True) -> str | None:
-    """Why a RUNNING trial of another driver is stale, or None if it looks alive.
-
-    A driver on this host whose process is gone is stale at once. Otherwise the trial's newest
-    heartbeat (the storage attribute or its run directory's heartbeat file) must be older than
-    ``stale_after_s``; ``by_age=False`` (just after a storage outage) skips that rule.
-    """
-    attrs = trial.user_attrs
-    owner = attrs.get("driver")
-    if owner == me.ident and attrs.get("driver_ticks") == me.ticks:
-        return None
-    now = time.time() if now is None else now
-    if owner:
-        host, _, pid = owner.rpartition(":")
-        if host == me.host and pid.isdigit() and not pid_alive(int(pid), attrs.get("driver_ticks")):
-            return f"stale: driver {owner} died"
-    if not by_age:
-        return None
-    beat = attrs.get("heartbeat")
-    if beat is None and trial.datetime_start is not None:
-        beat = trial.datetime_start.timestamp()
-    on_disk = file_heartbeat(attrs.get("run_dir"))
-    if on_disk is not None and (beat is None or on_disk > float(beat)):
-        beat = on_disk
-    if beat is not None and now - float(beat) > stale_after_s:
-        who = f"driver {owner}" if owner else "an unknown driver"
-        return f"stale: no heartbeat from {who} for {now - float(beat):.0f} s"
-    return None
 
 
 def trial_id(study, storage, number: int) -> int:

@@ -1,22 +1,39 @@
 """The study-level W&B run: one run of job_type ``analysis`` in a finished study's group.
 
-The driver calls :func:`log_study` when a study completes; it logs the Optuna trial table,
-the sweep's main figure (drawn by ``analysis.sweep_figure``) and the study's one-page report
-(``report.html`` from ``analysis.run_report``, as a ``wandb.Html``). It lives with the sweeps because
-it reads Optuna studies; the engine (``ablate``) knows nothing of studies.
+The driver calls :func:`log_study` when a study completes; it logs the Optuna trial table and,
+when the caller passes an ``analyse`` function (the command line passes the ``analysis``
+package's), the sweep's main figure and the study's one-page report (``report.html``, as a
+``wandb.Html``). It lives with the sweeps because it reads Optuna studies; the engine
+(``ablate``) knows nothing of studies, and the sweeps import nothing of the analysis.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 from omegaconf import OmegaConf
 
-from ablate.records import TrialRow, finite_or_none, redact_url
+from ablate.jsonio import finite_or_none
+from ablate.run_record import RunDir
+from ablate.study_record import TrialRow, redact_url
 from ablate.wandb_records import wait_complete
-from ablate.wandb_sink import FLUSH_TIMEOUT_S, _init, _warn, run_id_for
+from ablate.wandb_sink import FLUSH_TIMEOUT_S, init_run, run_id_for, warn
+
+
+@dataclass(frozen=True)
+class StudyAnalysis:
+    """What the analysis made of a finished study: its main figure (a matplotlib Figure) and the
+    path of its report.html; either None when it could not be made."""
+
+    figure: Any = None
+    report: Path | None = None
+
+
+# (study name, storage URL, output root) -> StudyAnalysis; it warns and never raises.
+Analyse = Callable[[str, str, str], StudyAnalysis]
 
 
 def _cell(value):
@@ -54,38 +71,13 @@ def _trial_logger_settings(study) -> dict[str, Any]:
     """logger.* of the first trial whose run directory holds a config.yaml (empty if none)."""
     for t in study.get_trials(deepcopy=False):
         run_dir = t.user_attrs.get("run_dir")
-        if not run_dir or not (Path(run_dir) / "config.yaml").is_file():
+        if not run_dir or not RunDir(run_dir).config_file.is_file():
             continue
-        cfg = OmegaConf.load(Path(run_dir) / "config.yaml")
+        cfg = OmegaConf.load(RunDir(run_dir).config_file)
         logger_cfg = OmegaConf.select(cfg, "logger")
         if logger_cfg is not None:
             return dict(OmegaConf.to_container(logger_cfg, resolve=True))
     return {}
-
-
-def _study_figure(study_name: str, storage_url: str, output_root: str | Path):
-    """The sweep's figure from the ``analysis`` package (``analysis.sweep_figure``), or None."""
-    from analysis import sweep_figure  # lazy: pulls in pandas and matplotlib
-
-    try:
-        return sweep_figure(study_name, storage=storage_url, output_root=output_root)
-    except Exception as err:  # noqa: BLE001
-        _warn(f"analysis figure for study {study_name!r} failed ({type(err).__name__}: {err})")
-    return None
-
-
-def _study_page(study_name: str, storage_url: str, output_root: str | Path) -> Path | None:
-    """The study's report.html, written by ``analysis.run_report`` (its console text discarded),
-    or None when the analysis fails (issue 10)."""
-    import io
-
-    from analysis import run_report  # lazy: pandas, matplotlib, scipy
-
-    try:
-        return run_report(study_name, storage=storage_url, output_root=output_root, stream=io.StringIO()).html_path
-    except Exception as err:  # noqa: BLE001
-        _warn(f"report.html for study {study_name!r} failed ({type(err).__name__}: {err})")
-    return None
 
 
 def log_study(
@@ -97,8 +89,10 @@ def log_study(
     project: str | None = None,
     entity: str | None = None,
     init_timeout: float | None = None,
+    analyse: Analyse | None = None,
 ) -> Path | None:
-    """One W&B run of job_type ``analysis`` in the study's group, with the trial table and figure.
+    """One W&B run of job_type ``analysis`` in the study's group, with the trial table and, from
+    ``analyse`` when given, the sweep figure and the report page.
 
     Mode, project, entity and tags default to those of the study's trials (their config.yaml);
     nothing is written when the trials ran with ``logger=none`` or mode ``disabled``. Its W&B files
@@ -121,7 +115,7 @@ def log_study(
 
         import wandb  # lazy: heavy
 
-        run = _init(
+        run = init_run(
             wandb,
             run_dir=out_dir,
             mode=mode,
@@ -137,20 +131,20 @@ def log_study(
             | {"study.name": study_name, "study.storage": redact_url(storage_url)},
         )
     except Exception as err:  # noqa: BLE001
-        _warn(f"study run for {study_name!r} could not start ({type(err).__name__}: {err})")
+        warn(f"study run for {study_name!r} could not start ({type(err).__name__}: {err})")
         return None
 
     try:
         columns, rows = study_table(study)
         payload: dict[str, Any] = {"study_table": wandb.Table(columns=columns, data=rows, allow_mixed_types=True)}
-        figure = _study_figure(study_name, storage_url, output_root)
+        made = analyse(study_name, storage_url, str(output_root)) if analyse else StudyAnalysis()
+        figure, page = made.figure, made.report
         if figure is not None:
             # saved as a PNG first: wandb.Image(figure) needs pyplot, and the analysis figures
             # are plain matplotlib Figures
             png = out_dir / "sweep_figure.png"
             figure.savefig(png, dpi=150, bbox_inches="tight")
             payload["sweep_figure"] = wandb.Image(str(png), caption=study_name)
-        page = _study_page(study_name, storage_url, output_root)  # issue 10: the one-page report
         if page is not None:
             payload["report"] = wandb.Html(page.read_text(encoding="utf-8"), inject=False)
         run.log(payload)
@@ -162,7 +156,7 @@ def log_study(
             "n_pruned": states.count("PRUNED"),
         }
         try:
-            if len(study.directions) > 1:  # issue 10: a multi-objective study has a front, not a best
+            if len(study.directions) > 1:  # a multi-objective study has a front, not a best
                 summary["n_pareto_front"] = len(study.best_trials)
             else:
                 best = study.best_trial
@@ -175,7 +169,7 @@ def log_study(
         run.finish(exit_code=0)
         wait_complete(path, timeout=FLUSH_TIMEOUT_S)
     except Exception as err:  # noqa: BLE001
-        _warn(f"study run for {study_name!r} failed ({type(err).__name__}: {err})")
+        warn(f"study run for {study_name!r} failed ({type(err).__name__}: {err})")
         try:
             run.finish(exit_code=1)
         except Exception:  # noqa: BLE001

@@ -19,9 +19,11 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from ablate.errors import ConfigError
-from ablate.records import RunSummary, TrialRow, trial_params
+from ablate.run_record import RunSummary, trial_dir_name
+from ablate.study_record import TrialRow, trial_attrs, trial_params
 
 from . import grid as gr
+from . import ownership
 from . import storage as st
 from .plan import StudyPlan, trial_config
 from .status import format_params
@@ -51,7 +53,7 @@ class Running:
 class TrialBook:
     """Claims trials, builds their configs, and tells their results (see the module docstring)."""
 
-    def __init__(self, plan: StudyPlan, study, storage, me: st.Owner, say: Callable[..., None],
+    def __init__(self, plan: StudyPlan, study, storage, me: ownership.Owner, say: Callable[..., None],
                  mutex: st.StudyMutex | None = None, folder: Path | None = None):
         self.plan, self.spec, self.study, self.storage = plan, plan.spec, study, storage
         self.me, self.say = me, say
@@ -111,9 +113,9 @@ class TrialBook:
                         return frozen
                     tid = st.trial_id(self.study, self.storage, frozen.number)
                     self.storage.set_trial_user_attr(tid, "duplicate_of", dup.number)
-                    self.storage.set_trial_user_attr(tid, "fail_reason", f"duplicate of t{dup.number:04d} ({dup.state.name})")
+                    self.storage.set_trial_user_attr(tid, "fail_reason", f"duplicate of {trial_dir_name(dup.number)} ({dup.state.name})")
                     self.storage.set_trial_state_values(tid, state=TrialState.FAIL)
-                self.say(f"{self.tag} t{frozen.number:04d} skipped: its point is t{dup.number:04d}'s ({dup.state.name})")
+                self.say(f"{self.tag} {trial_dir_name(frozen.number)} skipped: its point is {trial_dir_name(dup.number)}'s ({dup.state.name})")
         frozen = st.claim_waiting(self.study, self.storage)
         if frozen is not None:
             return frozen
@@ -140,7 +142,7 @@ class TrialBook:
             self.failed(trial, frozen, f"bad parameters: {err}")
             return None
         attrs = frozen.user_attrs
-        run_id = attrs.get("run_id") or f"t{frozen.number:04d}"
+        run_id = attrs.get("run_id") or trial_dir_name(frozen.number)
         run_dir = Path(attrs.get("run_dir") or self.folder / run_id)
         for key, value in {"run_id": run_id, "run_dir": str(run_dir), "driver": self.me.ident,
                            "driver_ticks": self.me.ticks, "heartbeat": time.time(),
@@ -201,7 +203,7 @@ class TrialBook:
             self._result_attrs(trial, summary, rec)
         self.set_attr(trial, "fail_reason", reason)
         self._tell(trial, state=TrialState.FAIL)
-        run_id = rec.run_id if rec else f"t{frozen.number:04d}"
+        run_id = rec.run_id if rec else trial_dir_name(frozen.number)
         self.say(f"{self.tag} {run_id} FAILED   {format_params(rec.params if rec else frozen.params)}  {reason}")
         self.failures += 1
         if self.failures >= self.spec.max_failures and not self.stopping:
@@ -218,7 +220,7 @@ class TrialBook:
         return self.study.get_trials(deepcopy=False)[number]
 
     def _result_attrs(self, trial, summary: RunSummary, rec: Running | None) -> None:
-        for key, value in summary.trial_attrs().items():
+        for key, value in trial_attrs(summary).items():
             self.set_attr(trial, key, value)
         if rec is not None:
             self.set_attr(trial, "run_dir", str(rec.run_dir))

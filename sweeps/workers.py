@@ -8,11 +8,14 @@ persistent compilation cache (``<output_root>/.jax_cache``) serves the later wor
 
 Driver <-> worker messages go over one duplex pipe per worker (no shared locks, so a
 worker killed mid-message cannot block the others); they are the typed records of
-:mod:`ablate.records`:
+:mod:`sweeps.messages`:
 
 - driver -> worker: ``RunTrial``, ``Prune``, ``Stop``
-- worker -> driver: ``Ready``, ``Progress`` (phase, step of total, training energy),
+- worker -> driver: ``Ready``, ``TrialProgress`` (phase, step of total, training energy),
   ``Done`` (the summary dict), ``Failed`` (a one-line reason and the summary dict, if any)
+
+SIGTERM (the driver stopping it, or the scheduler signalling the whole job) makes a worker
+checkpoint its trial after the current iteration (:mod:`ablate.preemption`) and exit.
 
 The driver never imports JAX: GPUs are found with ``CUDA_VISIBLE_DEVICES`` or
 ``nvidia-smi -L``.
@@ -30,8 +33,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ablate import preemption
 from ablate.errors import ConfigError
-from ablate.records import Done, Failed, Prune, Progress, Ready, RunSummary, RunTrial, Stop, clean_json
+from ablate.jsonio import clean_json
+from ablate.run_record import RunDir
+
+from .messages import Done, Failed, Prune, Ready, RunTrial, Stop, TrialProgress
 
 
 @dataclass(frozen=True)
@@ -180,6 +187,7 @@ def worker_main(conn, slot_name: str, env: dict[str, str], cache_dir: str, paren
     """Entry point of a worker process: import the engine once, then run trials until told to stop."""
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    preemption.install(repeat_kills=False)  # SIGTERM: checkpoint the trial, then exit
     t0 = time.perf_counter()
     # The engine (JAX) is imported here, in the worker, never in the driver process.
     from ablate.jax_setup import setup_jax
@@ -187,7 +195,7 @@ def worker_main(conn, slot_name: str, env: dict[str, str], cache_dir: str, paren
 
     setup_jax(cache_dir=cache_dir, on_cpu=True)
     conn.send(Ready(time.perf_counter() - t0))
-    while True:
+    while preemption.requested() is None:
         if not conn.poll(1.0):
             if os.getppid() != parent_pid:
                 return  # the driver died: the next driver recovers our trial
@@ -225,7 +233,7 @@ class TrialCallbacks:
         now = time.monotonic()
         if now - self._last_sent > self.display_every_s or step == 0:
             self._orphaned()
-            self.conn.send(Progress(self.number, phase, int(step), int(total)))
+            self.conn.send(TrialProgress(self.number, phase, int(step), int(total)))
             self._last_sent = now
 
     def on_train_step(self, step: int, metrics: dict) -> bool:
@@ -236,7 +244,7 @@ class TrialCallbacks:
         now = time.monotonic()
         if report or now - self._last_sent > self.display_every_s:
             mean = sum(self._window) / len(self._window) if self._window else energy
-            self.conn.send(Progress(self.number, "train", int(step), self._total,
+            self.conn.send(TrialProgress(self.number, "train", int(step), self._total,
                                     mean if report else energy, report))
             self._last_sent = now
             if report:
@@ -257,8 +265,10 @@ def _run_trial(conn, run_experiment, msg: RunTrial, parent_pid: int) -> None:
     except ConfigError as err:  # e.g. a run directory of another config or study: nothing was written
         conn.send(Failed(msg.number, str(err), None))
         return
+    except preemption.Preempted:   # checkpointed: not a failure; the driver re-enqueues the trial
+        return
     except Exception as err:  # noqa: BLE001 - any failure ends this trial, not the worker
-        written = RunSummary.read_or_none(msg.run_dir)
+        written = RunDir(msg.run_dir).read_summary_or_none()
         reason = (written.reason if written is not None else None) or f"{type(err).__name__}: {err}".strip()
         conn.send(Failed(msg.number, reason.splitlines()[0] if reason else type(err).__name__,
                          written.to_dict() if written is not None else None))

@@ -9,8 +9,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from ablate import config
-from ablate.records import RunSummary
+from ablate import compose, config
+from ablate.run_record import RunSummary
 from conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +31,8 @@ def test_help_page_lists_every_group_and_every_validated_key_with_its_allowed_va
     assert out.returncode == 0, out.stderr
     page = squash(out.stdout)
     assert "powered by Hydra" not in page
-    for group in config.GROUPS:
-        for option in config.group_options(group):
+    for group in compose.GROUPS:
+        for option in compose.group_options(group):
             assert option in page, (group, option)
     for _, prefix, cls in config.GROUP_TYPES:
         for key, doc, unit, allowed in config.key_table(cls, prefix):

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import pytest
 
 from ablate import cost, training
-from ablate.config import compose, validate
+from ablate.compose import compose
+from ablate.config import validate
 from ablate.jax_setup import setup_jax
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from ablate import training
-from ablate.config import compose
+from ablate.compose import compose
 from ablate.run import run_experiment
 from conftest import TINY
 

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from ablate import training
-from ablate.config import compose, validate
+from ablate.compose import compose
+from ablate.config import validate
 from ablate.run import run_experiment
 from conftest import TINY
 

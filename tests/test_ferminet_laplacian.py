@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from ablate import ferminet_laplacian, training
-from ablate.config import compose, validate
+from ablate.compose import compose
+from ablate.config import validate
 from ablate.errors import ConfigError
 from ablate.hamiltonian import (AUTO_CHUNK_BYTES, AUTO_FERMINET_FROM_ELECTRONS, energy_chunk,
                                 forward_laplacian_of, kinetic_energy, local_energy, over_batch)

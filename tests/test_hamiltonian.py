@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ablate.config import compose, validate
+from ablate.compose import compose
+from ablate.config import validate
 from ablate.hamiltonian import local_energy, potential_energy
 from ablate.networks import make_ansatz
 from ablate.systems import build_system

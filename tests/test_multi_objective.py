@@ -13,7 +13,9 @@ import pytest
 from optuna.trial import TrialState
 
 from ablate.errors import ConfigError
-from ablate.records import RunSummary, TrialRow
+from ablate.run_record import RunSummary
+from ablate.study_record import TrialRow
+from sweeps import ownership
 from sweeps import storage as st
 from sweeps.plan import StudyPlan
 from sweeps.space import parse_spec
@@ -70,7 +72,7 @@ def test_a_multi_objective_study_is_told_both_values_and_shows_its_front(tmp_pat
                                    directions=spec.all_directions)
     assert created and [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
     said = []
-    book = TrialBook(plan, study, storage, st.Owner.me(), lambda msg, err=False: said.append(msg))
+    book = TrialBook(plan, study, storage, ownership.Owner.me(), lambda msg, err=False: said.append(msg))
     results = [(3.0, 100.0), (5.0, 40.0), (6.0, 120.0), (None, 50.0)]   # the third is dominated
     for number, (error, seconds) in enumerate(results):
         frozen = book.claim()  # a new NSGA-II trial

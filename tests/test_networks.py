@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ablate.config import compose, validate
-from ablate.networks import logsumdet, make_ansatz, param_count
+from ablate.compose import compose
+from ablate.config import validate
+from ablate.networks import ferminet_layout, logsumdet, make_ansatz, param_count
 
 VARIANTS = [
     ["system=LiH"],
@@ -101,3 +102,29 @@ def test_distance_features_must_be_a_boolean():
 
     with pytest.raises(ConfigError, match="network.distance_features"):
         validate(compose(["network.distance_features=maybe"]))
+
+
+@pytest.mark.parametrize("overrides", [v for v in VARIANTS if "network=slater_jastrow" not in v]
+                         + [["system=H"], ["system=H2", "network.residual=false", "network.depth=3"]])
+def test_the_layout_both_the_network_and_its_laplacian_read_describes_the_parameters(overrides):
+    """`ferminet_layout` (read by ablate.ferminet_laplacian) has every parameter's shape."""
+    exp, _, params = build(overrides)
+    net = exp.network
+    layout = ferminet_layout(exp.system, net, net.layers, net.distance_features)
+    assert len(layout.layers) == len(params["layers"])
+    widths = layout.features.width * layout.n_atoms, layout.features.width
+    for layer, layer_params in zip(layout.layers, params["layers"]):
+        one, two = layer.params(layer_params)
+        assert (layer.mixed.one, layer.mixed.pair) == widths
+        assert one["w"].shape == (layer.mixed.width, layer.one)
+        assert (two is None) == (layer.two is None) == ("two" not in layer_params)
+        if two is not None:
+            assert two["w"].shape == (layer.mixed.pair, layer.two)
+        assert layer.residual_one == (net.residual and layer.one == widths[0])
+        widths = layer.one, layer.two
+    K = layout.orbitals.determinants
+    for spin in layout.orbitals.spins:
+        orbital, envelope = spin.orbital_params(params)
+        assert orbital["w"].shape == (layout.output_width, K * spin.columns)
+        assert envelope["pi"].shape == (layout.n_atoms, K * spin.columns)
+    assert [s.size for s in layout.orbitals.occupied] == [e for e in exp.system.electrons if e > 0]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from ablate import training
-from ablate.config import compose, validate
+from ablate.compose import compose
+from ablate.config import validate
 from ablate.optimizers import clip_local_energy, kfac_blocks, learning_rate
 from ablate.jax_setup import setup_jax
 

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from ablate import gto, mcmc
-from ablate.config import compose, validate
+from ablate.compose import compose
+from ablate.config import validate
 from ablate.errors import ConfigError
 from ablate.networks import make_ansatz
 from ablate.pretrain import (SAMPLING, hartree_fock, hf_log_abs, hf_orbitals, make_pretrain_step,

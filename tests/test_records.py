@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from ablate import records
-from ablate.config import compose, validate
+from ablate import jsonio, run_record, study_record
+from ablate.compose import compose
+from ablate.config import validate
 from ablate.errors import ConfigError
-from ablate.records import RecordError, RunSummary
+from ablate.run_record import RecordError, RunSummary
+from sweeps import messages
 from conftest import TINY
 
 OLD_RUNS = Path(__file__).parent / "data" / "run_dirs_v0"   # written by ablate before schema 1
@@ -23,7 +25,7 @@ def test_summary_round_trip_keeps_unknown_keys_and_cleans_nan(tmp_path):
                    config={"network.width": 8}).replace(future_key={"a": 1})
     s.write(tmp_path)
     on_disk = json.loads((tmp_path / "summary.json").read_text())
-    assert on_disk["schema"] == records.SCHEMA_VERSION and on_disk["future_key"] == {"a": 1}
+    assert on_disk["schema"] == run_record.SCHEMA_VERSION and on_disk["future_key"] == {"a": 1}
     assert on_disk["energy_stderr"] is None and on_disk["energy"] == -1.17
     back = RunSummary.read(tmp_path)
     assert back.to_dict() == on_disk and back.extra == {"future_key": {"a": 1}}
@@ -50,7 +52,7 @@ def test_summaries_written_before_schema_1_load():
     assert done.status == "completed" and done.schema == 1 and done.extra == {}
     assert done.iterations == 30 and done.energy < 0 and done.error_mha is not None
     assert done.objective("error_mha") == pytest.approx(done.error_mha)
-    assert done.trial_attrs()["param_count"] == done.param_count
+    assert study_record.trial_attrs(done)["param_count"] == done.param_count
 
 
 def test_an_old_completed_run_directory_is_returned_not_rerun(tmp_path):
@@ -93,31 +95,31 @@ def test_contracts_doc_is_generated_from_the_types():
 
 
 def test_storage_url_helpers_agree_everywhere(tmp_path):
-    assert records.sqlite_path("sqlite:///tmp/x.db?timeout=5") == Path("tmp/x.db")
-    assert records.sqlite_path("sqlite:////abs/x.db") == Path("/abs/x.db")
-    assert records.sqlite_path("sqlite:///:memory:") is None
-    assert records.sqlite_path("postgresql://u:p@h/db") is None
-    assert records.default_storage_url(tmp_path) == f"sqlite:///{tmp_path.resolve()}/studies.db"
-    assert records.redact_url("postgresql://user:se:cret@host:5432/db") == "postgresql://user:***@host:5432/db"
-    assert records.redact_url("sqlite:///a.db") == "sqlite:///a.db"
+    assert study_record.sqlite_path("sqlite:///tmp/x.db?timeout=5") == Path("tmp/x.db")
+    assert study_record.sqlite_path("sqlite:////abs/x.db") == Path("/abs/x.db")
+    assert study_record.sqlite_path("sqlite:///:memory:") is None
+    assert study_record.sqlite_path("postgresql://u:p@h/db") is None
+    assert study_record.default_storage_url(tmp_path) == f"sqlite:///{tmp_path.resolve()}/studies.db"
+    assert study_record.redact_url("postgresql://user:se:cret@host:5432/db") == "postgresql://user:***@host:5432/db"
+    assert study_record.redact_url("sqlite:///a.db") == "sqlite:///a.db"
     from analysis.loaders import default_storage
-    assert default_storage(tmp_path) == records.default_storage_url(tmp_path)
+    assert default_storage(tmp_path) == study_record.default_storage_url(tmp_path)
 
 
 def test_flatten_keeps_params_whole_and_ranges_as_leaves():
     nested = {"network": {"width": 8, "hidden_dims": [[8, 4]]}, "trial": {"params": {"network.width": 8}},
               "empty": {}}
-    assert records.flatten(nested) == {"network.width": 8, "network.hidden_dims": [[8, 4]],
-                                       "trial.params": {"network.width": 8}, "empty": {}}
+    assert jsonio.flatten(nested) == {"network.width": 8, "network.hidden_dims": [[8, 4]],
+                                      "trial.params": {"network.width": 8}, "empty": {}}
     space = {"optim": {"lr": {"low": 0.01, "high": 0.1}}, "network.width": [8]}
-    flat = records.flatten(space, keep=(), is_leaf=lambda v: "low" in v)
+    flat = jsonio.flatten(space, keep=(), is_leaf=lambda v: "low" in v)
     assert flat == {"optim.lr": {"low": 0.01, "high": 0.1}, "network.width": [8]}
 
 
 def test_worker_messages_cross_a_pipe():
-    for msg in (records.RunTrial(3, "/r", {"seed": 1}, 50), records.Prune(3), records.Stop(),
-                records.Ready(1.5), records.Progress(3, "eval", 10, 100),
-                records.Done(3, {"status": "completed"}), records.Failed(3, "boom", None)):
+    for msg in (messages.RunTrial(3, "/r", {"seed": 1}, 50), messages.Prune(3), messages.Stop(),
+                messages.Ready(1.5), messages.TrialProgress(3, "eval", 10, 100),
+                messages.Done(3, {"status": "completed"}), messages.Failed(3, "boom", None)):
         assert pickle.loads(pickle.dumps(msg)) == msg
 
 
@@ -135,15 +137,48 @@ def test_validate_returns_typed_groups_and_names_bad_keys():
 
 
 def test_engine_and_analysis_import_boundaries():
-    """ablate imports neither optuna nor analysis; analysis imports only ablate.records of ablate;
-    the CLI's config path imports no JAX."""
+    """ablate imports neither optuna nor analysis; analysis imports only the record modules of
+    ablate (run and study records, JSON helpers, provenance) and its statistics (reblocking,
+    numpy only); the CLI's config path imports no JAX."""
     code = ("import sys, ablate.run, ablate.config; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('optuna', 'analysis', 'sweeps')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
     code = "import sys, analysis; print(sorted(m for m in sys.modules if m.startswith('ablate')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "['ablate', 'ablate.records']", out.stdout
+    assert out.stdout.strip() == ("['ablate', 'ablate.jsonio', 'ablate.provenance', 'ablate.run_record', "
+                                  "'ablate.stats', 'ablate.study_record']"), out.stdout
     code = "import sys, ablate.config, sweeps.driver; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stdout
+
+
+def test_the_record_modules_import_no_heavy_library():
+    """The run and study records, and the worker messages, load without JAX, Optuna, pandas or numpy."""
+    code = ("import sys, ablate.run_record, ablate.study_record, sweeps.messages; "
+            "print(sorted(m for m in ('jax', 'optuna', 'pandas', 'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_run_dir_owns_its_file_names_and_the_trial_folder_name(tmp_path):
+    run = run_record.RunDir.of_trial(tmp_path, 7)
+    assert run.path == tmp_path / "t0007" and run_record.trial_dir_name(7) == "t0007"
+    assert (run.summary_file.name, run.config_file.name, run.checkpoints.name) == \
+        ("summary.json", "config.yaml", "checkpoints")
+    assert run.table("train").name == "metrics.csv" and run.read_columns("train", ("energy",)) == {"energy": []}
+    assert run.read_summary() is None and run.read_fingerprint() is None and run.read_heartbeat() is None
+    run.path.mkdir()
+    run.write_summary(RunSummary(status="completed", energy=-1.0))
+    run.write_heartbeat("me", 12.5)
+    run.write_fingerprint({"fingerprint": "abc", "values": {"seed": 1.0}})
+    assert run.read_summary().energy == -1.0 and run.read_heartbeat() == 12.5
+    assert run.read_fingerprint()["values"] == {"seed": 1.0}
+
+
+def test_the_sweep_driver_imports_no_analysis():
+    """The command line hands the study log the analysis; the sweeps never import it."""
+    code = ("import sys, sweeps.driver, sweeps.study_log; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'analysis'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

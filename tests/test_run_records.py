@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from ablate import checkpoint, fingerprint
-from ablate.config import compose
+from ablate.compose import compose
 from ablate.errors import ConfigError
-from ablate.records import RunSummary
+from ablate.run_record import RunSummary
 from conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,3 +183,22 @@ def test_a_flipped_byte_in_a_checkpoint_is_caught_and_the_previous_one_used(tmp_
     assert len(messages) == 150 and all(str(path) in m and "corrupt" in m for m in messages)
     path.write_bytes(good[: len(good) // 2])   # a truncated copy
     assert checkpoint.latest(folder, warn=messages.append)["step"] == 10
+
+
+def test_a_stretch_carries_its_facts_into_checkpoints():
+    from ablate.cost import PhaseClock
+    from ablate.stretch import RunFacts, Stretch
+
+    heard = []
+    stretch = Stretch(started=100.0, summary=RunSummary(hf_energy=-7.98, wall_time_stretches_s=[5.0]),
+                      clock=PhaseClock({"train": 2.0}), on_first_step=lambda: heard.append(True))
+    assert stretch.startup_s() is None and stretch.facts().startup_s is None
+    stretch.first_step()
+    assert heard == [True] and stretch.startup_s() == pytest.approx(stretch.first_step_done - 100.0)
+    extra = stretch.checkpoint_extra()
+    assert extra["wall_s_by_phase"] == {"train": 2.0}
+    facts = RunFacts.from_dict(extra["run_facts"])
+    assert facts.hf_energy == -7.98 and facts.wall_time_stretches_s[0] == 5.0
+    assert len(facts.wall_time_stretches_s) == 2 and RunFacts.from_dict(None) == RunFacts()
+    resumed = Stretch(started=0.0, summary=RunSummary(startup_s=3.5), clock=PhaseClock())
+    assert resumed.startup_s() == 3.5   # a resumed run keeps its first stretch's start-up

@@ -161,7 +161,8 @@ def test_spike_counter_finds_upward_excursions_of_a_training_curve():
     ("mcmc.hmc_target_acceptance=1.5", "mcmc.hmc_target_acceptance"),
 ])
 def test_bad_sampler_keys_name_the_key(override, key):
-    from ablate.config import compose, validate
+    from ablate.compose import compose
+    from ablate.config import validate
     from ablate.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:
@@ -177,7 +178,7 @@ def test_a_tiny_run_with_the_other_samplers_completes_and_counts_spikes(override
                                                                         tiny_overrides):
     import pandas as pd
 
-    from ablate.config import compose
+    from ablate.compose import compose
     from ablate.run import run_experiment
 
     summary = run_experiment(compose(tiny_overrides + overrides))

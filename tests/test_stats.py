@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ablate.records import reblock
+from ablate.stats import reblock
 
 
 def ar1(n, phi, rng):

@@ -18,7 +18,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ablate.config import compose
+from ablate.compose import compose
+from sweeps import ownership
 from sweeps import storage as st
 from sweeps.plan import build_plan
 from sweeps.storage import engine_url
@@ -153,7 +154,7 @@ def _stale_study(out: Path, extra: list[str]):
                              grid=plan.spec.grid_points(), defaults=plan.defaults, log=lambda m: None)
     frozen = st.claim_waiting(study, storage)
     tid = st.trial_id(study, storage, frozen.number)
-    storage.set_trial_user_attr(tid, "driver", f"{st.Owner.me().host}:{2 ** 22 + 4321}")   # never a live pid
+    storage.set_trial_user_attr(tid, "driver", f"{ownership.Owner.me().host}:{2 ** 22 + 4321}")   # never a live pid
     storage.set_trial_user_attr(tid, "run_id", "t0000")
     storage.set_trial_user_attr(tid, "run_dir", str(out / "width" / "t0000"))
     return study

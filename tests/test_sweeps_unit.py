@@ -12,11 +12,15 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from ablate.config import key_table
 from ablate.errors import ConfigError
+from ablate.help import help_page
+from sweeps import docs
 from sweeps import overrides as ov
+from sweeps import ownership
 from sweeps import storage as st
 from sweeps.plan import build_plan
-from sweeps.space import parse_spec
+from sweeps.space import SweepFile, parse_spec
 from sweeps.status import format_params, format_table
 from sweeps.workers import cpu_slots, plan_slots
 
@@ -89,7 +93,7 @@ def test_bad_sweep_files_name_the_key(node, key):
 
 def test_builtin_sweeps_resolve():
     """Every conf/sweep file parses, its keys exist and each value composes and validates."""
-    from ablate.config import compose
+    from ablate.compose import compose
 
     assert {"width", "depth", "width_depth", "pairwise", "determinants", "sampler", "tune",
             "optimizer", "features", "sampler_moves", "batch"} <= set(BUILTIN)
@@ -113,7 +117,7 @@ def test_group_axes_swap_the_system_and_optimiser(name, point, expect):
     """A grid point naming a config group (system=C, optim=adam) composes that group."""
     from omegaconf import OmegaConf
 
-    from ablate.config import compose
+    from ablate.compose import compose
     from sweeps.plan import trial_config
 
     plan = build_plan(compose([f"+sweep={name}"]), [f"+sweep={name}", "sweep.gpus=[]"])
@@ -124,7 +128,7 @@ def test_group_axes_swap_the_system_and_optimiser(name, point, expect):
 
 
 def test_unknown_space_key_is_a_config_error():
-    from ablate.config import compose
+    from ablate.compose import compose
 
     overrides = ["+sweep=width", "+sweep.space.network.colour=[1,2]", "sweep.gpus=[]"]
     with pytest.raises(ConfigError, match="network.colour"):
@@ -216,21 +220,21 @@ def test_claim_each_waiting_trial_once(sqlite_storage):
 
 
 def test_stale_reason_dead_pid_and_old_heartbeat():
-    me = st.Owner("here", os.getpid(), st.process_ticks(os.getpid()))
+    me = ownership.Owner("here", os.getpid(), ownership.process_ticks(os.getpid()))
     started = datetime.now()
 
     def trial(**attrs):
         return SimpleNamespace(user_attrs=attrs, datetime_start=started)
 
-    assert st.stale_reason(trial(driver=me.ident, driver_ticks=me.ticks, heartbeat=0), me, 60) is None
+    assert ownership.stale_reason(trial(driver=me.ident, driver_ticks=me.ticks, heartbeat=0), me, 60) is None
     dead = 2 ** 22 + 12345  # above the default pid_max: never a live pid
-    assert st.stale_reason(trial(driver=f"here:{dead}", heartbeat=time.time()), me, 60) == \
+    assert ownership.stale_reason(trial(driver=f"here:{dead}", heartbeat=time.time()), me, 60) == \
         f"stale: driver here:{dead} died"
-    assert st.stale_reason(trial(driver="elsewhere:1", heartbeat=time.time()), me, 60) is None
-    assert "no heartbeat" in st.stale_reason(trial(driver="elsewhere:1", heartbeat=time.time() - 120), me, 60)
+    assert ownership.stale_reason(trial(driver="elsewhere:1", heartbeat=time.time()), me, 60) is None
+    assert "no heartbeat" in ownership.stale_reason(trial(driver="elsewhere:1", heartbeat=time.time() - 120), me, 60)
     # same pid number but another process (pid reused): the start time tells them apart
-    assert st.stale_reason(trial(driver=f"here:{os.getpid()}", driver_ticks=-1, heartbeat=time.time()),
-                           st.Owner("here", 1, None), 60).startswith("stale: driver")
+    assert ownership.stale_reason(trial(driver=f"here:{os.getpid()}", driver_ticks=-1, heartbeat=time.time()),
+                           ownership.Owner("here", 1, None), 60).startswith("stale: driver")
 
 
 def test_fail_trial_requeues_once_with_same_run_dir(sqlite_storage):
@@ -294,7 +298,7 @@ def test_make_pruner(name, cls):
 
 
 def test_objective_value_falls_back_to_energy():
-    from ablate.records import RunSummary
+    from ablate.run_record import RunSummary
 
     def objective_value(summary, objective):
         return RunSummary.from_dict(summary).objective(objective)
@@ -360,7 +364,7 @@ def test_missing_work_grows_seeds_and_finds_lost_continuations():
 
 def test_a_categorical_axis_grows_without_optuna_distribution_errors(sqlite_storage):
     """Suggesting CategoricalDistribution(['x','y']) after ['x'] used to fail every new point."""
-    from ablate.records import trial_params
+    from ablate.study_record import trial_params
 
     def run_all(study, axes):
         while (frozen := st.claim_waiting(study, sqlite_storage)) is not None:
@@ -420,14 +424,14 @@ def test_retry_rides_out_connection_errors_and_gives_up_after_the_limit():
 
 
 def test_a_fresh_heartbeat_file_keeps_a_trial_alive(tmp_path):
-    me = st.Owner("here", os.getpid(), st.process_ticks(os.getpid()))
+    me = ownership.Owner("here", os.getpid(), ownership.process_ticks(os.getpid()))
     old = time.time() - 1000
     trial = SimpleNamespace(user_attrs={"driver": "elsewhere:1", "heartbeat": old, "run_dir": str(tmp_path)},
                             datetime_start=None)
-    assert "no heartbeat" in st.stale_reason(trial, me, 60)
-    assert st.stale_reason(trial, me, 60, by_age=False) is None           # just after an outage
-    st.beat_file(tmp_path, "elsewhere:1")
-    assert st.stale_reason(trial, me, 60) is None
+    assert "no heartbeat" in ownership.stale_reason(trial, me, 60)
+    assert ownership.stale_reason(trial, me, 60, by_age=False) is None           # just after an outage
+    ownership.beat_file(tmp_path, "elsewhere:1")
+    assert ownership.stale_reason(trial, me, 60) is None
 
 
 def test_study_mutex_is_reentrant_and_exclusive(tmp_path):
@@ -466,3 +470,12 @@ def test_postgres_study_mutex_is_exclusive():
         order.append("a")
     t.join(10)
     assert order == ["a", "b"]
+
+
+def test_sweeps_doc_and_help_list_every_sweep_file_key():
+    """docs/sweeps.md's key table is generated from `SweepFile`, and --help lists the same keys."""
+    assert docs.main(["--check"]) == 0
+    text, page = docs.DOC.read_text(), " ".join(help_page().split())
+    for key, _, _, allowed in key_table(SweepFile, "sweep."):
+        assert f"`{key.removeprefix('sweep.')}`" in text, key
+        assert f" {key} " in page and " ".join(allowed.split()) in page, key

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablate.config import compose
+from ablate.compose import compose
 from ablate.errors import NonFiniteEnergy
 from ablate.run import run_experiment
 from ablate.wandb_records import find_run_files, history_frame, read_run

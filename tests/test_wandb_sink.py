@@ -9,7 +9,8 @@ import zlib
 
 import pytest
 
-from ablate.config import compose, validate
+from ablate.compose import compose
+from ablate.config import validate
 from ablate.wandb_records import (
     WandbFileError,
     find_run_files,

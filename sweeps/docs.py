@@ -1,0 +1,32 @@
+"""docs/sweeps.md's generated table of the sweep file's keys, from `sweeps.space.SweepFile`.
+
+``python -m sweeps.docs`` rewrites the section between ``<!-- generated: sweep-keys -->`` and
+``<!-- end: sweep-keys -->``; ``--check`` exits 1 when it is stale (a test runs the check).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ablate.config import key_table
+from ablate.contract_docs import key_table_markdown, regenerate
+from sweeps.space import SweepFile
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "sweeps.md"
+
+
+def sweep_keys_markdown() -> str:
+    """Every key of a sweep file: meaning, unit, allowed values."""
+    return key_table_markdown(key_table(SweepFile, ""))
+
+
+SECTIONS = {"sweep-keys": sweep_keys_markdown}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return regenerate(DOC, SECTIONS, "python -m sweeps.docs", sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
