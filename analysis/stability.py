@@ -201,9 +201,12 @@ def points_budget(points: pd.DataFrame, walkers_vary: bool = False) -> tuple[Bud
         (iterations, walkers), = groups
         scales = {str(v) for v in points.get("budget_scale", pd.Series(dtype=object)).dropna() if str(v)}
         return Budget(iterations, walkers, scales.pop() if len(scales) == 1 else None), None
-    listed = "; ".join(f"{'?' if its is None else its} iterations"
-                       + ("" if walkers_vary else f" x {'?' if w is None else w} walkers") + f" ({', '.join(names)})"
-                       for (its, w), names in groups.items())
+    def budget_text(its: int | None, w: int | None) -> str:
+        if its is None or (w is None and not walkers_vary):
+            return "trials of mixed or unrecorded budgets"
+        return f"{its} iterations" + ("" if walkers_vary else f" x {w} walkers")
+
+    listed = "; ".join(f"{budget_text(its, w)} ({', '.join(names)})" for (its, w), names in groups.items())
     what = "unequal budgets" if len(groups) > 1 else "budget not recorded"
     return None, f"{what}: {listed}; trials of unequal or unknown budget are not compared"
 

@@ -337,5 +337,6 @@ def factor_claim(topic: str, statement: str, data: pd.DataFrame, numerator: str,
         return claim(INCONCLUSIVE, f"the ratio is not resolved from {factor:g} at 2σ on {', '.join(map(str, unresolved['x']))}")
     if unstable:
         return claim(INCONCLUSIVE, unstable)
-    return claim(SUPPORTED, f"above {factor:g}x by more than 2σ on all {len(table)} systems, and stable over training")
+    where = f"all {len(table)} systems" if len(table) > 1 else str(table["x"].iloc[0])
+    return claim(SUPPORTED, f"above {factor:g}x by more than 2σ on {where}, and stable over training")
 

@@ -268,11 +268,15 @@ def comparison_gate(points: pd.DataFrame, key_name: str, walkers_vary: bool = Fa
     per point; no convergence requirement. The scope names the budget and the seeds.
     ``walkers_vary``: the walkers are the compared key, so only the iterations must agree."""
     budget, unequal = points_budget(points, walkers_vary)
+    scope = f"at {budget.text()}, {seeds_text(points)}" if budget is not None else "at unequal budgets"
+    return Gate(join_parts(unequal, replicate_gate(points, key_name)) or None, "", scope)
+
+
+def seeds_text(points: pd.DataFrame) -> str:
+    """``2 seeds per point`` (``1-2 seeds per point`` when they differ)."""
     seeds = pd.to_numeric(points.get("n_seeds", pd.Series(dtype=float)), errors="coerce").dropna()
     low, high = (int(seeds.min()), int(seeds.max())) if len(seeds) else (0, 0)
-    per_point = f"{low} seed{'s' if low != 1 else ''}" if low == high else f"{low}-{high} seeds"
-    scope = f"at {budget.text()}, {per_point} per point" if budget is not None else "at unequal budgets"
-    return Gate(join_parts(unequal, replicate_gate(points, key_name)) or None, "", scope)
+    return (f"{low} seed{'s' if low != 1 else ''}" if low == high else f"{low}-{high} seeds") + " per point"
 
 
 def points_gate(points: pd.DataFrame, key_name: str, what: str = "") -> str | None:

@@ -22,7 +22,7 @@ from ..stability import stability_gate
 from ..study import FigureKind, FigureStudy, claims_by_figure
 from ..verdicts import (
     COMPARISON, Claim, INCONCLUSIVE, LineFit, MIN_FIT_P, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED, comparison_gate,
-    fmt_num, fmt_pm, join_parts, lines, points_gate, reversals, series_suffix, weighted_line,
+    fmt_num, fmt_pm, join_parts, lines, points_gate, replicate_gate, reversals, series_suffix, weighted_line,
 )
 
 
@@ -101,13 +101,15 @@ def _batch_claim(series: str, line: pd.DataFrame) -> Claim:
              f"training iterations differ ({', '.join(iterations)}): the claim is at fixed iterations")
     gate = comparison_gate(line, "batch", walkers_vary=True)
     seed_note = ""
-    failures = [gate.failure, fixed, points_gate(positive, "batch size", " with error > 0")]
+    # unequal iterations are said in the batch study's own words (the gate would say "unequal budgets")
+    failures = [fixed, replicate_gate(line, "batch") if fixed else gate.failure,
+                points_gate(positive, "batch size", " with error > 0")]
     unstable, stability_note = (stability_gate([(f"batch {fmt_num(line.iloc[0]['x'])} vs {fmt_num(line.iloc[-1]['x'])}",
                                                  line.iloc[0], line.iloc[-1], 1.0)]) if len(line) else (None, ""))
     note = join_parts(note, stability_note)
 
     def claim(verdict: str, evidence: str) -> Claim:
-        return claim(verdict, evidence, kind=COMPARISON, scope=gate.scope)
+        return Claim("batch", statement, verdict, evidence, kind=COMPARISON, scope=gate.scope)
 
     fit = batch_fit(line)
     fit_text = ""

@@ -53,7 +53,7 @@ from ..stability import stability_gate
 from ..systems import offsets, system_axis, system_points, system_positions
 from ..verdicts import (
     COMPARISON, Claim, Gate, INCONCLUSIVE, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED, combined_sigma, comparison_gate,
-    fmt_num, fmt_pm, join_parts, replicate_gate,
+    fmt_num, fmt_pm, join_parts, replicate_gate, seeds_text,
 )
 
 
@@ -224,10 +224,8 @@ def sampler_moves_claims(data: pd.DataFrame) -> list[Claim]:
         claims.append(spikes_claim(data))
     if any(lev.endswith(("/all", "/one")) for lev in levels):
         points = data[data["panel"] == "error_mha vs training time"]
-        seeds = pd.to_numeric(points["n_seeds"], errors="coerce").dropna()
-        per_point = f", {int(seeds.min())}+ seeds per point" if len(seeds) else ""
         claims.append(replace(moves_claim(data), kind=COMPARISON,
-                              scope=f"at equal training time (within {COST_MATCH:.0%}){per_point}"))
+                              scope=f"at equal training time (within {COST_MATCH:.0%}), {seeds_text(points)}"))
     return claims
 
 
