@@ -204,7 +204,7 @@ def test_error_figure_has_title_caption_visible_bars_and_legend(tmp_path: Path):
     one = width_study(tmp_path / "one", power_law, seeds=(0,))
     caption = draw_error_figure(S.width.width_data(one))._supxlabel.get_text().replace("\n", " ")
     assert "one run each; error bars: reblocked (autocorrelation-corrected) standard error" in caption
-    assert title_line(one) == "H2 · scale not recorded · 200 iterations · 1 seed per point"
+    assert title_line(one) == "H2 · scale not recorded · 200 iterations · 256 walkers · 1 seed per point"
 
 
 # ----------------------------------------------------------------------------- convergence definition
