@@ -2,17 +2,23 @@
 
 A check answers ``supported``, ``not supported``, ``inconclusive`` (the evidence starts with the
 reason) or ``note`` (a measured number with no paper claim attached). Each claim also has a
-``kind``: :data:`COMPARISON` (settings compared at a stated budget) or :data:`LIMIT` (an
-extrapolated limit). Today both kinds pass the same gate below. Each check reads the same
-seed-aggregated data the figures plot, so the numbers in the text are the numbers on the axes.
+``kind``, named in its line: :data:`COMPARISON` (settings compared at a stated budget) or
+:data:`LIMIT` (a saturation or an extrapolated limit). Each check reads the same seed-aggregated
+data the figures plot, so the numbers in the text are the numbers on the axes.
 
 **Error bars and significance.** A point's error bar ``e`` is the plotted ``yerr``: the standard
 deviation of its seeds (never below the reblocked standard error of their mean), or the reblocked
 standard error of the evaluated energy when one seed ran. Two points differ *significantly* when
 their means differ by more than ``2 sqrt(e1^2 + e2^2)``.
 
-**The gate, applied to every claim that gets a verdict** (the per-study rules are in the
-modules of :mod:`analysis.studies`). ``supported`` (or ``not supported``) needs:
+**A comparison at a budget** (:func:`comparison_gate`, :func:`trend_claim`, and the studies'
+comparisons) is judged without waiting for convergence. It needs one shared budget (training
+iterations x walkers, :func:`analysis.stability.points_budget`; points of unequal budget are never
+compared), >= 2 seeds per point (:func:`replicate_gate`), for trends >= 3 points and no significant
+reversal, and for ``supported`` a margin stable over training
+(:func:`analysis.stability.stability_gate`). Its line names the budget (``scope``).
+
+**A limit** keeps the convergence gate. ``supported`` (or ``not supported``) needs:
 
 1. *converged trials*: every trial behind the claim is converged by the one definition in
    :mod:`analysis.convergence` (flat training tail, evaluation agreeing with it). Otherwise the
@@ -20,10 +26,9 @@ modules of :mod:`analysis.studies`). ``supported`` (or ``not supported``) needs:
    ``convergence not measured (n of m trials)`` when a trial has no training record;
 2. *seeds*: every point has at least 2 seeds, or one seed with a reblocked standard error; when
    points have one seed the evidence says so (their error bars omit seed-to-seed scatter);
-3. for trends (width, depth, pairwise width, K, MCMC steps, walkers, batch): *at least 3 points*,
-   and *no significant reversal*: no larger value significantly worse than a smaller one (checked
-   over every pair, adjacent pairs included). A reversal makes the verdict ``inconclusive``, never
-   ``supported``.
+3. for trends: *at least 3 points*, and *no significant reversal*: no larger value significantly
+   worse than a smaller one (checked over every pair, adjacent pairs included). A reversal makes
+   the verdict ``inconclusive``, never ``supported``.
 
 **Saturation** (depth, pairwise width, determinants K, MCMC steps: :func:`saturation_claim`):
 the error falls until X and is flat beyond (no larger value significantly better than X).
