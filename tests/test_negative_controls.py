@@ -48,7 +48,7 @@ def width_study(root: Path, widths: str, system: str, iterations: int, eval_iter
 def test_close_widths_on_he_are_never_supported(tmp_path: Path):
     claims = width_study(tmp_path, "[28,32,36]", "He", iterations=100, eval_iterations=50)
     comparison = [c for c in claims if c.kind == C.COMPARISON]
-    assert comparison and comparison[0].scope == "at 100 iterations x 32 walkers, 2 seeds per point"
+    assert comparison and comparison[0].scope == "at 100 iterations x 32 walkers (quick scale), 2 seeds per point"
     assert all(c.verdict != C.SUPPORTED for c in claims), [c.render() for c in claims]
 
 
