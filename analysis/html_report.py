@@ -1,11 +1,14 @@
 """``report.html``: one self-contained page per study (no network needed to view it).
 
 The page holds, in order: a header (study, system, scale, sweep file, the git commit of the code
-that ran the trials and of the analysis, package versions, the machines), the status line, the
-claims with their verdicts (the same :class:`analysis.verdicts.Claim` objects the text report
-prints, each rendered as ``[verdict] statement: evidence``), the trial table, every figure with
-its caption (PNG embedded as base64 ``data:`` URIs), the Pareto front and the extrapolated
-limits, and the notes. Inline CSS only: no script, no external link, no web font.
+that ran the trials and of the analysis, package versions, the machines), the status line, then
+the first screen a reader needs: for each topic one headline per claim (verdict, effect size, the
+budget or "in the limit": :meth:`analysis.verdicts.Claim.headline`) with the topic's figure
+beside it and the statistics folded underneath in ``<details>`` (the same
+:class:`analysis.verdicts.Claim` objects the text report prints, each rendered as ``[verdict]
+statement: scope; evidence``), the study notes folded apart; then the trial table, the other
+figures with their captions (PNG embedded as base64 ``data:`` URIs), the Pareto front and the
+extrapolated limits, and the notes. Inline CSS only: no script, no external link, no web font.
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ ul.claims{list-style:none;padding-left:0}li.claim{margin:.35em 0;padding:.3em .5
  background:#fafafa}li.ok{border-color:#2a8a2a}li.bad{border-color:#c0392b}li.maybe{border-color:#d4a017}
 li.note{border-color:#5b7db1}b.verdict{font-variant:small-caps}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.9em;color:#444}
+section.claim-block{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start;margin:.8em 0 1.4em}
+section.claim-block>div{flex:1 1 380px}section.claim-block>figure{flex:1 1 480px;margin:0}
+p.headline{margin:.3em 0;padding:.35em .6em;border-left:5px solid #999;background:#f6f6f6;font-weight:600}
+p.ok{border-color:#2a8a2a}p.bad{border-color:#c0392b}p.maybe{border-color:#d4a017}
+details{margin:.3em 0}summary{cursor:pointer;color:#555;font-size:.9em}
 p.small{font-size:.85em;color:#555}
 """
 
@@ -116,8 +124,46 @@ def _e(text) -> str:
 def claim_item(claim: Claim) -> str:
     """One claim as a list item whose text is exactly ``claim.render()``."""
     css = VERDICT_CLASS.get(claim.verdict, "note")
-    return (f'<li class="claim {css}" data-topic="{_e(claim.topic)}"><b class="verdict">[{_e(claim.verdict)}]</b> '
-            f"{_e(claim.statement)}: {_e(claim.evidence)}</li>")
+    verdict = f"[{claim.verdict}]"
+    return (f'<li class="claim {css}" data-topic="{_e(claim.topic)}"><b class="verdict">{_e(verdict)}</b>'
+            f"{_e(claim.render()[len(verdict):])}</li>")
+
+
+def claim_blocks(claims: Sequence[Claim]) -> list[tuple[str, list[Claim]]]:
+    """Consecutive claims grouped by topic, in order; notes form groups of their own (topic "")."""
+    blocks: list[tuple[str, list[Claim]]] = []
+    for claim in claims:
+        topic = "" if claim.verdict == "note" else claim.topic
+        if blocks and blocks[-1][0] == topic:
+            blocks[-1][1].append(claim)
+        else:
+            blocks.append((topic, [claim]))
+    return blocks
+
+
+def claims_html(claims: Sequence[Claim], figures: Mapping[str, tuple[str, Path]]) -> tuple[list[str], set[str]]:
+    """The first screen: for each topic one headline per claim (verdict, effect, scope), the
+    topic's figure beside them, and the full statistics folded underneath; notes folded apart.
+    Returns the HTML parts and the names of the figures placed here."""
+    parts, placed = [], set()
+    for topic, group in claim_blocks(claims):
+        items = "".join(claim_item(c) for c in group)
+        if not topic:
+            title = "; ".join(c.statement for c in group)
+            parts.append(f'<details class="notes"><summary>{len(group)} note{"s" if len(group) > 1 else ""}: '
+                         f'{_e(title)}</summary><ul class="claims">{items}</ul></details>')
+            continue
+        heads = "".join(f'<p class="headline {VERDICT_CLASS.get(c.verdict, "note")}">{_e(c.headline())}</p>'
+                        for c in group)
+        block = [f'<section class="claim-block" data-topic="{_e(topic)}"><div>{heads}'
+                 f'<details><summary>the statistics behind {"these verdicts" if len(group) > 1 else "this verdict"}'
+                 f'</summary><ul class="claims">{items}</ul></details></div>']
+        if topic in figures and topic not in placed:
+            caption, png = figures[topic]
+            block.append(figure_block(topic, caption, png))
+            placed.add(topic)
+        parts.append("".join(block) + "</section>")
+    return parts, placed
 
 
 def figure_block(name: str, caption: str, png: Path) -> str:
@@ -220,9 +266,10 @@ def render(*, trials: pd.DataFrame, status_line: str, table: pd.DataFrame, claim
     ]
     if missing:
         parts.append("<p class=small>" + "<br>".join(_e(m) for m in missing) + "</p>")
-    parts.append('<h2 id="claims">Claims</h2><ul class="claims">')
-    parts += [claim_item(c) for c in claims] or ["<li>none of the checks applies to the swept keys</li>"]
-    parts.append("</ul>")
+    parts.append('<h2 id="claims">Claims</h2>')
+    by_name = {name: (caption, png) for name, caption, png in figures}
+    first_screen, placed = claims_html(claims, by_name)
+    parts += first_screen or ["<p>none of the checks applies to the swept keys</p>"]
     parts += ['<h2 id="trials">Trials</h2>', table_html(table),
               "<p class=small>device s: devices x wall seconds of the run's phases; train FLOP: XLA's FLOPs of one "
               "training iteration x iterations (see each run's summary.json, <code>flops_counted</code>).</p>"]
@@ -241,7 +288,7 @@ def render(*, trials: pd.DataFrame, status_line: str, table: pd.DataFrame, claim
     parts.append("<p class=small>How each limit is fitted, and when a fit is called too poor to use: "
                  "docs/analysis.md (analysis/extrapolate.py).</p>")
     parts.append('<h2 id="figures">Figures</h2>')
-    parts += [figure_block(name, caption, png) for name, caption, png in figures]
+    parts += [figure_block(name, caption, png) for name, caption, png in figures if name not in placed]
     if notes:
         parts += ['<h2 id="notes">Notes</h2><ul>', *[f"<li>{_e(n)}</li>" for n in notes], "</ul>"]
     parts.append("</body></html>")

@@ -16,7 +16,7 @@ def clipping_note(figure_data: Mapping[str, pd.DataFrame]) -> list[Claim]:
     clipped = []
     for name, data in figure_data.items():
         if "clipped" in data and len(data):
-            rows = data[data["clipped"].astype(bool)]
+            rows = data[data["clipped"].eq(True)]  # rows without the column (e.g. spike counts) are NaN, not clipped
             clipped += [f"{name}: {r['x_name']}={fmt_num(r['x'])} ({r['series']}) mean {r['mean']:.2f} mHa"
                         for _, r in rows.iterrows()]
     if not clipped:

@@ -11,7 +11,10 @@ The error-vs-key data of the studies (columns :data:`ERROR_DATA_COLUMNS`, made b
 * a mean error <= 0 (energy below the reference, i.e. noise) cannot go on a log axis: it is
   drawn at its error bar (``clipped`` True) with an open triangle marker, and the report says so;
 * each point lists its ``trials`` and how many of them converged (``n_converged``,
-  ``n_not_converged``, ``n_not_measured``; the definition is in :mod:`analysis.convergence`).
+  ``n_not_converged``, ``n_not_measured``; the definition is in :mod:`analysis.convergence`),
+  the budget its trials share (``budget_iterations``, ``budget_walkers``, ``budget_scale``) and
+  its error at mid-training and at the end of training (``mid_mean``, ``end_mean`` ± ``mid_err``,
+  ``end_err``, mHa; :mod:`analysis.stability`), which the verdicts on comparisons read.
 
 Also here: the swept-key vocabulary (grid keys, tuning keys, axis and legend names), the title
 line of every figure (:func:`title_line`) and the caption of error-vs-key figures
@@ -28,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .loaders import HARTREE_TO_MHA, complete_trials
+from .stability import STABILITY_COLUMNS, trial_budget
 
 
 CHEMICAL_ACCURACY_MHA = 1.6
@@ -66,6 +70,7 @@ ERROR_DATA_COLUMNS = (
     "panel", "series", "x_name", "x", "y", "yerr", "y_name",
     "mean", "spread", "spread_kind", "stderr_combined", "n_seeds", "clipped",
     "trials", "n_converged", "n_not_converged", "n_not_measured", "not_converged",
+    "budget_iterations", "budget_walkers", "budget_scale", "mid_mean", "mid_err", "end_mean", "end_err",
 )
 
 
@@ -193,7 +198,7 @@ def error_data(trials: pd.DataFrame, x: str, metrics: Sequence[Metric] | None = 
                 stderrs = np.full(values.shape, np.nan)
             point = aggregate_point(values, stderrs, metric.log)
             row = {"panel": f"{metric.column} vs {x}", "series": series_label(keys, series_values),
-                   "x_name": x, "x": x_value, "y_name": metric.column, **point, **convergence_counts(group)}
+                   "x_name": x, "x": x_value, "y_name": metric.column, **point, **point_facts(group)}
             row.update(dict(zip(keys, series_values)))
             rows.append(row)
     columns = [*ERROR_DATA_COLUMNS, *keys]
@@ -215,6 +220,43 @@ def convergence_counts(group: pd.DataFrame) -> dict:
     return {"trials": trials, "n_converged": int(flags.fillna(False).sum()), "n_not_converged": int(bad.sum()),
             "n_not_measured": int(flags.isna().sum()),
             "not_converged": " ".join(str(int(t)) for t in group["trial"][bad])}
+
+
+def point_facts(group: pd.DataFrame) -> dict:
+    """What the verdicts need of one point's trials besides its mean: :func:`convergence_counts`,
+    the budget they share (:func:`budget_facts`) and their errors in the training windows
+    (:func:`window_facts`)."""
+    return {**convergence_counts(group), **budget_facts(group), **window_facts(group)}
+
+
+def budget_facts(group: pd.DataFrame) -> dict:
+    """``budget_iterations`` and ``budget_walkers`` shared by the trials of one point (NaN when
+    they differ or are unknown: such a point is never compared) and ``budget_scale`` (the scale
+    preset when they share one, else empty)."""
+    budgets = {trial_budget(row) for _, row in group.iterrows()}
+    (iterations, walkers), = budgets if len(budgets) == 1 else {(None, None)}
+    scales = {str(v) for v in group["scale"].dropna()} if "scale" in group else set()
+    return {"budget_iterations": math.nan if iterations is None else iterations,
+            "budget_walkers": math.nan if walkers is None else walkers,
+            "budget_scale": scales.pop() if len(scales) == 1 else ""}
+
+
+def window_facts(group: pd.DataFrame) -> dict:
+    """Seed-aggregated error (mHa) in the mid-training and end windows of :mod:`analysis.stability`
+    (``mid_mean``/``mid_err``, ``end_mean``/``end_err``; error bars as for the plotted points);
+    NaN unless every trial has both windows and a reference energy."""
+    out = dict.fromkeys(("mid_mean", "mid_err", "end_mean", "end_err"), math.nan)
+    if not set(STABILITY_COLUMNS) <= set(group.columns) or "reference_energy" not in group:
+        return out
+    reference = pd.to_numeric(group["reference_energy"], errors="coerce").to_numpy(float)
+    for name in ("mid", "end"):
+        energy = pd.to_numeric(group[f"{name}_energy"], errors="coerce").to_numpy(float)
+        stderr = pd.to_numeric(group[f"{name}_stderr"], errors="coerce").to_numpy(float)
+        errors = (energy - reference) * HARTREE_TO_MHA
+        if errors.size and np.isfinite(errors).all():
+            point = aggregate_point(errors, stderr * HARTREE_TO_MHA, log=False)
+            out[f"{name}_mean"], out[f"{name}_err"] = point["mean"], point["yerr"]
+    return out
 
 
 def values_text(values: Sequence, unit: str = "") -> str | None:

@@ -37,7 +37,7 @@ from .points import swept_keys, title_line, tuning_keys
 from .studies import FIGURE_KINDS, STUDIES, STUDY_OF, plan_figures
 from .studies.cost import table_cells
 from .study import Inputs
-from .verdicts import Claim
+from .verdicts import NOTE, Claim
 
 PNG_DPI = 150
 MAX_MISSING_LISTED = 10
@@ -311,6 +311,11 @@ def _missing_lines(status: Completeness) -> list[str]:
 def _print_report(stream, study, trials, status, table, claims, notes, written, figure_dir) -> None:
     """The console report: status, table, missing points, claims, notes."""
     print(status.line(study) + (f"; {_header(trials)}" if _header(trials) else ""), file=stream)
+    heads = [c for c in claims if c.verdict != NOTE]
+    if heads:
+        print("headlines:", file=stream)
+        for claim in heads:
+            print("  " + claim.headline(), file=stream)
     print(table.to_string(index=False), file=stream)
     for line in _missing_lines(status):
         print(line, file=stream)
@@ -329,13 +334,16 @@ def _markdown_report(study, trials, status, table, claims, notes, written) -> st
     missing = _missing_lines(status)
     if missing:
         lines += [missing[0], "", *[f"- {m.strip()}" for m in missing[1:]], ""]
+    heads = [c for c in claims if c.verdict != NOTE]
+    if heads:
+        lines += ["## Headlines", "", *[f"- {c.headline()}" for c in heads], ""]
     lines += ["## Trials", "", markdown_table(table), "", "## Figures", ""]
     for fig_name in written:
         lines += [f"### {fig_name}", "", FIGURE_KINDS[fig_name].caption, "",
                   f"![{fig_name}](figures/{fig_name}.png)", "",
                   f"Data: [figures/{fig_name}.csv](figures/{fig_name}.csv), vector: [figures/{fig_name}.pdf](figures/{fig_name}.pdf)", ""]
     lines += ["## Claims", ""]
-    lines += [f"- **{c.verdict}**: {c.statement}: {c.evidence}" for c in claims] or ["- none of the paper's claims applies to the swept keys"]
+    lines += [f"- **{c.verdict}**: {c.render()[len(c.verdict) + 3:]}" for c in claims] or ["- none of the paper's claims applies to the swept keys"]
     if notes:
         lines += ["", "## Notes", "", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"

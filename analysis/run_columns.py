@@ -11,7 +11,9 @@
 * the convergence columns of :mod:`analysis.convergence` (``converged``: True, False or <NA> when
   not measured; ``convergence_reason``; the tail slope and its standard error in mHa per 1000
   iterations; ``eval_minus_tail_mha``; ...), measured for every COMPLETE trial from its
-  metrics.csv training energies and its evaluated energy ± reblocked standard error.
+  metrics.csv training energies and its evaluated energy ± reblocked standard error;
+* the training-window energies of :mod:`analysis.stability` (``mid_energy``/``mid_stderr`` at
+  mid-training, ``end_energy``/``end_stderr`` at the end; Hartree), from the same energies.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from typing import Any
 import pandas as pd
 
 from .convergence import CONVERGENCE_COLUMNS, Convergence, assess
+from .stability import STABILITY_COLUMNS, stability_columns
 from .run_files import read_metrics, read_summary
 
-RUN_COLUMNS = ("scale", "iterations_planned", "batch_size", "n_electrons", "energy_spikes", *CONVERGENCE_COLUMNS)
+RUN_COLUMNS = ("scale", "iterations_planned", "batch_size", "n_electrons", "energy_spikes", *CONVERGENCE_COLUMNS,
+               *STABILITY_COLUMNS)
 
 
 def scale_from_overrides(overrides: Sequence[str] | None) -> str | None:
@@ -62,6 +66,7 @@ def run_columns(row: Mapping[str, Any], summary: Mapping[str, Any], study_scale:
            "iterations_planned": config.get("optim.iterations"),
            "batch_size": config.get("batch_size"),
            **ablation_facts(row, summary)}
+    energies = None
     if row.get("state") != "COMPLETE":
         conv = Convergence(None, f"not measured: trial {str(row.get('state')).lower()}")
     else:
@@ -72,6 +77,7 @@ def run_columns(row: Mapping[str, Any], summary: Mapping[str, Any], study_scale:
             conv = assess(energies, _finite(row.get("energy")), _finite(row.get("energy_stderr")),
                           _finite(row.get("reference_energy")))
     out.update(conv.columns())
+    out.update(stability_columns(energies))
     return out
 
 

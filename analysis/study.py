@@ -25,7 +25,7 @@ from typing import Callable, Mapping, Protocol
 import pandas as pd
 
 from .points import swept_keys, tuning_keys
-from .verdicts import COMPARISON, Claim
+from .verdicts import COMPARISON, LIMIT, LIMIT_SCOPE, NOTE, Claim
 
 SOURCES = ("trials", "history", "importances")
 
@@ -111,7 +111,14 @@ class FigureStudy:
         return kind.data(frame)
 
     def claims(self, inputs: Inputs, data: Mapping[str, pd.DataFrame]) -> list[Claim]:
-        return [replace(claim, kind=self.claim_kind) for claim in self.rules(inputs, data)]
+        """The rules' claims; a claim whose rule set no kind gets the study's ``claim_kind``, and a
+        limit without a scope gets :data:`analysis.verdicts.LIMIT_SCOPE`."""
+        out = []
+        for claim in self.rules(inputs, data):
+            kind = claim.kind or self.claim_kind
+            scope = claim.scope or (LIMIT_SCOPE if kind == LIMIT and claim.verdict != NOTE else "")
+            out.append(replace(claim, kind=kind, scope=scope))
+        return out
 
 
 def claims_by_figure(builders: Mapping[str, Callable[[pd.DataFrame], list[Claim]]]) -> ClaimRules:

@@ -23,12 +23,13 @@ import pandas as pd
 from .loaders import complete_trials
 from .plotting import annotate, legend, log_y_with_band, new_figure, plain_log_labels, raise_error_bars
 from .points import (
-    ERROR, ERROR_DATA_COLUMNS, GRID_KEYS, aggregate_point, convergence_counts, error_caption, series_label,
+    ERROR, ERROR_DATA_COLUMNS, GRID_KEYS, aggregate_point, point_facts, error_caption, series_label,
     swept_keys, title_line,
 )
+from .stability import stability_gate
 from .verdicts import (
-    Claim, INCONCLUSIVE, LineFit, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED, convergence_gate, fmt_pm, join_parts,
-    seed_gate, weighted_line,
+    COMPARISON, Claim, INCONCLUSIVE, LineFit, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED, comparison_gate, fmt_pm,
+    join_parts, weighted_line,
 )
 
 
@@ -88,7 +89,7 @@ def system_points(trials: pd.DataFrame, keys: Sequence[str], level: Callable, la
             if others:
                 text += ", " + series_label(others, [named[k] for k in others])
             row = {"panel": "error_mha by system", "series": text, "x_name": "system", "x": named["system"],
-                   "y_name": ERROR.column, **aggregate_point(errors, stderrs, log=True), **convergence_counts(group),
+                   "y_name": ERROR.column, **aggregate_point(errors, stderrs, log=True), **point_facts(group),
                    "level": lev, "electrons": group_electrons(group), **{k: named[k] for k in present + others}}
             if extra is not None:
                 row.update(extra(group))
@@ -244,12 +245,6 @@ def grouped_figure(data: pd.DataFrame, order: Sequence[str], numerator: str, den
     return fig
 
 
-def system_gate(points: pd.DataFrame, key_name: str) -> tuple[str | None, str]:
-    """(failure, seed note) of the convergence and seed gates for a comparison."""
-    seed_fail, seed_note = seed_gate(points, key_name)
-    return join_parts(convergence_gate(points), seed_fail) or None, seed_note
-
-
 def no_error_note(data: pd.DataFrame) -> str:
     missing = data.attrs.get("no_error") or []
     return f"trials without an error vs a reference left out: {', '.join('t' + str(t) for t in missing)}" if missing else ""
@@ -278,35 +273,70 @@ def margin_text(r: pd.Series, num: str, den: str) -> str:
             f"{r['margin']:.2f} ± {r['margin_err']:.2f} mHa ({z:+.1f}σ){low}")
 
 
+def level_pairs(data: pd.DataFrame, table: pd.DataFrame, numerator: str, denominator: str) -> list[tuple]:
+    """(label, numerator point, denominator point) for each row of a :func:`ratios` table: the
+    rows of ``data`` the ratio was made from (same system and other varying keys)."""
+    others = [k for k in data.attrs.get("other_keys", []) if k in data]
+    pairs = []
+    for _, r in table.iterrows():
+        same = data["x"].eq(r["x"])
+        for k in others:
+            same &= data[k].eq(r[k])
+        num, den = data[same & data["level"].eq(numerator)], data[same & data["level"].eq(denominator)]
+        label = str(r["x"]) + (" (" + series_label(others, [r[k] for k in others]) + ")" if others else "")
+        pairs.append((label, num.iloc[0], den.iloc[0]))
+    return pairs
+
+
+def ratio_range(table: pd.DataFrame, num: str, den: str) -> str:
+    """``adam/kfac error ratio 1.2-2.9`` over the rows with a ratio (empty when none has)."""
+    finite = table["ratio"].astype(float)
+    finite = finite[np.isfinite(finite)]
+    if finite.empty:
+        return ""
+    low, high = float(finite.min()), float(finite.max())
+    span = f"{low:.2g}" if f"{low:.2g}" == f"{high:.2g}" else f"{low:.2g}-{high:.2g}"
+    return f"{num}/{den} error ratio {span}"
+
+
 def factor_claim(topic: str, statement: str, data: pd.DataFrame, numerator: str, denominator: str,
                  factor: float, label: Callable) -> Claim:
-    """"numerator's error is at least ``factor`` x the denominator's" on every system (module
-    docstring: the margin N − factor·D against 2 sigma, i.e. the Fieller bound)."""
+    """"numerator's error is at least ``factor`` x the denominator's" on every system, a comparison
+    at a budget (:mod:`analysis.verdicts`): the margin N − factor·D against 2 sigma (the Fieller
+    bound) at the end of training, after the comparison gate (one budget, >= 2 seeds per point);
+    ``supported`` also needs the margin stable over training (:func:`analysis.stability.stability_gate`)."""
     if data.empty:
-        return Claim(topic, statement, INCONCLUSIVE, "no complete trial with an error vs a reference")
+        return Claim(topic, statement, INCONCLUSIVE, "no complete trial with an error vs a reference", kind=COMPARISON)
     num, den = label(numerator), label(denominator)
     missing = levels_missing(data, [numerator, denominator], label)
     if missing:
-        return Claim(topic, statement, INCONCLUSIVE, join_parts(missing, no_error_note(data)))
+        return Claim(topic, statement, INCONCLUSIVE, join_parts(missing, no_error_note(data)), kind=COMPARISON)
     table = ratios(data, numerator, denominator, factor)
     if table.empty:
-        return Claim(topic, statement, INCONCLUSIVE, f"{num} and {den} have no system in common")
+        return Claim(topic, statement, INCONCLUSIVE, f"{num} and {den} have no system in common", kind=COMPARISON)
     compared = data[data["x"].isin(table["x"]) & data["level"].isin([numerator, denominator])]
-    failure, seed_note = system_gate(compared, "system")
-    evidence = join_parts("; ".join(margin_text(r, num, den) for _, r in table.iterrows()), seed_note,
+    gate = comparison_gate(compared, "system")
+    pairs = [(lab, a, b, factor) for lab, a, b in level_pairs(data, table, numerator, denominator)]
+    unstable, stability_note = stability_gate(pairs)
+    evidence = join_parts("; ".join(margin_text(r, num, den) for _, r in table.iterrows()), stability_note,
                           no_error_note(data))
-    if failure:
-        return Claim(topic, statement, INCONCLUSIVE, join_parts(failure, evidence))
+
+    def claim(verdict: str, reason: str) -> Claim:
+        return Claim(topic, statement, verdict, join_parts(reason, evidence), kind=COMPARISON, scope=gate.scope,
+                     effect=ratio_range(table, numerator, denominator))
+
+    if gate.failure:
+        return claim(INCONCLUSIVE, gate.failure)
     z = table["margin"] / table["margin_err"].where(table["margin_err"] > 0, math.nan)
     z = z.fillna(table["margin"].map(lambda m: math.copysign(math.inf, m)))
     below = table[z < -SIGNIFICANCE]
     if len(below):
-        return Claim(topic, statement, NOT_SUPPORTED,
-                     join_parts(f"the ratio is significantly below {factor:g} on {', '.join(map(str, below['x']))}", evidence))
+        return claim(NOT_SUPPORTED, f"the ratio is significantly below {factor:g} on {', '.join(map(str, below['x']))}")
     unresolved = table[z <= SIGNIFICANCE]
     if len(unresolved):
-        return Claim(topic, statement, INCONCLUSIVE,
-                     join_parts(f"the ratio is not resolved from {factor:g} at 2σ on {', '.join(map(str, unresolved['x']))}",
-                                evidence))
-    return Claim(topic, statement, SUPPORTED,
-                 join_parts(f"above {factor:g}x by more than 2σ on all {len(table)} systems", evidence))
+        return claim(INCONCLUSIVE, f"the ratio is not resolved from {factor:g} at 2σ on {', '.join(map(str, unresolved['x']))}")
+    if unstable:
+        return claim(INCONCLUSIVE, unstable)
+    where = f"all {len(table)} systems" if len(table) > 1 else str(table["x"].iloc[0])
+    return claim(SUPPORTED, f"above {factor:g}x by more than 2σ on {where}, and stable over training")
+

@@ -2,17 +2,23 @@
 
 A check answers ``supported``, ``not supported``, ``inconclusive`` (the evidence starts with the
 reason) or ``note`` (a measured number with no paper claim attached). Each claim also has a
-``kind``: :data:`COMPARISON` (settings compared at a stated budget) or :data:`LIMIT` (an
-extrapolated limit). Today both kinds pass the same gate below. Each check reads the same
-seed-aggregated data the figures plot, so the numbers in the text are the numbers on the axes.
+``kind``, named in its line: :data:`COMPARISON` (settings compared at a stated budget) or
+:data:`LIMIT` (a saturation or an extrapolated limit). Each check reads the same seed-aggregated
+data the figures plot, so the numbers in the text are the numbers on the axes.
 
 **Error bars and significance.** A point's error bar ``e`` is the plotted ``yerr``: the standard
 deviation of its seeds (never below the reblocked standard error of their mean), or the reblocked
 standard error of the evaluated energy when one seed ran. Two points differ *significantly* when
 their means differ by more than ``2 sqrt(e1^2 + e2^2)``.
 
-**The gate, applied to every claim that gets a verdict** (the per-study rules are in the
-modules of :mod:`analysis.studies`). ``supported`` (or ``not supported``) needs:
+**A comparison at a budget** (:func:`comparison_gate`, :func:`trend_claim`, and the studies'
+comparisons) is judged without waiting for convergence. It needs one shared budget (training
+iterations x walkers, :func:`analysis.stability.points_budget`; points of unequal budget are never
+compared), >= 2 seeds per point (:func:`replicate_gate`), for trends >= 3 points and no significant
+reversal, and for ``supported`` a margin stable over training
+(:func:`analysis.stability.stability_gate`). Its line names the budget (``scope``).
+
+**A limit** keeps the convergence gate. ``supported`` (or ``not supported``) needs:
 
 1. *converged trials*: every trial behind the claim is converged by the one definition in
    :mod:`analysis.convergence` (flat training tail, evaluation agreeing with it). Otherwise the
@@ -20,10 +26,9 @@ modules of :mod:`analysis.studies`). ``supported`` (or ``not supported``) needs:
    ``convergence not measured (n of m trials)`` when a trial has no training record;
 2. *seeds*: every point has at least 2 seeds, or one seed with a reblocked standard error; when
    points have one seed the evidence says so (their error bars omit seed-to-seed scatter);
-3. for trends (width, depth, pairwise width, K, MCMC steps, walkers, batch): *at least 3 points*,
-   and *no significant reversal*: no larger value significantly worse than a smaller one (checked
-   over every pair, adjacent pairs included). A reversal makes the verdict ``inconclusive``, never
-   ``supported``.
+3. for trends: *at least 3 points*, and *no significant reversal*: no larger value significantly
+   worse than a smaller one (checked over every pair, adjacent pairs included). A reversal makes
+   the verdict ``inconclusive``, never ``supported``.
 
 **Saturation** (depth, pairwise width, determinants K, MCMC steps: :func:`saturation_claim`):
 the error falls until X and is flat beyond (no larger value significantly better than X).
@@ -41,6 +46,8 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from .stability import margin, points_budget, stability_gate
 
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOTE = "supported", "not supported", "inconclusive", "note"
@@ -65,11 +72,33 @@ class Claim:
     statement: str
     verdict: str
     evidence: str
-    kind: str = COMPARISON
+    kind: str = ""  # COMPARISON or LIMIT; empty until the study that makes the claim sets its default
+    scope: str = ""  # "at 1000 iterations x 256 walkers (quick scale), 2 seeds per point" / LIMIT_SCOPE
+    effect: str = ""  # the effect size in a few words, for the headline ("ratio 5.9-20")
 
     def render(self) -> str:
-        """One line of text: ``[verdict] statement: evidence``."""
-        return f"[{self.verdict}] {self.statement}: {self.evidence}"
+        """One line of text: ``[verdict] statement: scope; evidence`` (notes have no scope)."""
+        scope = f"{self.scope}; " if self.scope and self.verdict != NOTE else ""
+        return f"[{self.verdict}] {self.statement}: {scope}{self.evidence}"
+
+    def headline(self) -> str:
+        """The claim in one short line: ``[verdict] statement (effect), scope``."""
+        effect = f" ({self.effect})" if self.effect else ""
+        scope = f", {self.scope}" if self.scope else ""
+        return f"[{self.verdict}] {self.statement}{effect}{scope}"
+
+
+LIMIT_SCOPE = "in the limit"  # a saturation or an extrapolation (docs/analysis.md), not one budget
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A comparison's gate: ``failure`` (None when it passes), a ``note`` for the evidence, and the
+    ``scope`` every verdict line of the comparison names (its budget and seeds)."""
+
+    failure: str | None
+    note: str
+    scope: str
 
 
 def y_unit(data: pd.DataFrame) -> str:
@@ -223,6 +252,38 @@ def seed_gate(points: pd.DataFrame, key_name: str) -> tuple[str | None, str]:
     return None, ""
 
 
+def replicate_gate(points: pd.DataFrame, key_name: str) -> str | None:
+    """A comparison needs every point with >= 2 seeds (so that its error bar includes the
+    seed-to-seed scatter) and an error bar; the failure names the points that lack them."""
+    if points.empty:
+        return None
+    seeds = pd.to_numeric(points["n_seeds"], errors="coerce").fillna(0).astype(int)
+    bars = pd.to_numeric(points["yerr"], errors="coerce").fillna(0.0)
+    single = points[seeds < MIN_SEEDS]
+    if len(single):
+        return (f"one seed at {key_name} {', '.join(dict.fromkeys(fmt_num(x) for x in single['x']))}: a comparison needs "
+                f">= {MIN_SEEDS} seeds per point (the seed-to-seed scatter is often larger than the reblocked error)")
+    if (bars <= 0).any():
+        return f"no error bar at {key_name} {', '.join(fmt_num(x) for x in points[bars <= 0]['x'])}"
+    return None
+
+
+def comparison_gate(points: pd.DataFrame, key_name: str, walkers_vary: bool = False) -> Gate:
+    """The gate of a comparison at a budget (module docstring): one shared budget and >= 2 seeds
+    per point; no convergence requirement. The scope names the budget and the seeds.
+    ``walkers_vary``: the walkers are the compared key, so only the iterations must agree."""
+    budget, unequal = points_budget(points, walkers_vary)
+    scope = f"at {budget.text()}, {seeds_text(points)}" if budget is not None else "at unequal budgets"
+    return Gate(join_parts(unequal, replicate_gate(points, key_name)) or None, "", scope)
+
+
+def seeds_text(points: pd.DataFrame) -> str:
+    """``2 seeds per point`` (``1-2 seeds per point`` when they differ)."""
+    seeds = pd.to_numeric(points.get("n_seeds", pd.Series(dtype=float)), errors="coerce").dropna()
+    low, high = (int(seeds.min()), int(seeds.max())) if len(seeds) else (0, 0)
+    return (f"{low} seed{'s' if low != 1 else ''}" if low == high else f"{low}-{high} seeds") + " per point"
+
+
 def points_gate(points: pd.DataFrame, key_name: str, what: str = "") -> str | None:
     """``only 2 widths ...: a trend needs at least 3`` or None."""
     if len(points) >= MIN_POINTS:
@@ -255,29 +316,72 @@ def saturation_claim(topic: str, key_name: str, statement: str, series: str, lin
 
     Model: the error falls until X and is flat beyond it (no larger value better by > 2σ)."""
     statement = statement + series_suffix(series)
+
+    def limit(verdict: str, evidence: str) -> Claim:
+        return Claim(topic, statement, verdict, evidence, kind=LIMIT)
     pts = points_text(line, key_name, unit)
     seed_fail, seed_note = seed_gate(line, key_name)
     failures = [convergence_gate(line), points_gate(line, key_name), seed_fail]
     if any(failures):
-        return Claim(topic, statement, INCONCLUSIVE, join_parts(*failures, pts, seed_note))
+        return limit(INCONCLUSIVE, join_parts(*failures, pts, seed_note))
     rev = reversals(line, key_name, unit)
     if rev:
-        return Claim(topic, statement, INCONCLUSIVE,
+        return limit(INCONCLUSIVE,
                      join_parts("significant reversal, so a saturation model (falls, then flat) does not describe it: "
                                 + ", ".join(rev) + " (under-trained at this scale?)", pts, seed_note))
     pairs = [(i, j) for i in range(len(line)) for j in range(len(line)) if i != j]
     if not any(is_better(line.iloc[i], line.iloc[j]) for i, j in pairs):
         largest = float(np.nanmax(line["yerr"].to_numpy(float)))
-        return Claim(topic, statement, INCONCLUSIVE,
+        return limit(INCONCLUSIVE,
                      join_parts(f"no two values differ beyond their error bars (largest error bar {largest:.2f} {unit}): "
                                 f"saturated already at the smallest {key_name}, or too noisy to tell", pts, seed_note))
     d = saturation_index(line)
     sat = line.iloc[d]
     if d == len(line) - 1:
         prev = line.iloc[d - 1]
-        return Claim(topic, statement, NOT_SUPPORTED,
+        return limit(NOT_SUPPORTED,
                      join_parts(f"no saturation in this range: the error still falls significantly from {key_name} "
                                 f"{fmt_num(prev['x'])} to {fmt_num(sat['x'])}", pts, seed_note))
-    return Claim(topic, statement, SUPPORTED,
+    return limit(SUPPORTED,
                  join_parts(f"no gain beyond {key_name} {fmt_num(sat['x'])} within error bars (saturation model: falls "
                             f"significantly up to {fmt_num(sat['x'])}, flat within 2 sigma beyond)", pts, seed_note))
+
+
+def trend_claim(topic: str, statement: str, line: pd.DataFrame, key_name: str, walkers_vary: bool = False) -> Claim:
+    """A comparison at a budget along one line sorted by x: "the error is lower at larger x".
+
+    The margin is the error at the smallest x minus the error at the largest (error bars in
+    quadrature). ``supported``: the comparison gate, >= 3 points, the margin above 2 sigma, no
+    significant reversal between any pair, and the margin stable over training
+    (:func:`analysis.stability.stability_gate`); ``not supported``: the largest x significantly
+    worse than the smallest; otherwise ``inconclusive``."""
+    unit = y_unit(line)
+    pts = points_text(line, key_name, unit)
+    gate = comparison_gate(line, key_name, walkers_vary)
+    first, last = line.iloc[0], line.iloc[-1]
+    end = margin(float(first["mean"]), float(first["yerr"]), float(last["mean"]), float(last["yerr"]))
+    label = f"{key_name} {fmt_num(first['x'])} vs {fmt_num(last['x'])}"
+    unstable, stability_note = stability_gate([(label, first, last, 1.0)])
+    effect = (f"{fmt_pm(first['mean'], first['yerr'], unit)} at {key_name} {fmt_num(first['x'])}, "
+              f"{fmt_pm(last['mean'], last['yerr'], unit)} at {fmt_num(last['x'])}")
+
+    def claim(verdict: str, reason: str) -> Claim:
+        return Claim(topic, statement, verdict, join_parts(reason, pts, stability_note), kind=COMPARISON,
+                     scope=gate.scope, effect=effect)
+
+    few = points_gate(line, key_name)
+    if gate.failure or few:
+        return claim(INCONCLUSIVE, join_parts(gate.failure, few))
+    if end.z < -SIGNIFICANCE:
+        return claim(NOT_SUPPORTED, f"the error at {key_name} {fmt_num(last['x'])} is higher than at "
+                                    f"{fmt_num(first['x'])} by {-end.value:.2f} ± {end.sigma:.2f} {unit} ({-end.z:.1f} sigma)")
+    if end.z <= SIGNIFICANCE:
+        return claim(INCONCLUSIVE, f"no significant difference between {label} ({end.z:+.1f} sigma, needs beyond "
+                                   f"{SIGNIFICANCE:g})")
+    rev = reversals(line, key_name, unit)
+    if rev:
+        return claim(INCONCLUSIVE, "significant reversal: " + ", ".join(rev))
+    if unstable:
+        return claim(INCONCLUSIVE, unstable)
+    return claim(SUPPORTED, f"lower by {end.value:.2f} ± {end.sigma:.2f} {unit} ({end.z:.1f} sigma) from {label}, "
+                            "no significant reversal, stable over training")

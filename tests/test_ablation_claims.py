@@ -122,12 +122,28 @@ def test_optimizer_ratio_near_10_is_inconclusive_and_a_reversal_blocks_growth(tm
     assert growth.verdict == C.INCONCLUSIVE and growth.evidence.startswith("significant reversal: B (5 e, ratio 25) is below Be (4 e, ratio 40) by 2.8 sigma")
 
 
-def test_optimizer_unconverged_trials_make_both_claims_inconclusive(tmp_path: Path):
+def test_optimizer_comparisons_do_not_wait_for_convergence_and_name_their_budget(tmp_path: Path):
     frame = optimizer_study(tmp_path, growing, unconverged=(2, 9))
     claims = claims_of(frame, "optimizer")
-    for claim in claims.values():
-        assert claim.verdict == C.INCONCLUSIVE
-        assert claim.evidence.startswith("trials not converged (2 of 16: t2, t9)"), claim.evidence
+    tenfold = claims[S.optimizer.OPTIMIZER_FACTOR_STATEMENT]
+    assert tenfold.verdict == C.SUPPORTED, tenfold.evidence
+    assert tenfold.kind == C.COMPARISON and tenfold.scope == "at 1000 iterations x 256 walkers, 2 seeds per point"
+    assert tenfold.render().startswith(f"[supported] {S.optimizer.OPTIMIZER_FACTOR_STATEMENT}: at 1000 iterations x "
+                                       "256 walkers, 2 seeds per point; above 10x")
+    assert "margin at mid-training -> end of training" in tenfold.evidence
+    assert all("not converged" not in c.evidence for c in claims.values())
+
+
+def test_optimizer_weaker_comparison_is_stated_per_system_when_10x_is_refuted(tmp_path: Path):
+    ratio = {3: 1.2, 4: 2.5, 5: 2.9, 6: 2.6}  # the quick-scale ratios of the issue that asked for this
+    claims = claims_of(optimizer_study(tmp_path, ratio.get, spread=0.05), "optimizer")
+    assert claims[S.optimizer.OPTIMIZER_FACTOR_STATEMENT].verdict == C.NOT_SUPPORTED
+    lower = {s: claims[f"{S.optimizer.OPTIMIZER_LOWER_STATEMENT} ({s})"] for s in KFAC}
+    assert [lower[s].verdict for s in ("Be", "B", "C")] == [C.SUPPORTED] * 3
+    assert lower["Be"].evidence.startswith("above 1x by more than 2σ on Be, and stable over training")
+    assert lower["Li"].verdict == C.INCONCLUSIVE  # 2.4 vs 2.0 mHa at 5 % seed spread: 1.8 sigma
+    assert lower["Li"].evidence.startswith("the ratio is not resolved from 1 at 2σ on Li")
+    assert lower["Be"].effect == "adam/kfac error ratio 2.5"
 
 
 def test_optimizer_with_one_optimiser_makes_no_comparison(tmp_path: Path):
@@ -197,9 +213,30 @@ def test_features_noisy_ratio_near_3_is_inconclusive(tmp_path: Path):
     assert claim.verdict == C.INCONCLUSIVE and "not resolved from 3 at 2σ" in claim.evidence
 
 
-def test_features_unconverged_trials_are_inconclusive(tmp_path: Path):
+def test_features_comparison_does_not_wait_for_convergence(tmp_path: Path):
+    # t5 (Li, with |r| features) still drifts down at the end: the gap it leaves is opening, not closing
     claim = claims_of(features_study(tmp_path, 10.0, unconverged=(5,)), "features")[FEATURES]
-    assert claim.verdict == C.INCONCLUSIVE and claim.evidence.startswith("trials not converged (1 of 12: t5)")
+    assert claim.verdict == C.SUPPORTED, claim.evidence
+    assert claim.scope == "at 1000 iterations x 256 walkers, 2 seeds per point"
+
+
+def test_features_gap_closing_over_training_is_inconclusive(tmp_path: Path):
+    # every trial without |r| features still falls 20 mHa over its run: 6x at the end, but the
+    # margin W - 3F shrinks by 8 mHa from mid-training to the end and would be gone in 40 % more
+    without = (2, 3, 6, 7, 10, 11)
+    claim = claims_of(features_study(tmp_path, 6.0, unconverged=without), "features")[FEATURES]
+    assert claim.verdict == C.INCONCLUSIVE, claim.evidence
+    assert claim.evidence.startswith("He (") and "gap closing: the margin shrank from" in claim.evidence
+
+
+def test_features_trials_of_unequal_budget_are_not_compared(tmp_path: Path):
+    frame = features_study(tmp_path, 10.0)
+    path = tmp_path / "features" / "t0006" / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "iterations": 2000}))
+    claim = claims_of(analysis.load_study("features", output_root=tmp_path), "features")[FEATURES]
+    assert claim.verdict == C.INCONCLUSIVE and claim.scope == "at unequal budgets"
+    assert claim.evidence.startswith("unequal budgets: 1000 iterations x 256 walkers")
+    assert "trials of mixed or unrecorded budgets (without |r| features at system Li)" in claim.evidence
 
 
 # ----------------------------------------------------------------------------- sampler moves
@@ -222,33 +259,55 @@ SPIKES, MOVES = S.sampler_moves.SPIKES_STATEMENT, S.sampler_moves.MOVES_STATEMEN
 
 
 def test_hmc_spikes_and_one_electron_moves_win_at_matched_cost(tmp_path: Path):
-    frame = sampler_study(tmp_path, {"mh": 0, "hmc": 4}, ERRORS_ONE_BETTER, {"all": 10.0, "one": 10.5})
+    frame = sampler_study(tmp_path, {"mh": 0, "hmc": 4}, ERRORS_ONE_BETTER, {"all": 10.0, "one": 10.5}, seeds=(0, 1))
     assert plan_figures(frame) == ["sampler_moves", "training_curves"]
     claims = claims_of(frame, "sampler_moves")
     spikes = claims[SPIKES]
-    assert spikes.verdict == C.SUPPORTED and spikes.evidence.startswith("HMC spikes, MH never does")
-    assert "HMC: 16 spikes in 4000 training iterations" in spikes.evidence and "p = 1.5e-05 for HMC more" in spikes.evidence
+    assert spikes.verdict == C.SUPPORTED and spikes.evidence.startswith("HMC trials spike, MH trials never do")
+    assert "HMC: 8 of 8 trials spiked (32 spikes in 8000 training iterations" in spikes.evidence
+    assert "p = 7.8e-05 for HMC more" in spikes.evidence  # Fisher: 1 / C(16, 8)
+    assert spikes.scope == "at 1000 iterations x 256 walkers, 2 seeds per point"
     moves = claims[MOVES]
     assert moves.verdict == C.SUPPORTED, moves.evidence
+    assert moves.scope == "at equal training time (within 10%), 2 seeds per point"
     assert "larger systems: more than 3.5 electrons" in moves.evidence
-    assert "Be (4 e): one-electron 12.00 ± 0.10 mHa in 10.5 s, all-electron 20.00 ± 0.10 mHa in 10.0 s" in moves.evidence
+    assert "Be (4 e): one-electron 12.00 ± 0.51 mHa in 10.5 s, all-electron 20.00 ± 0.85 mHa in 10.0 s" in moves.evidence
     assert "smaller systems (not judged): Li" in moves.evidence
+
+
+def test_spikes_clustered_in_one_trial_do_not_make_the_claim(tmp_path: Path):
+    # 40 spikes, all in one HMC trial: pooled over iterations that would look overwhelming
+    sampler_study(tmp_path, {"mh": 0, "hmc": 0}, ERRORS_ONE_BETTER, {"all": 10.0, "one": 10.5}, seeds=(0, 1))
+    path = tmp_path / "sampler_moves" / "t0004" / "summary.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "energy_spikes": 40}))
+    spikes = claims_of(analysis.load_study("sampler_moves", output_root=tmp_path), "sampler_moves")[SPIKES]
+    assert spikes.verdict == C.INCONCLUSIVE
+    assert spikes.evidence.startswith("HMC trials do not spike significantly more often than MH trials (p = 0.5)")
+    assert "HMC: 1 of 8 trials spiked (40 spikes" in spikes.evidence
+
+
+def test_one_seed_per_point_cannot_support_the_spike_claim(tmp_path: Path):
+    frame = sampler_study(tmp_path, {"mh": 0, "hmc": 4}, ERRORS_ONE_BETTER, {"all": 10.0, "one": 10.5})
+    claims = claims_of(frame, "sampler_moves")
+    for claim, systems in ((claims[SPIKES], "Li, Be"), (claims[MOVES], "Be")):  # moves: the larger system only
+        assert claim.verdict == C.INCONCLUSIVE
+        assert claim.evidence.startswith(f"one seed at system {systems}: a comparison needs >= 2 seeds per point")
 
 
 def test_no_hmc_spikes_and_all_electron_better_for_less_are_not_supported(tmp_path: Path):
     errors = {("all", "Li"): 10.0, ("one", "Li"): 9.0, ("all", "Be"): 12.0, ("one", "Be"): 20.0}
-    claims = claims_of(sampler_study(tmp_path, {"mh": 0, "hmc": 0}, errors, {"all": 10.0, "one": 30.0}),
+    claims = claims_of(sampler_study(tmp_path, {"mh": 0, "hmc": 0}, errors, {"all": 10.0, "one": 30.0}, seeds=(0, 1)),
                        "sampler_moves")
-    assert claims[SPIKES].verdict == C.NOT_SUPPORTED and claims[SPIKES].evidence.startswith("HMC produced no spike")
+    assert claims[SPIKES].verdict == C.NOT_SUPPORTED and claims[SPIKES].evidence.startswith("no HMC trial spiked")
     assert claims[MOVES].verdict == C.NOT_SUPPORTED
     assert claims[MOVES].evidence.startswith("all-electron moves are significantly better at no more training time")
 
 
 def test_few_spikes_and_costlier_better_moves_are_inconclusive(tmp_path: Path):
-    claims = claims_of(sampler_study(tmp_path, {"mh": 1, "hmc": 2}, ERRORS_ONE_BETTER, {"all": 10.0, "one": 30.0}),
-                       "sampler_moves")
+    claims = claims_of(sampler_study(tmp_path, {"mh": 1, "hmc": 2}, ERRORS_ONE_BETTER, {"all": 10.0, "one": 30.0},
+                                     seeds=(0, 1)), "sampler_moves")
     assert claims[SPIKES].verdict == C.INCONCLUSIVE
-    assert claims[SPIKES].evidence.startswith("HMC's spike rate is not significantly above MH's")
+    assert claims[SPIKES].evidence.startswith("HMC trials do not spike significantly more often than MH trials")
     moves = claims[MOVES]
     assert moves.verdict == C.INCONCLUSIVE
     assert moves.evidence.startswith("the data cannot compare the moves at equal cost")
@@ -256,14 +315,13 @@ def test_few_spikes_and_costlier_better_moves_are_inconclusive(tmp_path: Path):
     assert "needs a one-electron run of about 333 iterations (10.0 s)" in moves.evidence
 
 
-def test_sampler_moves_unconverged_trials_gate_the_error_claim_not_the_spike_count(tmp_path: Path):
+def test_sampler_moves_comparisons_do_not_wait_for_convergence(tmp_path: Path):
     frame = sampler_study(tmp_path, {"mh": 0, "hmc": 4}, ERRORS_ONE_BETTER, {"all": 10.0, "one": 10.5},
-                          unconverged=(4, 6))  # Be, MH, all- and HMC, all-electron moves
+                          seeds=(0, 1), unconverged=(8, 12))  # Be: MH all-electron and HMC all-electron, seed 0
     claims = claims_of(frame, "sampler_moves")
-    assert claims[MOVES].verdict == C.INCONCLUSIVE
-    assert claims[MOVES].evidence.startswith("trials not converged (1 of 2: t4)")  # the compared Be MH points
+    assert claims[MOVES].verdict == C.SUPPORTED, claims[MOVES].evidence
     assert claims[SPIKES].verdict == C.SUPPORTED
-    assert "convergence not required for a spike count (6 of 8 trials converged)" in claims[SPIKES].evidence
+    assert "convergence not required for a spike count (14 of 16 trials converged)" in claims[SPIKES].evidence
 
 
 def test_spike_counts_missing_from_old_runs_are_inconclusive(tmp_path: Path):
@@ -317,10 +375,10 @@ def test_batch_error_rising_is_not_supported(tmp_path: Path):
     assert claim.verdict == C.NOT_SUPPORTED and claim.evidence.startswith("the error grows with batch size")
 
 
-def test_batch_unconverged_or_unequal_iterations_are_inconclusive(tmp_path: Path):
+def test_batch_unconverged_trials_are_compared_but_unequal_iterations_are_not(tmp_path: Path):
     claim = claims_of(batch_study(tmp_path, lambda b: 20.0 * (64 / b) ** 0.5, unconverged=(3,)),
                       "batch")[S.batch.BATCH_STATEMENT]
-    assert claim.verdict == C.INCONCLUSIVE and claim.evidence.startswith("trials not converged (1 of 10: t3)")
+    assert claim.verdict == C.SUPPORTED and claim.scope == "at 1000 iterations (walkers varied), 2 seeds per point"
     claim = claims_of(batch_study(tmp_path / "its", lambda b: 20.0 * (64 / b) ** 0.5, iterations={1024: 2000}),
                       "batch")[S.batch.BATCH_STATEMENT]
     assert claim.verdict == C.INCONCLUSIVE

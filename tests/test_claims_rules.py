@@ -45,8 +45,8 @@ def width_study(tmp_path: Path, error_of_width, seeds=(0, 1), unconverged=(), sp
 
 
 def width_claim(frame: pd.DataFrame) -> C.Claim:
-    """The one width claim of a single-line width study."""
-    (claim,) = verdicts(R.check_claims(frame, {"width": S.width.width_data(frame)}))
+    """The width-form claim (a limit) of a single-line width study."""
+    (claim,) = [c for c in verdicts(R.check_claims(frame, {"width": S.width.width_data(frame)})) if c.kind == C.LIMIT]
     return claim
 
 
@@ -151,19 +151,35 @@ def test_flat_width_curve_has_no_significant_trend(tmp_path: Path):
     assert claim.verdict == C.INCONCLUSIVE and claim.evidence.startswith("no significant trend")
 
 
-def test_comparison_claims_pass_the_same_gate(tmp_path: Path):
+def test_comparisons_do_not_wait_for_convergence_but_need_two_seeds_and_limits_keep_the_gate(tmp_path: Path):
     specs = []
     for net, errors in (("ferminet", {1: 6.0, 4: 3.0, 16: 2.9}), ("slater_jastrow", {1: 60.0, 4: 45.0, 16: 40.0})):
         for k, err in errors.items():
-            specs.append(Spec({"network.determinants": k, "network": net}, err, network=net,
-                              converged=not (net == "slater_jastrow" and k == 4)))
+            for seed in (0, 1):
+                specs.append(Spec({"network.determinants": k, "network": net, "seed": seed}, err * (1 + 0.02 * seed),
+                                  network=net, converged=not (net == "slater_jastrow" and k == 4 and seed == 0)))
     make_study(tmp_path, "determinants", specs)
     frame = analysis.load_study("determinants", output_root=tmp_path)
     claims = {c.statement: c for c in R.check_claims(frame, {"determinants": S.determinants.determinants_data(frame)})}
     versus = claims["FermiNet is more accurate than Slater–Jastrow at the same number of determinants"]
-    assert versus.verdict == C.INCONCLUSIVE and versus.evidence.startswith("trials not converged (1 of 6: t4)")
-    assert claims["FermiNet gains little from more determinants"].verdict == C.SUPPORTED
-    assert claims["Slater–Jastrow gains little from more determinants"].verdict == C.INCONCLUSIVE
+    assert versus.verdict == C.SUPPORTED and versus.kind == C.COMPARISON, versus.evidence
+    assert versus.render().startswith("[supported] FermiNet is more accurate than Slater–Jastrow at the same number "
+                                      "of determinants: at 200 iterations x 256 walkers, 2 seeds per point; ")
+    fermi, slater = claims["FermiNet gains little from more determinants"], claims["Slater–Jastrow gains little from more determinants"]
+    assert fermi.verdict == C.SUPPORTED and fermi.kind == C.LIMIT and fermi.scope == C.LIMIT_SCOPE
+    assert slater.verdict == C.INCONCLUSIVE and slater.evidence.startswith("trials not converged (1 of 6: t8)")
+
+
+def test_one_seed_per_point_cannot_decide_a_comparison(tmp_path: Path):
+    specs = [Spec({"network.determinants": k, "network": net}, err, network=net)
+             for net, errors in (("ferminet", {1: 6.0, 4: 3.0}), ("slater_jastrow", {1: 60.0, 4: 45.0}))
+             for k, err in errors.items()]
+    make_study(tmp_path, "determinants", specs)
+    frame = analysis.load_study("determinants", output_root=tmp_path)
+    claims = {c.statement: c for c in R.check_claims(frame, {"determinants": S.determinants.determinants_data(frame)})}
+    versus = claims["FermiNet is more accurate than Slater–Jastrow at the same number of determinants"]
+    assert versus.verdict == C.INCONCLUSIVE
+    assert versus.evidence.startswith("one seed at K 1, 4: a comparison needs >= 2 seeds per point")
 
 
 # ----------------------------------------------------------------------------- figures say what they show
@@ -175,7 +191,7 @@ def test_error_figure_has_title_caption_visible_bars_and_legend(tmp_path: Path):
     data = S.width.width_data(frame)
     fig = draw_error_figure(data)
     (ax,) = fig.axes
-    assert fig._suptitle.get_text().replace("\n", " · ") == "H2 · quick scale · 200 iterations · 2 seeds per point"
+    assert fig._suptitle.get_text().replace("\n", " · ") == "H2 · quick scale · 200 iterations · 256 walkers · 2 seeds per point"
     caption = fig._supxlabel.get_text().replace("\n", " ")
     assert "error bars: standard deviation of the seeds" in caption and "chemical accuracy (< 1.6 mHa)" in caption
     assert "Converged: 8 of 8 trials." in caption
@@ -188,7 +204,7 @@ def test_error_figure_has_title_caption_visible_bars_and_legend(tmp_path: Path):
     one = width_study(tmp_path / "one", power_law, seeds=(0,))
     caption = draw_error_figure(S.width.width_data(one))._supxlabel.get_text().replace("\n", " ")
     assert "one run each; error bars: reblocked (autocorrelation-corrected) standard error" in caption
-    assert title_line(one) == "H2 · scale not recorded · 200 iterations · 1 seed per point"
+    assert title_line(one) == "H2 · scale not recorded · 200 iterations · 256 walkers · 1 seed per point"
 
 
 # ----------------------------------------------------------------------------- convergence definition

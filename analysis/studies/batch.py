@@ -2,10 +2,12 @@
 sampler study): error vs walkers at fixed iterations.
 
 Per line: weighted least squares ``ln(error) = c + p ln(batch)`` (weights from
-the error bars, ``sigma = e / mean``) over batches with mean error > 0. ``supported``: every trial
-ran the same number of training iterations, the gate (>= 3 batch sizes, no significant reversal),
-``p / se(p) < -2`` and χ² p-value >= 0.01; ``not supported``: ``p / se(p) > 2``; otherwise
-``inconclusive``.
+the error bars, ``sigma = e / mean``) over batches with mean error > 0. A comparison at a budget
+(:mod:`analysis.verdicts`; the budget is the training iterations, the walkers being what is
+compared). ``supported``: every trial ran the same number of training iterations, >= 2 seeds per
+point, >= 3 batch sizes, no significant reversal, ``p / se(p) < -2``, χ² p-value >= 0.01, and the
+gap between the smallest and the largest batch stable over training (:mod:`analysis.stability`);
+``not supported``: ``p / se(p) > 2``; otherwise ``inconclusive``.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import pandas as pd
 from ..loaders import complete_trials
 from ..plotting import draw_error_figure, legend
 from ..points import ERROR, error_data, swept_keys, tuning_keys
+from ..stability import stability_gate
 from ..study import FigureKind, FigureStudy, claims_by_figure
 from ..verdicts import (
-    Claim, INCONCLUSIVE, LineFit, MIN_FIT_P, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED, convergence_gate, fmt_num,
-    fmt_pm, join_parts, lines, points_gate, reversals, seed_gate, series_suffix, weighted_line,
+    COMPARISON, Claim, INCONCLUSIVE, LineFit, MIN_FIT_P, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED, comparison_gate,
+    fmt_num, fmt_pm, join_parts, lines, points_gate, replicate_gate, reversals, series_suffix, weighted_line,
 )
 
 
@@ -96,8 +99,18 @@ def _batch_claim(series: str, line: pd.DataFrame) -> Claim:
     iterations = sorted({v for text in line.get("iterations", pd.Series(dtype=str)).astype(str) for v in text.split()})
     fixed = (None if len(iterations) <= 1 else
              f"training iterations differ ({', '.join(iterations)}): the claim is at fixed iterations")
-    seed_fail, seed_note = seed_gate(line, "batch")
-    failures = [convergence_gate(line), fixed, points_gate(positive, "batch size", " with error > 0"), seed_fail]
+    gate = comparison_gate(line, "batch", walkers_vary=True)
+    seed_note = ""
+    # unequal iterations are said in the batch study's own words (the gate would say "unequal budgets")
+    failures = [fixed, replicate_gate(line, "batch") if fixed else gate.failure,
+                points_gate(positive, "batch size", " with error > 0")]
+    unstable, stability_note = (stability_gate([(f"batch {fmt_num(line.iloc[0]['x'])} vs {fmt_num(line.iloc[-1]['x'])}",
+                                                 line.iloc[0], line.iloc[-1], 1.0)]) if len(line) else (None, ""))
+    note = join_parts(note, stability_note)
+
+    def claim(verdict: str, evidence: str) -> Claim:
+        return Claim("batch", statement, verdict, evidence, kind=COMPARISON, scope=gate.scope)
+
     fit = batch_fit(line)
     fit_text = ""
     if fit is not None:
@@ -106,25 +119,28 @@ def _batch_claim(series: str, line: pd.DataFrame) -> Claim:
                     + (f", p-value {fit.p_value:.2g}" if fit.dof > 0 else ""))
     at = f"at {iterations[0]} iterations" if len(iterations) == 1 else ""
     if any(failures) or fit is None:
-        return Claim("batch", statement, INCONCLUSIVE, join_parts(*failures, "" if fit else "fewer than 2 batch sizes "
+        return claim(INCONCLUSIVE, join_parts(*failures, "" if fit else "fewer than 2 batch sizes "
                      "with error > 0 and an error bar: no fit", fit_text, pts, seed_note, note))
     z = fit.significance
     if z > SIGNIFICANCE:
-        return Claim("batch", statement, NOT_SUPPORTED,
+        return claim(NOT_SUPPORTED,
                      join_parts(f"the error grows with batch size (slope {z:.1f} sigma)", fit_text, at, pts, seed_note, note))
     if z >= -SIGNIFICANCE:
-        return Claim("batch", statement, INCONCLUSIVE,
+        return claim(INCONCLUSIVE,
                      join_parts(f"no significant trend (slope {z:+.1f} sigma, needs beyond ±{SIGNIFICANCE:g})", fit_text, at,
                                 pts, seed_note, note))
     rev = reversals(positive, "batch", "mHa")
     if rev:
-        return Claim("batch", statement, INCONCLUSIVE,
+        return claim(INCONCLUSIVE,
                      join_parts("significant reversal: " + ", ".join(rev), fit_text, at, pts, seed_note, note))
     if fit.dof > 0 and fit.p_value < MIN_FIT_P:
-        return Claim("batch", statement, INCONCLUSIVE,
+        return claim(INCONCLUSIVE,
                      join_parts(f"the error falls ({abs(z):.1f} sigma) but the power law does not fit within the error bars",
                                 fit_text, at, pts, seed_note, note))
-    return Claim("batch", statement, SUPPORTED, join_parts(f"falls at {abs(z):.1f} sigma", fit_text, at, pts, seed_note, note))
+    if unstable:
+        return claim(INCONCLUSIVE, join_parts(unstable, fit_text, at, pts, seed_note, note))
+    return claim(SUPPORTED, join_parts(f"falls at {abs(z):.1f} sigma, stable over training", fit_text, at, pts, seed_note,
+                                       note))
 
 
 BATCH = FigureKind("batch", "trials", batch_data, draw_batch,

@@ -6,8 +6,9 @@ attributes), measured by ``ablate.cost``: ``training_flops`` (XLA's count of one
 iteration x iterations), ``device_seconds`` (devices x wall seconds of the run's phases) and
 ``flops_per_iteration``. Pareto figures plot every complete trial's error (mHa, log axis; the
 energy in Hartree when no reference is known) against one cost, and mark the Pareto-optimal
-trials: those no other trial beats on both the mean error and the cost (error bars are drawn
-but not used to build the front). The report lists the front and, for each trial on it, the
+trials: those no other trial *of the same system* beats on both the mean error and the cost
+(error bars are drawn but not used to build the front). Errors of different molecules are not
+comparable, so a study over several systems gets one front, one panel and one note per system. The report lists the front and, for each trial on it, the
 dominated trial it saves most against ("width 64 x depth 2 reaches 3.47 mHa at 40% of the
 training FLOPs of width 32 x depth 4").
 """
@@ -15,6 +16,7 @@ training FLOPs of width 32 x depth 4").
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Mapping
 
 import numpy as np
@@ -32,7 +34,7 @@ COSTS = {
     "training_flops": ("total training FLOPs", "training FLOPs"),
     "device_hours": ("device-hours (devices x wall time)", "device-hours"),
 }
-PARETO_COLUMNS = ("trial", "label", "x_name", "x", "y_name", "y", "yerr", "y_plot", "at_error_bar", "pareto")
+PARETO_COLUMNS = ("trial", "system", "label", "x_name", "x", "y_name", "y", "yerr", "y_plot", "at_error_bar", "pareto")
 MAX_COMPARISONS = 5  # sentences per cost axis in the report
 
 
@@ -77,18 +79,24 @@ def pareto_data(trials: pd.DataFrame, x: str) -> pd.DataFrame:
     done = done[np.isfinite(done[x]) & np.isfinite(done[y_col]) & (done[x] > 0)]
     if done.empty:
         return pd.DataFrame(columns=PARETO_COLUMNS)
-    keys = varying_keys(trials, done)
+    keys = [k for k in varying_keys(trials, done) if k != "system"]
+    systems = done["system"].fillna("unknown system").astype(str).to_numpy() if "system" in done else \
+        np.full(len(done), "unknown system")
     y = done[y_col].to_numpy(float)
     yerr = done[err_col].to_numpy(float)
     clipped = (y <= 0) if metric.log else np.zeros(len(y), bool)
     y_plot = np.where(clipped, np.where(np.isfinite(yerr) & (yerr > 0), yerr, 1e-3), y)
     data = pd.DataFrame({
         "trial": done["trial"].to_numpy(int),
+        "system": systems,
         "label": [point_label(r, keys) for _, r in done.iterrows()],
         "x_name": x, "x": done[x].to_numpy(float),
         "y_name": y_col, "y": y, "yerr": yerr, "y_plot": y_plot, "at_error_bar": clipped,
-        "pareto": pareto_mask(done[x].to_numpy(float), y),
+        "pareto": False,
     })
+    for system in dict.fromkeys(systems):
+        mine = data["system"].to_numpy() == system
+        data.loc[mine, "pareto"] = pareto_mask(data.loc[mine, "x"].to_numpy(float), y[mine])
     return data.sort_values("x", kind="stable").reset_index(drop=True)[list(PARETO_COLUMNS)]
 
 
@@ -119,9 +127,19 @@ def _log_x(ax) -> None:
 
 
 def draw_pareto(data: pd.DataFrame):
-    """Error (log) against cost (log): every trial grey with its error bar, the Pareto front in
-    colour joined by a staircase and labelled."""
-    fig, (ax,) = new_figure(panel_size=(4.8, 3.4))
+    """Error (log) against cost (log), one panel per system: every trial grey with its error bar,
+    the system's Pareto front in colour joined by a staircase and labelled."""
+    systems = list(dict.fromkeys(data["system"]))
+    fig, axes = new_figure(ncols=len(systems), panel_size=(4.8, 3.4))
+    for ax, system in zip(axes, systems):
+        draw_pareto_panel(ax, data[data["system"] == system])
+        if len(systems) > 1:
+            ax.set_title(system, fontsize=8)
+    return fig
+
+
+def draw_pareto_panel(ax, data: pd.DataFrame) -> None:
+    """One system's Pareto panel (see :func:`draw_pareto`)."""
     x_name, y_name = data["x_name"].iloc[0], data["y_name"].iloc[0]
     is_error = y_name == "error_mha"
     off = data[~data["pareto"]]
@@ -144,6 +162,9 @@ def draw_pareto(data: pd.DataFrame):
         ax.annotate(r["label"], (r["x"], r["y_plot"]), textcoords="offset points", xytext=(4, 4), fontsize=6,
                     color="C3")
     _log_x(ax)
+    low_x, high_x = float(data["x"].min()), float(data["x"].max())
+    if high_x < 10 * low_x:  # a narrow range (one system's trials): room for ticks at 1, 2 and 5
+        ax.set_xlim(low_x / 2, high_x * 2)
     if is_error:
         ax.set_yscale("log", nonpositive="clip")
         low = float(np.nanmin(data["y_plot"])) / 1.5
@@ -156,7 +177,6 @@ def draw_pareto(data: pd.DataFrame):
         ax.set_ylabel("energy (Ha)")
     ax.set_xlabel(COSTS.get(x_name, (x_name,))[0])
     ax.legend(fontsize=7, frameon=False)
-    return fig
 
 
 def _cost_text(x: float, x_name: str) -> str:
@@ -180,7 +200,7 @@ def comparisons(data: pd.DataFrame) -> list[str]:
     noun = COSTS.get(x_name, (x_name, x_name))[1]
     found = []
     for _, a in data[data["pareto"]].iterrows():
-        worse = data[~data["pareto"] & (data["x"] >= a["x"]) & (data["y"] >= a["y"])]
+        worse = data[~data["pareto"] & (data["system"] == a["system"]) & (data["x"] >= a["x"]) & (data["y"] >= a["y"])]
         if worse.empty:
             continue
         b = worse.sort_values(["y", "x"]).iloc[0]  # the closest competitor in error among those A dominates
@@ -196,8 +216,18 @@ def comparisons(data: pd.DataFrame) -> list[str]:
     return [text for _, text in sorted(found)[:MAX_COMPARISONS]]
 
 
+def pareto_claims(data: pd.DataFrame) -> list[Claim]:
+    """One note per system (:func:`pareto_claim`); the statement names the system when there are
+    several."""
+    systems = list(dict.fromkeys(data["system"]))
+    claims = [pareto_claim(data[data["system"] == system]) for system in systems]
+    if len(systems) > 1:
+        claims = [replace(c, statement=f"{c.statement} ({system})") for c, system in zip(claims, systems)]
+    return claims
+
+
 def pareto_claim(data: pd.DataFrame) -> Claim:
-    """The Pareto-optimal trials of one cost axis, and what they save, as a note."""
+    """The Pareto-optimal trials of one cost axis (one system), and what they save, as a note."""
     x_name = data["x_name"].iloc[0]
     noun = COSTS.get(x_name, (x_name, x_name))[1]
     front = data[data["pareto"]].sort_values("x")
@@ -227,7 +257,7 @@ def cost_claims(trials: pd.DataFrame, figure_data: Mapping[str, pd.DataFrame] | 
         data = (figure_data or {}).get(name)
         data = pareto_data(trials, x) if data is None else data
         if len(data):
-            claims.append(pareto_claim(data))
+            claims += pareto_claims(data)
     if not claims and len(complete_trials(trials)):
         claims.append(Claim("cost", "Pareto-optimal trials", NOTE,
                             "no complete trial recorded its cost (runs made before ablate recorded FLOPs and "

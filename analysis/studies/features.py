@@ -11,6 +11,7 @@ in sigma.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pandas as pd
 
@@ -67,8 +68,7 @@ def features_claims(data: pd.DataFrame) -> list[Claim]:
     for _, r in table.iterrows():
         gap, sigma = r["num_mean"] - r["den_mean"], math.hypot(r["num_err"], r["den_err"])
         diffs.append(f"{r['x']} {gap:+.2f} ± {sigma:.2f} mHa ({gap / sigma:+.1f}σ)" if sigma > 0 else f"{r['x']} {gap:+.2f} mHa")
-    return [Claim(claim.topic, claim.statement, claim.verdict,
-                  join_parts(claim.evidence, "without − with: " + "; ".join(diffs) if diffs else ""))]
+    return [replace(claim, evidence=join_parts(claim.evidence, "without − with: " + "; ".join(diffs) if diffs else ""))]
 
 
 FEATURES = FigureKind("features", "trials", features_data, draw_features,

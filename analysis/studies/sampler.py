@@ -17,7 +17,7 @@ from ..plotting import draw_error_figure
 from ..points import ERROR_BAR, ERROR_DATA_COLUMNS, error_data, response_metric, swept_keys, tuning_keys
 from ..study import FigureKind, FigureStudy, claims_by_figure
 from ..verdicts import (
-    Claim, INCONCLUSIVE, MIN_SEEDS, NOTE, NOT_SUPPORTED, SIGNIFICANCE, SQRT_WALKERS_TOLERANCE, SUPPORTED,
+    LIMIT, Claim, INCONCLUSIVE, MIN_SEEDS, NOTE, NOT_SUPPORTED, SIGNIFICANCE, SQRT_WALKERS_TOLERANCE, SUPPORTED,
     convergence_gate, fmt_num, join_parts, lines, log_fit, points_gate, saturation_claim, series_suffix,
     weighted_line, y_unit,
 )
@@ -98,4 +98,4 @@ def planned(trials: pd.DataFrame) -> list[str]:
     return ["sampler"] if not tuning_keys(trials) and keys & {"mcmc.steps", "batch_size"} else []
 
 
-STUDY = FigureStudy("sampler", (SAMPLER,), planned, claims_by_figure({"sampler": sampler_claims}))
+STUDY = FigureStudy("sampler", (SAMPLER,), planned, claims_by_figure({"sampler": sampler_claims}), claim_kind=LIMIT)

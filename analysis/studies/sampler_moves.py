@@ -3,17 +3,19 @@ sampler and the error vs training time.
 
 * "HMC produces energy spikes MH does not": the spike count of a trial is summary.json's
   ``energy_spikes`` (training iterations above the median of the previous 100 by more than 10
-  MADs). Counts are pooled per method (all moves, systems and seeds) with the training
-  iterations as exposure, and compared by the conditional test for two Poisson rates: given the
-  total ``S = S_hmc + S_mh``, ``S_hmc ~ Binomial(S, I_hmc / (I_hmc + I_mh))`` under equal rates
-  per iteration; one-sided p-value ``P(X >= S_hmc)``. ``supported``: HMC has spikes and
-  p < :data:`SPIKE_ALPHA` (0.0228, the one-sided tail beyond 2 sigma); ``not supported``: HMC has
-  no spike, or MH's rate is significantly higher (the mirror test); otherwise ``inconclusive``.
-  The test assumes independent spikes; bursts within one trial make it optimistic, so the
-  evidence lists the counts per trial. *No convergence gate here*: a spike count is a count over
+  MADs). Spikes cluster: one unstable trial can spike many times in a row, so counts pooled over
+  iterations would treat a burst as independent evidence. The unit is therefore the *trial*: a
+  trial either spiked (at least one spike) or did not, and the 2x2 table (method x spiked) is
+  judged by Fisher's exact test (``scipy.stats.fisher_exact``), one-sided. ``supported``: every
+  (method, moves, system) point has >= 2 seeds (trials), HMC has spiking trials and HMC trials
+  spike significantly more often than MH trials (p < :data:`SPIKE_ALPHA`, 0.0228, the one-sided
+  tail beyond 2 sigma); ``not supported``: no HMC trial spiked, or MH trials spike significantly
+  more often (the mirror test); otherwise ``inconclusive``. The pooled counts per method and the
+  counts per trial are given as evidence. *No convergence gate here*: a spike count is a count over
   the training whatever the energy did, and an HMC run that spikes is expected not to converge,
-  so gating on convergence would hide the very effect under test; the evidence says how many
-  trials converged. Trials without a count (older runs) are left out and named.
+  so gating on convergence would hide the very effect under test. It is a comparison at a budget:
+  the trials compared share one budget (iterations x walkers). Trials without a count (older runs)
+  are left out and named.
 * "one-electron moves lower the error at equal cost for the larger systems": the cost of a trial
   is its training time ``t = iterations x ms_per_iteration / 1000`` (s; median step time, so
   start-up, compilation, pretraining and evaluation are not counted: the sampler choice changes
@@ -26,14 +28,18 @@ sampler and the error vs training time.
   significantly lower at no more than 10 % more time; times within 10 % and no significant
   difference is *no difference*; anything else (the better one also the costlier by more than
   10 %) *cannot be compared at equal cost*, and the evidence says what training time (and
-  iterations) a matched trial needs. ``supported``: the gate and a win on every larger system;
-  ``not supported``: a loss on one; otherwise ``inconclusive``. Error per unit time is not used:
+  iterations) a matched trial needs. ``supported``: >= 2 seeds per point, a win on every larger
+  system, and each larger system's all − one gap stable over training (:mod:`analysis.stability`,
+  windows at the same fractions of each run, i.e. of its cost); ``not supported``: a loss on one;
+  otherwise ``inconclusive``. The scope of this comparison is equal training time, not equal
+  iterations. Error per unit time is not used:
   the error does not fall linearly with time, so it would not compare runs at equal cost.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -43,9 +49,11 @@ from ..loaders import complete_trials
 from ..plotting import annotate, legend, log_y_with_band, new_figure, plain_log_tick_labels, raise_error_bars
 from ..points import ERROR, error_caption, swept_keys, title_line, tuning_keys
 from ..study import FigureKind, FigureStudy, claims_by_figure
-from ..systems import offsets, system_axis, system_gate, system_points, system_positions
+from ..stability import stability_gate
+from ..systems import offsets, system_axis, system_points, system_positions
 from ..verdicts import (
-    Claim, INCONCLUSIVE, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED, combined_sigma, fmt_num, fmt_pm, join_parts,
+    COMPARISON, Claim, Gate, INCONCLUSIVE, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED, combined_sigma, comparison_gate,
+    fmt_num, fmt_pm, join_parts, replicate_gate, seeds_text,
 )
 
 
@@ -215,17 +223,21 @@ def sampler_moves_claims(data: pd.DataFrame) -> list[Claim]:
     if any(lev.startswith(("mh/", "hmc/")) for lev in levels):
         claims.append(spikes_claim(data))
     if any(lev.endswith(("/all", "/one")) for lev in levels):
-        claims.append(moves_claim(data))
+        points = data[data["panel"] == "error_mha vs training time"]
+        claims.append(replace(moves_claim(data), kind=COMPARISON,
+                              scope=f"at equal training time (within {COST_MATCH:.0%}), {seeds_text(points)}"))
     return claims
 
 
-def _binom_sf(k: int, n: int, p: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p)."""
-    return float(stats.binom.sf(k - 1, n, p)) if k > 0 else 1.0
+def spiked_table(counted: pd.DataFrame) -> tuple[dict, dict]:
+    """(trials that spiked, trials) per method (``hmc``/``mh``) of the counted spike rows."""
+    spiked = {m: int((counted.loc[counted["method"] == m, "y"].astype(float) > 0).sum()) for m in ("hmc", "mh")}
+    total = {m: int((counted["method"] == m).sum()) for m in ("hmc", "mh")}
+    return spiked, total
 
 
 def spikes_claim(data: pd.DataFrame) -> Claim:
-    """Pooled spike counts per method, conditional binomial test of the two Poisson rates."""
+    """Trials that spiked per method, Fisher's exact test (module docstring)."""
     topic, statement = "sampler_moves", SPIKES_STATEMENT
     spikes = data[data["panel"] == "energy_spikes per trial"].copy()
     spikes["method"] = spikes["level"].str.split("/").str[0]
@@ -234,37 +246,46 @@ def spikes_claim(data: pd.DataFrame) -> Claim:
     uncounted = spikes[~spikes.index.isin(counted.index)]
     note = (f"no spike count or iterations recorded for {', '.join('t' + str(int(t)) for t in uncounted['trial'])} "
             "(left out)" if len(uncounted) else "")
+    points = data[data["panel"] == "error_mha vs training time"]
+    gate = comparison_gate(points, "system") if len(points) else Gate(None, "", "")
+
+    def claim(verdict: str, *parts: str) -> Claim:
+        return Claim(topic, statement, verdict, join_parts(*parts), kind=COMPARISON, scope=gate.scope)
+
     groups = {m: counted[counted["method"] == m] for m in ("hmc", "mh")}
     empty = [METHOD_NAMES[m] for m, g in groups.items() if g.empty]
     if empty:
-        return Claim(topic, statement, INCONCLUSIVE,
-                     join_parts(f"no {' or '.join(empty)} trial with a spike count: no comparison", note))
+        return claim(INCONCLUSIVE, f"no {' or '.join(empty)} trial with a spike count: no comparison", note)
+    spiked, total = spiked_table(counted)
+    _, p_more = stats.fisher_exact([[spiked["hmc"], total["hmc"] - spiked["hmc"]],
+                                    [spiked["mh"], total["mh"] - spiked["mh"]]], alternative="greater")
+    _, p_less = stats.fisher_exact([[spiked["mh"], total["mh"] - spiked["mh"]],
+                                    [spiked["hmc"], total["hmc"] - spiked["hmc"]]], alternative="greater")
     s = {m: int(g["y"].astype(float).sum()) for m, g in groups.items()}
     its = {m: float(g["iterations"].astype(float).sum()) for m, g in groups.items()}
     per_trial = {m: ", ".join(f"t{int(r['trial'])} {int(r['y'])}" for _, r in g.sort_values("trial").iterrows())
                  for m, g in groups.items()}
-    share = its["hmc"] / (its["hmc"] + its["mh"])
-    total = s["hmc"] + s["mh"]
-    p_more = _binom_sf(s["hmc"], total, share)
-    p_less = _binom_sf(s["mh"], total, 1.0 - share)
     converged = sum(1 for v in spikes["converged"] if isinstance(v, (bool, np.bool_)) and v)
     evidence = join_parts(
-        "; ".join(f"{METHOD_NAMES[m]}: {s[m]} spikes in {its[m]:.0f} training iterations "
-                  f"({1000 * s[m] / its[m]:.2f} per 1000; {len(groups[m])} trials: {per_trial[m]})" for m in ("hmc", "mh")),
-        f"conditional binomial test of equal Poisson rates per iteration (HMC's share of the iterations "
-        f"{share:.2f}): one-sided p = {p_more:.2g} for HMC more, {p_less:.2g} for MH more (significant below "
-        f"{SPIKE_ALPHA:g}, i.e. 2σ one-sided; assumes independent spikes)",
+        "; ".join(f"{METHOD_NAMES[m]}: {spiked[m]} of {total[m]} trials spiked ({s[m]} spikes in {its[m]:.0f} training "
+                  f"iterations; per trial: {per_trial[m]})" for m in ("hmc", "mh")),
+        f"Fisher's exact test on trials that spiked (a burst within one trial counts once): one-sided p = "
+        f"{p_more:.2g} for HMC more, {p_less:.2g} for MH more (significant below {SPIKE_ALPHA:g}, i.e. 2σ one-sided)",
         f"convergence not required for a spike count ({converged} of {len(spikes)} trials converged)",
         note)
-    if s["hmc"] == 0:
-        return Claim(topic, statement, NOT_SUPPORTED, join_parts("HMC produced no spike", evidence))
+    effect = f"{spiked['hmc']} of {total['hmc']} HMC vs {spiked['mh']} of {total['mh']} MH trials spiked"
+    if spiked["hmc"] == 0:
+        return replace(claim(NOT_SUPPORTED, "no HMC trial spiked", evidence), effect=effect)
+    if gate.failure:
+        return replace(claim(INCONCLUSIVE, gate.failure, evidence), effect=effect)
     if p_less < SPIKE_ALPHA:
-        return Claim(topic, statement, NOT_SUPPORTED, join_parts("MH spikes significantly more often than HMC", evidence))
+        return replace(claim(NOT_SUPPORTED, "MH trials spike significantly more often than HMC trials", evidence),
+                       effect=effect)
     if p_more < SPIKE_ALPHA:
-        lead = "HMC spikes, MH never does" if s["mh"] == 0 else "HMC spikes significantly more often than MH"
-        return Claim(topic, statement, SUPPORTED, join_parts(lead, evidence))
-    return Claim(topic, statement, INCONCLUSIVE,
-                 join_parts(f"HMC's spike rate is not significantly above MH's (p = {p_more:.2g})", evidence))
+        lead = "HMC trials spike, MH trials never do" if spiked["mh"] == 0 else "HMC trials spike significantly more often"
+        return replace(claim(SUPPORTED, lead, evidence), effect=effect)
+    return replace(claim(INCONCLUSIVE, f"HMC trials do not spike significantly more often than MH trials "
+                                       f"(p = {p_more:.2g})", evidence), effect=effect)
 
 
 def larger_systems(points: pd.DataFrame) -> tuple[list, float]:
@@ -304,7 +325,8 @@ def moves_claim(data: pd.DataFrame) -> Claim:
                      f"({', '.join(map(str, pairs['x']))}): no larger system")
     judged = pairs[pairs["x"].isin(larger)]
     compared = points[points["x"].isin(larger)]
-    failure, seed_note = system_gate(compared, "system")
+    failure = replicate_gate(compared, "system")
+    unstable, stability_note = stability_gate([(r["x"], r_all, r_one, 1.0) for r, r_all, r_one in moves_pairs(compared)])
     outcomes, texts = [], []
     for _, r in judged.iterrows():
         outcome, text = _equal_cost(r)
@@ -314,7 +336,7 @@ def moves_claim(data: pd.DataFrame) -> Claim:
     context = ("smaller systems (not judged): " + "; ".join(_equal_cost(r)[1] for _, r in smaller.iterrows())
                if len(smaller) else "")
     evidence = join_parts(f"{scope}; larger systems: more than {fmt_num(median)} electrons", "; ".join(texts), context,
-                          seed_note)
+                          stability_note)
     if failure:
         return Claim(topic, statement, INCONCLUSIVE, join_parts(failure, evidence))
     if "unknown" in outcomes:
@@ -323,6 +345,8 @@ def moves_claim(data: pd.DataFrame) -> Claim:
     if "lose" in outcomes:
         return Claim(topic, statement, NOT_SUPPORTED,
                      join_parts("all-electron moves are significantly better at no more training time", evidence))
+    if all(o == "win" for o in outcomes) and unstable:
+        return Claim(topic, statement, INCONCLUSIVE, join_parts(unstable, evidence))
     if all(o == "win" for o in outcomes):
         return Claim(topic, statement, SUPPORTED,
                      join_parts("one-electron moves are significantly better at no more training time on every larger "
@@ -333,6 +357,17 @@ def moves_claim(data: pd.DataFrame) -> Claim:
                                 "(by more than 10 %)", evidence))
     return Claim(topic, statement, INCONCLUSIVE,
                  join_parts("no significant difference at equal training time", evidence))
+
+
+def moves_pairs(points: pd.DataFrame) -> list[tuple]:
+    """(any row, all-electron point, one-electron point) per system (and other varying keys)."""
+    others = [k for k in points.attrs.get("other_keys", []) if k in points]
+    pairs = []
+    for _, group in points.groupby(["x", *others], sort=False, dropna=False):
+        one, all_ = group[group["moves"] == "one"], group[group["moves"] == "all"]
+        if len(one) and len(all_):
+            pairs.append((one.iloc[0], all_.iloc[0], one.iloc[0]))
+    return pairs
 
 
 def _equal_cost(r: pd.Series) -> tuple[str, str]:

@@ -31,7 +31,7 @@ def trial_label(row: pd.Series, params: Sequence[str]) -> str:
 MAX_LEGEND_TRIALS = 10  # more trials than this: lines coloured and labelled by their group
 MAX_CURVE_POINTS = 2000  # plotted points per training curve (longer runs are thinned after smoothing)
 SYMLOG_LINEAR_MHA = 1.0  # the training-curve axis is linear within ± this many mHa of the reference
-CURVE_COLUMNS = ("trial", "label", "group", "step", "energy", "energy_smoothed", "window", "reference_energy",
+CURVE_COLUMNS = ("trial", "system", "label", "group", "step", "energy", "energy_smoothed", "window", "reference_energy",
                  "error_smoothed_mha")
 
 
@@ -39,7 +39,7 @@ def training_curves_data(history: pd.DataFrame, window: int | None = None,
                          max_points: int = MAX_CURVE_POINTS) -> pd.DataFrame:
     """Smoothed training energy vs iteration for every trial, the whole run.
 
-    Columns: ``trial``, ``label`` (trial and swept values), ``group`` (the value of the first swept
+    Columns: ``trial``, ``system`` (one panel each), ``label`` (trial and swept values), ``group`` (the value of the first swept
     key other than seed, which colours the lines when there are many trials), ``step``, ``energy``
     (Hartree, raw), ``energy_smoothed`` (Hartree, trailing mean over ``window`` iterations; the
     first ``window - 1`` iterations average what there is), ``window``, ``reference_energy`` and
@@ -51,7 +51,7 @@ def training_curves_data(history: pd.DataFrame, window: int | None = None,
     if history.empty or "energy" not in history:
         return pd.DataFrame(columns=columns)
     params = [k for k in swept_keys(history) if k in history.columns]
-    group_key = next((k for k in params if k != "seed"), None)
+    group_key = next((k for k in params if k not in ("seed", "system")), None)
     pieces = []
     for _, run in history.groupby("trial", sort=True):
         run = run.sort_values("step")
@@ -63,7 +63,8 @@ def training_curves_data(history: pd.DataFrame, window: int | None = None,
         keep = _thin(len(run), max_points)
         pieces.append(pd.DataFrame({
             "trial": run["trial"].to_numpy(),
-            "label": trial_label(run.iloc[0], params),
+            "system": str(run["system"].iloc[0]) if "system" in run and pd.notna(run["system"].iloc[0]) else "",
+            "label": trial_label(run.iloc[0], [k for k in params if k != "system"]),
             "group": value_label(group_key, run[group_key].iloc[0]) if group_key else "all",
             "step": run["step"].to_numpy(),
             "energy": energy.to_numpy(float),
@@ -98,21 +99,33 @@ def curves_caption(data: pd.DataFrame, above_reference: bool) -> str:
 
 
 def draw_training_curves(data: pd.DataFrame):
-    """One smoothed line per trial over its whole run.
+    """One smoothed line per trial over its whole run, one panel per system (errors of different
+    molecules are not compared on one axis).
 
     With a reference energy for every trial, y is the smoothed energy above it in mHa on a
     symmetric log axis (linear within ±1 mHa), the reference at 0 and the chemical-accuracy band
     above it; otherwise the smoothed energy in Hartree on a linear axis. Nothing is cropped.
     """
+    systems = list(dict.fromkeys(data["system"])) if len(data) else [""]
+    fig, axes = new_figure(ncols=len(systems), panel_size=(6.0, 3.2))
+    above = len(data) > 0 and bool(np.isfinite(data["error_smoothed_mha"].to_numpy(float)).all())
+    for ax, system in zip(axes, systems):
+        draw_curves_panel(ax, data[data["system"] == system] if len(data) else data, above)
+        if len(systems) > 1:
+            ax.set_title(system, fontsize=8)
+    annotate(fig, data.attrs.get("title"), curves_caption(data, above) if len(data) else None)
+    return fig
+
+
+def draw_curves_panel(ax, data: pd.DataFrame, above: bool) -> None:
+    """The lines of one system's trials (see :func:`draw_training_curves`)."""
     from matplotlib import colormaps
 
-    fig, (ax,) = new_figure(panel_size=(6.0, 3.2))
     trials = list(dict.fromkeys(data["trial"]))
     per_trial = len(trials) <= MAX_LEGEND_TRIALS
     groups = list(dict.fromkeys(data["group"]))
     colour_of = trials if per_trial else groups
     cmap = colormaps["viridis"]
-    above = len(data) > 0 and bool(np.isfinite(data["error_smoothed_mha"].to_numpy(float)).all())
     column = "error_smoothed_mha" if above else "energy_smoothed"
     labelled: set = set()
     for trial in trials:
@@ -140,8 +153,6 @@ def draw_training_curves(data: pd.DataFrame):
                    label=f"convergence tail (last {TAIL_FRACTION:.0%})")
     ax.set_xlabel("training iteration")
     legend(ax, outside=True)
-    annotate(fig, data.attrs.get("title"), curves_caption(data, above) if len(data) else None)
-    return fig
 
 
 def _plain_formatter():

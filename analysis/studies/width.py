@@ -1,6 +1,8 @@
 """Width study: error vs one-electron width (and width x depth, one line per depth).
 
-Claim (per line): ln(error) is fitted against width (*exponential*: error ∝ exp(-width / w0))
+Two claims per line. *At the study's budget* (a comparison, :func:`analysis.verdicts.trend_claim`):
+"the error is lower at larger one-electron width". *In the limit* (the form of the curve, which
+only converged trials can show):  ln(error) is fitted against width (*exponential*: error ∝ exp(-width / w0))
 and against ln(width) (*power law*: error ∝ width^p), both by least squares weighted by the error
 bars (ln-error error bar = e / mean), over the widths whose mean error is > 0 (a non-positive
 error has no logarithm: such widths are left out and said so). Both have 2 parameters, so
@@ -17,6 +19,7 @@ swept too, the depth saturation claims of :mod:`analysis.studies.depth` are made
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -25,8 +28,8 @@ from ..plotting import draw_error_figure
 from ..points import error_data, swept_keys, tuning_keys
 from ..study import FigureKind, FigureStudy, claims_by_figure
 from ..verdicts import (
-    Claim, DECISIVE_DELTA_AIC, INCONCLUSIVE, LineFit, MIN_FIT_P, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED,
-    convergence_gate, fmt_num, join_parts, lines, points_gate, points_text, reversals, seed_gate, series_suffix,
+    LIMIT, Claim, DECISIVE_DELTA_AIC, INCONCLUSIVE, LineFit, MIN_FIT_P, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED,
+    convergence_gate, trend_claim, fmt_num, join_parts, lines, points_gate, points_text, reversals, seed_gate, series_suffix,
     weighted_line,
 )
 from .depth import depth_claims_from_width_depth
@@ -35,6 +38,7 @@ from .depth import depth_claims_from_width_depth
 WIDTH_EXPONENTIAL = "error falls exponentially with one-electron width"
 WIDTH_POWER = "error falls as a power law of one-electron width"
 WIDTH_EITHER = "error falls with one-electron width (exponential and power law fit alike)"
+WIDTH_FALLS = "the error is lower at larger one-electron width"
 
 
 def width_depth_data(trials: pd.DataFrame) -> pd.DataFrame:
@@ -53,12 +57,18 @@ def width_figure(trials: pd.DataFrame):
 
 
 def width_claims(data: pd.DataFrame) -> list[Claim]:
-    """The width claim for each line of width (or width × depth) data."""
+    """For each line of width (or width × depth) data: the form of the curve (a limit) and the
+    fall with width at the study's budget (a comparison)."""
     if data.empty:
         return []
     if data["y_name"].iloc[0] != "error_mha":
-        return [Claim("width", WIDTH_EXPONENTIAL, INCONCLUSIVE, "no reference energy for this system, so no error to fit")]
-    return [_width_claim(series, line) for series, line in lines(data)]
+        return [Claim("width", WIDTH_EXPONENTIAL, INCONCLUSIVE, "no reference energy for this system, so no error to fit",
+                      kind=LIMIT)]
+    claims = []
+    for series, line in lines(data):
+        claims += [replace(_width_claim(series, line), kind=LIMIT),
+                   trend_claim("width", WIDTH_FALLS + series_suffix(series), line, "width")]
+    return claims
 
 
 def width_fits(line: pd.DataFrame) -> tuple[LineFit, LineFit]:
