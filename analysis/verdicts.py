@@ -93,11 +93,10 @@ LIMIT_SCOPE = "in the limit"  # a saturation or an extrapolation (docs/analysis.
 
 @dataclass(frozen=True)
 class Gate:
-    """A comparison's gate: ``failure`` (None when it passes), a ``note`` for the evidence, and the
-    ``scope`` every verdict line of the comparison names (its budget and seeds)."""
+    """A comparison's gate: ``failure`` (None when it passes) and the ``scope`` every verdict line of
+    the comparison names (its budget and seeds)."""
 
     failure: str | None
-    note: str
     scope: str
 
 
@@ -274,7 +273,7 @@ def comparison_gate(points: pd.DataFrame, key_name: str, walkers_vary: bool = Fa
     ``walkers_vary``: the walkers are the compared key, so only the iterations must agree."""
     budget, unequal = points_budget(points, walkers_vary)
     scope = f"at {budget.text()}, {seeds_text(points)}" if budget is not None else "at unequal budgets"
-    return Gate(join_parts(unequal, replicate_gate(points, key_name)) or None, "", scope)
+    return Gate(join_parts(unequal, replicate_gate(points, key_name)) or None, scope)
 
 
 def seeds_text(points: pd.DataFrame) -> str:

@@ -247,7 +247,7 @@ def spikes_claim(data: pd.DataFrame) -> Claim:
     note = (f"no spike count or iterations recorded for {', '.join('t' + str(int(t)) for t in uncounted['trial'])} "
             "(left out)" if len(uncounted) else "")
     points = data[data["panel"] == "error_mha vs training time"]
-    gate = comparison_gate(points, "system") if len(points) else Gate(None, "", "")
+    gate = comparison_gate(points, "system") if len(points) else Gate(None, "")
 
     def claim(verdict: str, *parts: str) -> Claim:
         return Claim(topic, statement, verdict, join_parts(*parts), kind=COMPARISON, scope=gate.scope)
