@@ -40,24 +40,24 @@ EXCLUDED = ("output_root", "run_dir", "logger.", "progress", "compilation_cache"
 # holding this value. Every new config key belongs here (with its old behaviour), or old run
 # directories could no longer be resumed or returned.
 LEGACY_DEFAULTS: dict[str, Any] = {
-    "network.distance_features": True,     # issue 9: inputs with |r| were the only kind
+    "network.distance_features": True,     # inputs with |r| were the only kind before the key existed
     "mcmc.method": "mh",
     "mcmc.moves": "all",
     "mcmc.hmc_step_size": 0.05,             # HMC keys: inert under method=mh
     "mcmc.hmc_path_length": 10,
     "mcmc.hmc_target_acceptance": 0.65,
-    # issue 15: settings of speed, not of the mathematics. The sparse and dense Laplacians are
+    # settings of speed, not of the mathematics. The sparse and dense Laplacians are
     # the same sum (agreeing to float rounding, tests/test_hamiltonian.py); no earlier run ran on
     # a GPU, and on CPU float32 products are full precision whatever this key says.
     "laplacian_sparsity": "auto",
-    # issue 15, later: the FermiNet-structured forward Laplacian computes the same sum as folx's
+    # the FermiNet-structured forward Laplacian computes the same sum as folx's
     # (float64 agreement to 1e-12, tests/test_ferminet_laplacian.py), and chunking the batch only
     # changes the order of independent per-walker computations.
     "forward_laplacian": "auto",
     "energy_chunk": "auto",
     "matmul_precision": "highest",
     "optim.inverse_update_period": 1,   # KFAC inverted its factors every iteration
-    "pretrain.sampling": "network",      # issue 8: pretraining walkers followed the network
+    "pretrain.sampling": "network",      # pretraining walkers followed the network before the key existed
 }
 
 

@@ -224,7 +224,7 @@ def compile_programs(spec: EngineSpec, experiment: Experiment) -> Programs:
     e_local = local_energy(ansatz.apply, experiment.system, spec.laplacian, dtype,
                            sparsity=spec.laplacian_sparsity, kinetic=kinetic)
     batch_e_local = over_batch(e_local, spec.energy_chunk)
-    # issue 9: the sampler (mcmc.method, mcmc.moves); `width` below is the MH move width or the
+    # the sampler (mcmc.method, mcmc.moves); `width` below is the MH move width or the
     # HMC step size, adapted by the same rule toward that method's target acceptance.
     sample = mcmc.make_mcmc(ansatz.apply, method=spec.mcmc_method, steps=spec.mcmc_steps,
                             moves=spec.mcmc_moves, path_length=spec.hmc_path_length)

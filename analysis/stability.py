@@ -4,7 +4,7 @@ A *comparison at a budget* (|r| features on/off, KFAC vs Adam, FermiNet vs Slate
 K, error vs width at fixed iterations, ...) is judged on the evaluated energies of trials that ran
 the same budget. Two things are measured here, from what every trial already records:
 
-**The budget** (:func:`shared_budget`): training iterations (summary.json's ``iterations``, the
+**The budget** (:func:`points_budget`): training iterations (summary.json's ``iterations``, the
 iterations the run completed) and walkers (the config's ``batch_size``), with the scale preset
 when known. Trials whose budgets differ are never compared: the verdict says so and stops.
 
