@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import yaml
+from omegaconf import DictConfig
 
 from ablate import jsonio
 from ablate.config import to_container

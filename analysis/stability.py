@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .convergence import MIN_BLOCKS, block_length
+from .convergence import block_length
 
 MID_WINDOW = (0.4, 0.6)  # fractions of the training iterations: the mid-training window
 END_WINDOW = (0.8, 1.0)  # the end window (the same iterations as the convergence tail)

@@ -332,8 +332,8 @@ def _parse_objectives(objective: Any, direction: Any, directions: Any) -> tuple[
 def _parse_space(space: Any, sampler: str) -> Iterator[Dimension]:
     if not isinstance(space, Mapping) or not space:
         raise ConfigError("sweep.space", space, "a non-empty mapping of config keys to value lists or ranges")
-    for key, spec in flatten(space, keep=(), is_leaf=_is_range).items():
-        yield _parse_dimension(key, spec, sampler)
+    for name, spec in flatten(space, keep=(), is_leaf=_is_range).items():
+        yield _parse_dimension(name, spec, sampler)
 
 
 def _is_range(v: Mapping) -> bool:
