@@ -30,6 +30,7 @@ from ablate.config import validate
 from ablate.errors import ConfigError, ConfigFileError, RunFailed
 from ablate.help import help_page
 from ablate.preemption import EXIT_PREEMPTED, Preempted, install as install_preemption
+from ablate.xla_env import quiet_xla_on_cpu
 
 # The --help page is Hydra's hydra/help template (conf/hydra/help/ablate.yaml), whose text
 # this resolver generates from the config declarations.
@@ -143,6 +144,7 @@ def main(cfg: DictConfig) -> None:
             cfg = _multirun_job(cfg)
         validate(cfg)
         install_preemption()
+        quiet_xla_on_cpu()   # before JAX loads: no XLA:CPU line per program read from the cache
         from ablate.run import format_result, run_experiment  # lazy: JAX, only on the run path
 
         summary = run_experiment(cfg)

@@ -291,8 +291,15 @@ class PretrainConfig:
 class EvaluationConfig:
     """Frozen-parameter evaluation after training."""
 
-    iterations: int = key("MCMC iterations with frozen parameters whose energies are averaged", 500, low=1)
+    iterations: int = key("MCMC iterations with frozen parameters whose energies are averaged (at most this "
+                          "many when target_stderr_mha is set)", 500, low=1)
     burn_in: int = key("MCMC iterations to re-equilibrate the walkers before evaluation", 100, low=0)
+    target_stderr_mha: float | None = key(
+        "stop the evaluation once the reblocked standard error of its energy is at most this (checked every "
+        "check_every iterations from min_iterations on); null: always run evaluation.iterations",
+        None, unit="mHa", low=0, low_open=True)
+    min_iterations: int = key("evaluation iterations before target_stderr_mha may stop it", 200, low=1)
+    check_every: int = key("iterations between checks of target_stderr_mha", 50, low=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -372,7 +379,10 @@ class RunSettings:
     output_root: str = key("folder everything a run or study writes goes under", "runs")
     run_dir: str | None = key("explicit run directory; the same one again resumes it", None)
     progress: bool = key("print a progress line every few seconds", True)
-    compilation_cache: str | None = key("JAX persistent compilation cache folder (GPU; null: off)", None)
+    compilation_cache: str | None = key(
+        "JAX persistent compilation cache folder, shared by runs and sweeps: auto (per user: $ABLATE_CACHE_DIR, "
+        "else $XDG_CACHE_HOME/ablate/jax, else ~/.cache/ablate/jax), a folder, or null (off); safe to delete",
+        "auto")
     scale: str | None = key("the scale preset the run was composed with (set by scale=quick or scale=paper)", None)
 
 
@@ -447,6 +457,10 @@ def validate(cfg, device_count: int | None = None) -> Experiment:
         raise ConfigError("forward_laplacian", run.forward_laplacian,
                           f"needs network=ferminet (network.type is {groups['network'].type!r}); "
                           "allowed here: auto, folx")
+    evaluation = groups["evaluation"]
+    if evaluation.target_stderr_mha is not None and evaluation.min_iterations > evaluation.iterations:
+        raise ConfigError("evaluation.min_iterations", evaluation.min_iterations,
+                          f"at most evaluation.iterations ({evaluation.iterations})")
     if run.batch_size % devices:
         raise ConfigError("batch_size", run.batch_size,
                           f"must be divisible by the number of devices ({devices})")

@@ -58,6 +58,9 @@ LEGACY_DEFAULTS: dict[str, Any] = {
     "matmul_precision": "highest",
     "optim.inverse_update_period": 1,   # KFAC inverted its factors every iteration
     "pretrain.sampling": "network",      # pretraining walkers followed the network before the key existed
+    "evaluation.target_stderr_mha": None,   # every evaluation ran all evaluation.iterations
+    "evaluation.min_iterations": 200,       # inert without a target
+    "evaluation.check_every": 50,
 }
 
 

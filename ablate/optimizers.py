@@ -29,6 +29,9 @@ import kfac_jax
 import optax
 
 from ablate.config import OptimConfig
+from ablate.kfac_tracing import make_deterministic
+
+make_deterministic()   # one traced KFAC step in every process: the compilation cache finds it
 
 
 class LossAux(NamedTuple):

@@ -22,14 +22,14 @@ import ablate
 from ablate import checkpoint, cost, fingerprint, training
 from ablate.config import Experiment, validate
 from ablate.errors import RunFailed
-from ablate.jax_setup import setup_jax
+from ablate.jax_setup import cache_folder_in_use as jax_cache_folder, setup_jax
 from ablate.networks import param_count
 from ablate.pretrain import hartree_fock  # pyscf itself is imported inside, only when called
 from ablate.pretrain import summary_fields as pretrain_fields
 from ablate.provenance import git_commit, package_versions
 from ablate.recorder import Recorder
 from ablate.run_record import RecordError, RunDir, RunSummary
-from ablate.startup import StartupClock, take_import_seconds
+from ablate.startup import StartupClock, cache_counts, take_import_seconds
 from ablate.stats import count_spikes, reblock
 from ablate.stretch import RunFacts, Stretch
 from ablate.wandb_sink import make_sink
@@ -78,6 +78,7 @@ def _results(experiment: Experiment, energies, variances, train_energies, step_t
         error_mha=(stats.mean - ref) * 1e3 if ref is not None else None,
         error_stderr_mha=stats.stderr * 1e3 if ref is not None else None,
         iterations=int(iterations),
+        evaluation_iterations=len(energies),
         ms_per_iteration=float(np.median(step_times) * 1e3) if step_times else None,
         # training iterations whose energy exceeds the running median by > 10 running MADs
         energy_spikes=count_spikes(train_energies, window=100, n_mads=10),
@@ -124,8 +125,8 @@ def _rebuilt_summary(experiment: Experiment, run: RunDir, damage: str) -> RunSum
     if saved.get("params") is not None:
         summary = summary.replace(param_count=param_count(saved["params"]))
     n_train = len(run.read_column("train", "energy"))
-    n_eval = len(run.read_column("eval", "energy"))
-    if n_train >= experiment.optim.iterations and n_eval >= experiment.evaluation.iterations:
+    if n_train >= experiment.optim.iterations and training.evaluation_done(
+            list(run.read_column("eval", "energy")), experiment.evaluation):
         summary = summary.replace(status="completed", **_table_results(experiment, run, n_train))
         summary = summary.replace(wall_time_s=sum(summary.wall_time_stretches_s) or None)
     return summary
@@ -154,6 +155,7 @@ def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run: RunDir,
     # where this run's start-up goes (imports, SCF, pretraining, burn-in, optimiser
     # init, first iteration; JAX's tracing and compilation apart), printed once it is over
     startup = StartupClock(take_import_seconds(ablate.IMPORTED_AT, ENGINE_IMPORTED_AT))
+    requests0, hits0 = cache_counts()
     saved = checkpoint.latest(run.checkpoints)
     if saved is not None:  # the phase seconds spent before the checkpoint carry on
         clock.totals.update({k: float(v) for k, v in (saved.get(cost.CLOCK_KEY) or {}).items()})
@@ -209,6 +211,9 @@ def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run: RunDir,
         results["startup_s"] = stretch.startup_s()   # the first stretch's start-up
         results["startup"] = startup.seconds()
     results["training_flops"] = summary.flops_per_iteration * int(state.step)
+    requests, hits = cache_counts()
+    results["compilation_cache"] = {"folder": jax_cache_folder(), "requests": requests - requests0,
+                                    "hits": hits - hits0}
     results.update(pretrain_fields(run.read_column("pretrain", "loss"), train["energy"],
                                    train["variance"], experiment.run.batch_size))
     return summary.replace(**results)

@@ -84,6 +84,8 @@ class RunSummary:
     error_stderr_mha: float | None = _f("standard error of error_mha", None, "mHa")
     param_count: int | None = _f("trainable parameters")
     iterations: int | None = _f("training iterations completed")
+    evaluation_iterations: int | None = _f("evaluation iterations the energy averages (fewer than "
+                                           "evaluation.iterations when target_stderr_mha stopped it)")
     wall_time_s: float | None = _f("wall time of the run, summed over every stretch (first start and each resumption)",
                                    None, "s")
     wall_time_stretches_s: list = _f("wall time of each stretch: the first start, then each resumption", [], "s")
@@ -91,6 +93,8 @@ class RunSummary:
     startup: dict = _f("start-up by phase: imports (first run of a process), scf, pretrain, burn_in, "
                        "optimizer_init, first_iteration, and compile (JAX tracing and compilation, "
                        "taken out of the others); they add up", {}, "s")
+    compilation_cache: dict = _f("JAX persistent compilation cache in the latest stretch: folder (null: off), "
+                                 "requests (XLA compilations that asked it), hits (programs loaded from it)", {})
     ms_per_iteration: float | None = _f("median training step time", None, "ms")
     energy_spikes: int | None = _f("training iterations whose energy exceeds the median of the previous 100 "
                                    "by more than 10 of their median absolute deviations")
@@ -144,7 +148,7 @@ class RunSummary:
         for key in ("electrons", "atoms", "wall_time_stretches_s"):
             if known.get(key) is None:
                 known.pop(key, None)
-        for key in ("params", "config", "startup"):
+        for key in ("params", "config", "startup", "compilation_cache"):
             if known.get(key) is None:
                 known.pop(key, None)
             elif not isinstance(known[key], Mapping):

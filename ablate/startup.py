@@ -21,8 +21,12 @@ COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
                   "/jax/core/compile/jaxpr_to_mlir_module_duration",
                   "/jax/core/compile/backend_compile_duration")
 PHASES = ("imports", "scf", "pretrain", "burn_in", "optimizer_init", "first_iteration", "compile")
+# JAX's events for a compilation that asked the persistent cache, and for one it found there.
+CACHE_REQUEST, CACHE_HIT = ("/jax/compilation_cache/compile_requests_use_cache",
+                            "/jax/compilation_cache/cache_hits")
 
 _spans: list[tuple[float, float]] = []
+_cache = {CACHE_REQUEST: 0, CACHE_HIT: 0}
 _lock = threading.Lock()
 _listening = False
 _imports_reported = False
@@ -34,14 +38,27 @@ def _on_span(event: str, start: float, end: float, **_) -> None:
             _spans.append((start, end))
 
 
+def _on_event(event: str, **_) -> None:
+    if event in _cache:
+        with _lock:
+            _cache[event] += 1
+
+
 def listen() -> None:
-    """Starts recording JAX's compile-event spans (once per process)."""
+    """Starts recording JAX's compile-event spans and cache events (once per process)."""
     global _listening
     if not _listening:
         import jax.monitoring
 
         jax.monitoring.register_event_time_span_listener(_on_span)
+        jax.monitoring.register_event_listener(_on_event)
         _listening = True
+
+
+def cache_counts() -> tuple[int, int]:
+    """(compilations that asked the persistent cache, of which found there) in this process so far."""
+    with _lock:
+        return _cache[CACHE_REQUEST], _cache[CACHE_HIT]
 
 
 def covered(start: float, end: float) -> float:

@@ -31,6 +31,7 @@ from ablate.optimizers import (Hyper, OptimSpec, Optimizer, hyper_of, make_curva
                                make_loss, make_optimizer, schedule)
 from ablate.pretrain import make_pretrain_step
 from ablate.run_record import RunDir
+from ablate.stats import reblock
 from ablate.stretch import Stretch
 
 
@@ -440,6 +441,8 @@ def evaluate(engine: Engine, state: TrainState, recorder, run_dir, progress: Pro
     exp = engine.experiment
     total, every = exp.evaluation.iterations, exp.run.checkpoint_every
     energies = list(done or [])
+    if evaluation_done(energies, exp.evaluation):
+        return state, energies
     if not energies:
         state = burn_in(engine, state, exp.evaluation.burn_in, progress, "eval-burn")
     walkers, key = state.walkers, state.key
@@ -451,6 +454,8 @@ def evaluate(engine: Engine, state: TrainState, recorder, run_dir, progress: Pro
         energies.append(row["energy"])
         recorder.log("eval", i, row)
         progress("eval", i, total, f"E {row['energy']:.5f} Ha  pmove {row['pmove']:.2f}")
+        if evaluation_done(energies, exp.evaluation):
+            break
         stop = preemption.requested() is not None
         if ((i + 1) % every == 0 or stop) and i + 1 < total:
             snapshot = state._replace(walkers=walkers, key=key, step=jnp.asarray(i + 1))
@@ -459,6 +464,20 @@ def evaluate(engine: Engine, state: TrainState, recorder, run_dir, progress: Pro
             if stop:
                 raise preemption.stop_here(f"evaluation step {i}", run_dir)
     return state._replace(walkers=walkers, key=key), energies
+
+
+def evaluation_done(energies: list, cfg) -> bool:
+    """Whether an evaluation with these energies (Hartree, one per iteration) is complete: all
+    ``cfg.iterations`` done, or, with ``cfg.target_stderr_mha``, at a check (every
+    ``check_every`` iterations from ``min_iterations`` on) whose reblocked standard error is at
+    most the target. The same rule decides for a resumed run, so it stops where it would have."""
+    n = len(energies)
+    if n >= cfg.iterations:
+        return True
+    target = cfg.target_stderr_mha
+    if target is None or n < cfg.min_iterations or (n - cfg.min_iterations) % cfg.check_every:
+        return False
+    return reblock(energies).stderr * 1e3 <= target
 
 
 def init_optimizer(engine: Engine, state: TrainState) -> TrainState:

@@ -159,7 +159,7 @@ class Driver:
         self.plan, self.spec, self.study = plan, plan.spec, study
         self.created = created
         self.book = TrialBook(plan, study, storage, ownership.Owner.me(), say, mutex=mutex, folder=folder)
-        self.pool = WorkerPool(plan.slots, str(plan.output_root / ".jax_cache"))
+        self.pool = WorkerPool(plan.slots, plan.compilation_cache)
         self.recovery = Recovery(self.book, self.spec.stale_after_s, say, retry=retry)
         if retry is not None:   # while a storage call waits, our trials' heartbeat files go on
             retry.on_wait = self.recovery.beat_files

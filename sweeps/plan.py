@@ -17,6 +17,7 @@ from ablate.compose import compose
 from ablate.config import validate
 from ablate.errors import ConfigError
 from ablate.study_record import default_storage_url
+from ablate.xla_env import cache_folder
 
 from . import overrides as ov
 from .space import SweepSpec, parse_spec
@@ -41,6 +42,7 @@ class StudyPlan:
     system: str
     scale: str | None
     defaults: dict = field(default_factory=dict)  # base config value of each swept key (point identity)
+    compilation_cache: str | None = None  # the workers' JAX compilation cache folder (None: off)
 
     def run_dir(self, run_id: str) -> Path:
         return self.output_root / self.study_name / run_id
@@ -79,7 +81,14 @@ def build_plan(cfg, task_overrides: list[str]) -> StudyPlan:
     check_storage_url(storage_url)
     scale = _choice_of(trial_overrides, "scale") or "quick"
     return StudyPlan(spec, sweep_name, spec.name, tuple(trial_overrides), output_root, storage_url,
-                     slots, str(base_cfg.system.name), scale, point_defaults(spec, base_cfg))
+                     slots, str(base_cfg.system.name), scale, point_defaults(spec, base_cfg),
+                     _cache_dir(base_cfg))
+
+
+def _cache_dir(base_cfg) -> str | None:
+    """The base config's ``compilation_cache`` as a folder (the per-user one for ``auto``)."""
+    folder = cache_folder(base_cfg.get("compilation_cache"))
+    return None if folder is None else str(folder)
 
 
 def point_defaults(spec: SweepSpec, base_cfg) -> dict[str, Any]:

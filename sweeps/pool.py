@@ -18,7 +18,7 @@ from .workers import Slot, Worker, start_worker, stop_worker
 class WorkerPool:
     """The driver's worker processes (see the module docstring)."""
 
-    def __init__(self, slots: tuple[Slot, ...] | list[Slot], cache_dir: str):
+    def __init__(self, slots: tuple[Slot, ...] | list[Slot], cache_dir: str | None):
         self.slots, self.cache_dir = list(slots), cache_dir
         self.workers: list[Worker] = []
 

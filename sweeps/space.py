@@ -40,6 +40,7 @@ OBJECTIVES = ("error_mha", "energy", "device_seconds", "training_flops")
 RANGE_KEYS = {"low", "high", "log", "type", "step"}
 SCALAR_TYPES = (type(None), bool, int, float, str)
 GPUS_ALLOWED = "null (all local GPUs), a list of GPU ids like [0,3], or [] for CPU only"
+WORKERS_ALLOWED = "auto or an integer >= 1"
 
 Sampler = Literal["grid", "tpe", "random", "nsga2"]
 Pruner = Literal["none", "median", "hyperband"]
@@ -53,6 +54,17 @@ def _study_name(name: str, raw: Any) -> str | None:
         raise ConfigError(name, raw, "a string: YAML reads nan, true, 1e3 ... as other types; "
                                      "quote it (name: 'nan')")
     return raw
+
+
+def _workers(name: str, value: Any) -> int | str:
+    """``auto`` or a count >= 1 (resolved by sweeps.workers.cpu_worker_count)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(name, value, WORKERS_ALLOWED)
+    return value
 
 
 def _base(name: str, raw: Any) -> tuple[str, ...]:
@@ -144,7 +156,9 @@ class SweepFile:
                               "(postgresql+psycopg2://...); or a path to an Optuna journal file", None,
                               parse=_storage,
                               allowed="null (SQLite under output_root), a database URL or a journal file path")
-    workers: int = key("CPU trials at once when there is no GPU (each gets cores / workers threads)", 1, low=1)
+    workers: Any = key("CPU trials at once when there is no GPU (each gets cores / workers threads); auto: one "
+                       "per core, at most one per planned trial and per 2 GiB of memory (measured fastest: "
+                       "README, Speed)", "auto", parse=_workers, allowed=WORKERS_ALLOWED)
     gpus: Any = key("null: every visible GPU (CUDA_VISIBLE_DEVICES, else nvidia-smi -L); [0,3] "
                              "picks; [] forces CPU workers", None, parse=_gpus, allowed=GPUS_ALLOWED)
     trials_per_gpu: int = key("k > 1 runs k workers per GPU, each with XLA_PYTHON_CLIENT_MEM_FRACTION=0.9/k "
@@ -226,7 +240,7 @@ class SweepSpec:
     sampler_seed: int | None
     base: tuple[str, ...]
     storage: str | None
-    workers: int
+    workers: int | str
     gpus: tuple[str, ...] | None
     trials_per_gpu: int
     gpus_per_trial: int

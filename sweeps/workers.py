@@ -73,7 +73,7 @@ def plan_slots(spec, gpus: list[str] | None = None) -> list[Slot]:
     """Worker slots for a sweep spec: ``gpus_per_trial`` GPUs per slot, ``trials_per_gpu`` workers each."""
     gpus = list(spec.gpus) if spec.gpus is not None else (detect_gpus() if gpus is None else gpus)
     if not gpus:
-        return cpu_slots(spec.workers)
+        return cpu_slots(cpu_worker_count(spec.workers, spec.n_planned()))
     n = spec.gpus_per_trial
     if n > len(gpus):
         raise ConfigError("sweep.gpus_per_trial", n, f"at most the {len(gpus)} GPU(s) available ({','.join(gpus)})")
@@ -89,6 +89,30 @@ def plan_slots(spec, gpus: list[str] | None = None) -> list[Slot]:
             name = "gpu" + "+".join(group) + (f"/{j}" if k > 1 else "")
             slots.append(Slot(name, env, tuple(group)))
     return slots
+
+
+def memory_gib() -> float | None:
+    """Physical memory of this machine in GiB (None where it cannot be read)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def cpu_worker_count(workers: int | str, planned: int | None = None) -> int:
+    """CPU workers for ``sweep.workers``: a number as given; ``auto`` one per core (each on one
+    core: on the 2-core CPU two one-thread workers finished the quick studies sooner than one
+    two-thread worker, README: Speed), at most one per planned trial (the rest get the spare
+    cores as threads) and one per 2 GiB of memory."""
+    if workers != "auto":
+        return int(workers)
+    count = os.cpu_count() or 1
+    if planned:
+        count = min(count, planned)
+    memory = memory_gib()
+    if memory is not None:
+        count = min(count, max(1, int(memory // 2)))
+    return max(1, count)
 
 
 def cpu_slots(workers: int) -> list[Slot]:
@@ -133,7 +157,7 @@ class Worker:
             return False
 
 
-def start_worker(slot: Slot, cache_dir: str) -> Worker:
+def start_worker(slot: Slot, cache_dir: str | None) -> Worker:
     """Spawn a worker process with the slot's environment in place before it imports anything."""
     ctx = mp.get_context("spawn")
     ours, theirs = ctx.Pipe(duplex=True)
@@ -183,7 +207,7 @@ def describe_exit(code: int | None) -> str:
 # --- inside the worker process -----------------------------------------------------------
 
 
-def worker_main(conn, slot_name: str, env: dict[str, str], cache_dir: str, parent_pid: int) -> None:
+def worker_main(conn, slot_name: str, env: dict[str, str], cache_dir: str | None, parent_pid: int) -> None:
     """Entry point of a worker process: import the engine once, then run trials until told to stop."""
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
@@ -193,7 +217,7 @@ def worker_main(conn, slot_name: str, env: dict[str, str], cache_dir: str, paren
     from ablate.jax_setup import setup_jax
     from ablate.run import run_experiment
 
-    setup_jax(cache_dir=cache_dir, on_cpu=True)
+    setup_jax(cache_dir=cache_dir)
     conn.send(Ready(time.perf_counter() - t0))
     while preemption.requested() is None:
         if not conn.poll(1.0):

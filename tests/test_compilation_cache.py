@@ -1,0 +1,151 @@
+"""Warm start-up: the per-user compilation cache, kfac-jax's traced program, the evaluation's
+stopping rule and the CPU worker count (the quick-study speed-ups)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ablate.compose import compose
+from ablate.config import validate
+from ablate.errors import ConfigError
+from ablate.run_record import RunSummary
+from ablate.training import evaluation_done
+from ablate.xla_env import cache_folder
+from sweeps.workers import cpu_slots, cpu_worker_count
+
+from conftest import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(cache: Path) -> dict:
+    env = {k: v for k, v in os.environ.items()   # the tests' own cache and threshold: not here
+           if k not in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")}
+    env.update(ABLATE_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT))
+    return env
+
+
+def test_cache_folder_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("ABLATE_CACHE_DIR", str(tmp_path / "mine"))
+    assert cache_folder("auto") == tmp_path / "mine"
+    monkeypatch.delenv("ABLATE_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_folder("auto") == tmp_path / "xdg" / "ablate" / "jax"
+    assert cache_folder(None) is None and cache_folder("off") is None and cache_folder("null") is None
+    assert cache_folder(str(tmp_path / "x")) == tmp_path / "x"
+
+
+LOWER_TRAIN_STEP = """
+import hashlib, sys
+from ablate.compose import compose
+from ablate.config import validate
+from ablate import training
+exp = validate(compose(sys.argv[1:]))
+engine = training.build_engine(exp)
+state = training.init_optimizer(engine, training.initial_state(engine))
+text = engine.programs.train_step.lower(state, engine.hyper, engine.target_acceptance).as_text(debug_info=False)
+print(hashlib.sha256(text.encode()).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_kfac_training_step_traces_to_the_same_program_in_every_process():
+    """kfac-jax orders layer-tag inputs by a set of identity-hashed variables; without
+    ablate.kfac_tracing two processes lower different texts, and JAX's cache never hits."""
+    args = [a for a in TINY if not a.startswith(("logger", "progress"))]
+    digests = set()
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", LOWER_TRAIN_STEP, *args], cwd=ROOT, capture_output=True,
+                             text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        digests.add(out.stdout.strip().splitlines()[-1])
+    assert len(digests) == 1
+
+
+@pytest.mark.slow
+def test_a_second_process_loads_the_programs_from_the_cache(tmp_path):
+    """The same tiny KFAC run twice in new processes, in two output roots, sharing the cache
+    folder: the second loads its programs from disk (cache hits recorded in summary.json) and
+    spends less time compiling; nothing floods stderr."""
+    cache = tmp_path / "cache"
+    summaries = []
+    for i in range(2):
+        root = tmp_path / f"out{i}"
+        out = subprocess.run([sys.executable, "-m", "ablate", *TINY, f"output_root={root}"], cwd=ROOT,
+                             capture_output=True, text=True, env=_env(cache), timeout=900)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert len(out.stderr) < 2000, out.stderr[-2000:]
+        (run_dir,) = list((root / "single").iterdir())
+        summaries.append(RunSummary.read(run_dir))
+    first, second = summaries
+    assert first.compilation_cache["folder"] == str(cache)
+    assert first.compilation_cache["hits"] == 0 and first.compilation_cache["requests"] > 0
+    misses = [s.compilation_cache["requests"] - s.compilation_cache["hits"] for s in summaries]
+    assert second.compilation_cache["hits"] >= 4        # training, evaluation and MCMC steps at least
+    assert misses[1] < misses[0] / 2
+    assert any(cache.iterdir())
+    assert second.startup["compile"] < first.startup["compile"]
+
+
+@pytest.mark.parametrize("target, expect", [(1e9, 20), (1e-9, 60)])
+def test_evaluation_stops_at_its_target(tmp_path, target, expect):
+    """A target every run meets stops the evaluation at min_iterations; one none meets runs
+    all evaluation.iterations; the summary says which length was used."""
+    from ablate.run import run_experiment
+
+    cfg = compose([*TINY, f"output_root={tmp_path}", "evaluation.iterations=60",
+                   f"evaluation.target_stderr_mha={target}", "evaluation.min_iterations=20",
+                   "evaluation.check_every=10", "compilation_cache=null"])
+    summary = run_experiment(cfg)
+    assert summary.status == "completed"
+    assert summary.evaluation_iterations == expect
+    table = Path(summary.run_dir) / "eval.csv"
+    if table.exists():
+        assert len(table.read_text().strip().splitlines()) - 1 == expect
+
+
+def test_evaluation_rule_checks_only_at_its_points():
+    cfg = validate(compose(["evaluation.iterations=100", "evaluation.target_stderr_mha=1",
+                            "evaluation.min_iterations=30", "evaluation.check_every=10"])).evaluation
+    flat = [-1.0] * 200                       # zero spread: under any target
+    assert not evaluation_done(flat[:29], cfg)
+    assert evaluation_done(flat[:30], cfg) and evaluation_done(flat[:40], cfg)
+    assert not evaluation_done(flat[:35], cfg)  # between checks
+    noisy = [(-1.0 if i % 2 else -0.9) for i in range(99)]   # 50 mHa swings: far above 1 mHa
+    assert not evaluation_done(noisy, cfg) and evaluation_done(noisy + [-1.0], cfg)  # the maximum
+    off = validate(compose(["evaluation.iterations=100"])).evaluation
+    assert off.target_stderr_mha is None and not evaluation_done(flat[:99], off)
+
+
+def test_evaluation_bounds_are_checked():
+    with pytest.raises(ConfigError, match="evaluation.min_iterations"):
+        validate(compose(["evaluation.iterations=100", "evaluation.target_stderr_mha=1",
+                          "evaluation.min_iterations=200"]))
+    with pytest.raises(ConfigError, match="evaluation.target_stderr_mha"):
+        validate(compose(["evaluation.target_stderr_mha=0"]))
+
+
+def test_auto_cpu_workers_one_per_core_and_planned_trial():
+    cores = os.cpu_count() or 1
+    assert cpu_worker_count(3) == 3
+    assert 1 <= cpu_worker_count("auto", 8) <= min(cores, 8)
+    assert cpu_worker_count("auto", 1) == 1
+    slots = cpu_slots(cpu_worker_count("auto", 8))
+    if len(slots) > 1:   # each worker on its share of the cores
+        share = str(max(1, cores // len(slots)))
+        assert all(s.env["OPENBLAS_NUM_THREADS"] == share for s in slots)
+        assert all(f"intra_op_parallelism_threads={share}" in s.env["XLA_FLAGS"] for s in slots)
+
+
+def test_sweep_workers_setting_is_checked():
+    from sweeps.space import parse_spec
+
+    base = {"name": "w", "space": {"network.width": [8]}, "base": ["system=H2"]}
+    assert parse_spec({**base, "workers": "auto"}).workers == "auto"
+    assert parse_spec({**base, "workers": 2}).workers == 2
+    for bad in (0, "many", True):
+        with pytest.raises(ConfigError, match="sweep.workers"):
+            parse_spec({**base, "workers": bad})
