@@ -18,7 +18,7 @@ import yaml
 from omegaconf import DictConfig
 
 from ablate import jsonio
-from ablate.config import to_container
+from ablate.config import check_network_key, to_container
 from ablate.errors import ConfigError, ConfigFileError
 
 CONF_DIR = Path(os.environ.get("ABLATE_CONF_DIR", Path(__file__).resolve().parents[1] / "conf"))
@@ -69,12 +69,31 @@ def _unknown_key_error(overrides: list[str], text: str) -> ConfigError | None:
     bad = m.group(1)
     value = next((o.split("=", 1)[1] for o in overrides if "=" in o and o.lstrip("+~").split("=", 1)[0] == bad), None)
     rest = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != bad]
+    if bad.startswith("network."):
+        try:   # a key of another ansatz (network.num_heads under network=ferminet): say so
+            check_network_key(bad, value, str(compose(rest).network.type))
+        except ConfigError as err:
+            return err
     try:
         known = set(jsonio.flatten(to_container(compose(rest)), keep=()))
     except ConfigError:
         known = set(jsonio.flatten(to_container(compose([])), keep=()))
     known |= {k.rsplit(".", 1)[0] for k in known if "." in k} | set(GROUPS)
     return ConfigError(bad, value, "unknown key" + did_you_mean(bad, known))
+
+
+def check_network_overrides(overrides: list[str], network_type: str) -> None:
+    """ConfigError for an override ``network.X=...`` that ``network=network_type`` does not read
+    (``network.width`` under ``network=psiformer``): one line naming the key, the value and the
+    ansatz's own keys. Scale presets may set keys of other ansatzes; only overrides are checked."""
+    for item in overrides:
+        m = re.fullmatch(r"[+~]{0,2}(network\.[A-Za-z_]+)=(.*)", item)
+        if m:
+            try:
+                value = yaml.safe_load(_unquote(m.group(2)))
+            except yaml.YAMLError:
+                value = _unquote(m.group(2))
+            check_network_key(m.group(1), value, network_type)
 
 
 def _unquote(value: str) -> str:
@@ -120,7 +139,8 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
     """Composes ``conf/config.yaml`` with Hydra overrides (``["system=He", "seed=3"]``).
 
     Safe to call many times in one process (and inside a Hydra app).
-    Raises ConfigError for an unknown group option or config key.
+    Raises ConfigError for an unknown group option or config key, and for a `network.*` key the
+    chosen ansatz does not read (`check_network_overrides`).
     """
     # Hydra is imported here, not at the top: the sweep workers and `validate` need only OmegaConf.
     from hydra import compose as hydra_compose, initialize_config_dir
@@ -133,7 +153,7 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            return hydra_compose(config_name="config", overrides=overrides)
+            cfg = hydra_compose(config_name="config", overrides=overrides)
     except (HydraException, OmegaConfBaseException) as err:
         explained = _unknown_key_error(overrides, str(err))
         if explained is not None:
@@ -142,3 +162,7 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
         raise ConfigError("overrides", " ".join(overrides), first) from None
     except yaml.YAMLError as err:
         raise ConfigFileError(yaml_error_line(err)) from None
+    network = cfg.get("network")
+    if network is not None and network.get("type") is not None:
+        check_network_overrides(overrides, str(network.type))
+    return cfg

@@ -180,36 +180,84 @@ def _hidden_dims(name: str, raw) -> tuple[tuple[int, int], ...] | None:
     return tuple((int(a), int(b)) for a, b in raw)
 
 
-NetworkType = Literal["ferminet", "slater_jastrow"]
+def _widths(name: str, raw) -> tuple[int, ...]:
+    ok = isinstance(raw, (list, tuple)) and all(_is_int(w) and w >= 1 for w in raw)
+    if not ok:
+        raise ConfigError(name, raw, "a list of layer widths, each an integer >= 1 (may be empty)")
+    return tuple(int(w) for w in raw)
+
+
+NetworkType = Literal["ferminet", "psiformer", "slater_jastrow"]
 Envelope = Literal["isotropic", "diagonal", "full"]
 Activation = Literal["tanh", "silu", "gelu"]
+Jastrow = Literal["none", "simple_ee"]
 
 
 @dataclasses.dataclass(frozen=True)
 class NetworkConfig:
-    """The ansatz (``network=ferminet|slater_jastrow``) and its size."""
+    """The ansatz (``network=ferminet|psiformer|slater_jastrow``) and its size.
 
-    type: NetworkType = key("ansatz: FermiNet or Slater-Jastrow(-backflow)", "ferminet")
-    width: int = key("one-electron stream units per layer (Slater-Jastrow: orbital MLP units)", 32, low=1)
-    depth: int = key("number of layers", 2, low=1)
-    pairwise_width: int = key("two-electron stream units per layer (Slater-Jastrow: backflow units)", 8, low=1)
-    hidden_dims: tuple | None = key("explicit per-layer [[one, two], ...]; overrides width/depth/pairwise_width",
-                                    None, parse=_hidden_dims, allowed="a list of [one, two] layer widths, each >= 1")
+    Not every key applies to every ansatz (:data:`NETWORK_KEYS_OF`); setting one that does not
+    is a bad input (`check_network_key`)."""
+
+    type: NetworkType = key("ansatz: FermiNet, Psiformer or Slater-Jastrow(-backflow)", "ferminet")
+    width: int = key("FermiNet: one-electron stream units per layer (Slater-Jastrow: orbital MLP units)", 32, low=1)
+    depth: int = key("FermiNet, Slater-Jastrow: number of layers", 2, low=1)
+    pairwise_width: int = key("FermiNet: two-electron stream units per layer (Slater-Jastrow: backflow units)", 8,
+                              low=1)
+    hidden_dims: tuple | None = key("FermiNet, Slater-Jastrow: explicit per-layer [[one, two], ...]; overrides "
+                                    "width/depth/pairwise_width", None, parse=_hidden_dims,
+                                    allowed="a list of [one, two] layer widths, each >= 1")
+    num_layers: int = key("Psiformer: self-attention layers", 2, low=1)
+    num_heads: int = key("Psiformer: attention heads per layer", 2, low=1)
+    heads_dim: int = key("Psiformer: units per head (model width = num_heads x heads_dim)", 16, low=1)
+    mlp_hidden_dims: tuple = key("Psiformer: hidden widths of each layer's MLP ([]: one tanh layer back to the "
+                                 "model width, as the paper)", (), parse=_widths,
+                                 allowed="a list of layer widths, each an integer >= 1 (may be empty)")
+    layer_norm: bool = key("Psiformer: LayerNorm before the attention and before the MLP", False)
+    jastrow: Jastrow = key("Psiformer: simple_ee: the paper's cusp-satisfying e-e Jastrow factor; none: "
+                           "determinants only", "simple_ee")
     determinants: int = key("number of determinants K", 4, low=1)
     full_det: bool = key("true: one n x n determinant; false: det(up) * det(down)", True)
     envelope: Envelope = key("exponential envelope of the orbitals", "isotropic")
-    residual: bool = key("residual connections between equal-width layers", True)
-    activation: Activation = key("activation function", "tanh")
+    residual: bool = key("FermiNet, Slater-Jastrow: residual connections between equal-width layers "
+                         "(the Psiformer always has them)", True)
+    activation: Activation = key("activation function (the Psiformer's MLPs)", "tanh")
     backflow: bool = key("Slater-Jastrow only: pairwise backflow of the electron coordinates", False)
     distance_features: bool = key("inputs include |r_i - R_I| and |r_i - r_j| (the paper); false: the vectors "
                                   "only, for both streams (the envelopes keep |r_i - R_I|)", True)
 
     @property
     def layers(self) -> tuple[tuple[int, int], ...]:
-        """(one-electron, two-electron) widths of each layer."""
+        """(one-electron, two-electron) widths of each layer (FermiNet, Slater-Jastrow)."""
         if self.hidden_dims is not None:
             return self.hidden_dims
         return tuple((self.width, self.pairwise_width) for _ in range(self.depth))
+
+
+_COMMON_NETWORK_KEYS = ("type", "determinants", "full_det", "envelope", "activation", "distance_features")
+# The keys of ``network.*`` each ansatz reads; any other is a bad input for it.
+NETWORK_KEYS_OF: dict[str, tuple[str, ...]] = {
+    "ferminet": (*_COMMON_NETWORK_KEYS, "width", "depth", "pairwise_width", "hidden_dims", "residual"),
+    "psiformer": (*_COMMON_NETWORK_KEYS, "num_layers", "num_heads", "heads_dim", "mlp_hidden_dims",
+                  "layer_norm", "jastrow"),
+    "slater_jastrow": (*_COMMON_NETWORK_KEYS, "width", "depth", "pairwise_width", "hidden_dims", "residual",
+                       "backflow"),
+}
+
+
+def check_network_key(name: str, value, network_type: str) -> None:
+    """ConfigError when the dotted key ``network.X`` set to ``value`` is not read by
+    ``network=network_type`` (keys of other groups pass)."""
+    field = name.split(".", 1)[1] if name.startswith("network.") else None
+    if field is None or network_type not in NETWORK_KEYS_OF or field in NETWORK_KEYS_OF[network_type]:
+        return
+    if field not in {f.name for f in dataclasses.fields(NetworkConfig)}:
+        return
+    own = ", ".join(k for k in NETWORK_KEYS_OF[network_type] if k not in _COMMON_NETWORK_KEYS)
+    users = [t for t, keys in NETWORK_KEYS_OF.items() if field in keys]
+    raise ConfigError(name, value, f"does not apply to network={network_type} (it is a key of "
+                                   f"network={'/'.join(users)}); network={network_type}'s own keys: {own}")
 
 
 McmcMethod = Literal["mh", "hmc"]

@@ -61,6 +61,10 @@ LEGACY_DEFAULTS: dict[str, Any] = {
     "evaluation.target_stderr_mha": None,   # every evaluation ran all evaluation.iterations
     "evaluation.min_iterations": 200,       # inert without a target
     "evaluation.check_every": 50,
+    # the Psiformer's sizes: scale=paper sets them for every network (inert but for network=psiformer)
+    "network.num_layers": 4,
+    "network.num_heads": 4,
+    "network.heads_dim": 64,
 }
 
 

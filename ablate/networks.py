@@ -1,4 +1,4 @@
-"""Wave-function ansatzes: FermiNet and Slater-Jastrow, as pure functions over pytrees.
+"""Wave-function ansatzes: FermiNet, Psiformer and Slater-Jastrow, as pure functions over pytrees.
 
 An `Ansatz` has
   ``init(key) -> params``,
@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ablate.attention import (AttentionLayout, simple_ee_init, simple_ee_jastrow,
+                              spin_column)
 from ablate.config import NetworkConfig
 from ablate.envelopes import envelope_named
 from ablate.jax_setup import dtype_of
@@ -206,7 +208,58 @@ def make_slater_jastrow(system, cfg: NetworkConfig, hidden_dims, dtype, distance
     return Ansatz(init, apply, orbitals, cfg.full_det, cfg.determinants)
 
 
-MAKERS = {"ferminet": make_ferminet, "slater_jastrow": make_slater_jastrow}
+# ---------------------------------------------------------------- Psiformer
+
+def psiformer_layout(cfg: NetworkConfig) -> AttentionLayout:
+    """The attention stack `make_psiformer` builds from ``network.*``."""
+    return AttentionLayout(cfg.num_layers, cfg.num_heads, cfg.heads_dim, tuple(cfg.mlp_hidden_dims),
+                           cfg.layer_norm)
+
+
+def make_psiformer(system, cfg: NetworkConfig, hidden_dims, dtype, distance_features: bool = True) -> Ansatz:
+    """Psiformer (von Glehn et al. 2023): self-attention over the electrons (`ablate.attention`),
+    FermiNet's orbitals, envelopes and K determinants, and with ``network.jastrow=simple_ee`` the
+    paper's e-e Jastrow factor. ``hidden_dims`` (FermiNet's widths) is not used.
+
+    Parameters: {"attention": {"embed", "layers"}, "orb_up", "orb_down", "env_up", "env_down"
+    [, "jastrow": {"alpha_par", "alpha_anti"}]}.
+    """
+    del hidden_dims
+    atoms = jnp.asarray(system.positions, dtype)
+    n_up = system.electrons[0]
+    act = ACTIVATIONS[cfg.activation]
+    features = InputFeatures(distance_features)
+    attention = psiformer_layout(cfg)
+    orbital_layout = OrbitalLayout.of(system.electrons, cfg.determinants, cfg.full_det,
+                                      envelope_named(cfg.envelope))
+    spins = spin_column(system.electrons, dtype)
+    n_in = features.width * atoms.shape[0] + 1
+
+    def init(key):
+        katt, korb = jax.random.split(key)
+        params = {"attention": attention.init(katt, n_in, dtype)}
+        params.update(orbital_layout.init(korb, attention.width, atoms.shape[0], dtype))
+        if cfg.jastrow == "simple_ee":
+            params["jastrow"] = simple_ee_init(dtype)
+        return params
+
+    def orbitals(params, x):
+        ae, r_ae, _, _ = _pair_features(x, atoms)
+        inputs = jnp.concatenate([features.per_electron(features.columns(ae, r_ae)), spins], axis=-1)
+        h = attention.apply(params["attention"], inputs, act)
+        return _orbital_matrices(orbital_layout, params, h, ae, r_ae)
+
+    def apply(params, x):
+        sign, logabs = logsumdet(orbital_layout.blocks(orbitals(params, x)))
+        if cfg.jastrow == "simple_ee":
+            _, _, _, r_ee = _pair_features(x, atoms)
+            logabs = logabs + simple_ee_jastrow(params["jastrow"], r_ee, n_up)
+        return sign, logabs
+
+    return Ansatz(init, apply, orbitals, cfg.full_det, cfg.determinants)
+
+
+MAKERS = {"ferminet": make_ferminet, "psiformer": make_psiformer, "slater_jastrow": make_slater_jastrow}
 
 
 def make_ansatz(experiment) -> Ansatz:
