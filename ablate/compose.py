@@ -71,7 +71,7 @@ def _unknown_key_error(overrides: list[str], text: str) -> ConfigError | None:
     rest = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] != bad]
     if bad.startswith("network."):
         try:   # a key of another ansatz (network.num_heads under network=ferminet): say so
-            check_network_key(bad, value, str(compose(rest).network.type))
+            check_network_key(bad, _override_value(value or ""), str(compose(rest).network.type))
         except ConfigError as err:
             return err
     try:
@@ -89,11 +89,15 @@ def check_network_overrides(overrides: list[str], network_type: str) -> None:
     for item in overrides:
         m = re.fullmatch(r"[+~]{0,2}(network\.[A-Za-z_]+)=(.*)", item)
         if m:
-            try:
-                value = yaml.safe_load(_unquote(m.group(2)))
-            except yaml.YAMLError:
-                value = _unquote(m.group(2))
-            check_network_key(m.group(1), value, network_type)
+            check_network_key(m.group(1), _override_value(m.group(2)), network_type)
+
+
+def _override_value(text: str):
+    """An override's value as Hydra reads it (``64`` -> 64, ``[8,6]`` -> [8, 6]), for messages."""
+    try:
+        return yaml.safe_load(_unquote(text))
+    except yaml.YAMLError:
+        return _unquote(text)
 
 
 def _unquote(value: str) -> str:
