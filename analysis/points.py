@@ -37,16 +37,21 @@ from .stability import STABILITY_COLUMNS, trial_budget
 CHEMICAL_ACCURACY_MHA = 1.6
 LOG_FLOOR_MHA = 1e-3  # where a clipped point without an error bar is drawn, mHa
 NETWORK_KEYS = ("network.type", "network")
-ARCHITECTURE_KEYS = ("network.width", "network.depth", "network.pairwise_width", "network.determinants")
+ARCHITECTURE_KEYS = ("network.width", "network.depth", "network.pairwise_width", "network.determinants",
+                     "network.num_layers", "network.num_heads", "network.heads_dim")
 SAMPLER_KEYS = ("mcmc.steps", "batch_size", "mcmc.adapt", "mcmc.move_width")
 ABLATION_KEYS = ("optim", "network.distance_features", "mcmc.moves", "mcmc.method")
 GRID_KEYS = (*ARCHITECTURE_KEYS, *NETWORK_KEYS, *SAMPLER_KEYS, *ABLATION_KEYS, "system", "seed")
-LOG2_KEYS = ("network.width", "network.pairwise_width", "network.determinants", "mcmc.steps", "batch_size")
+LOG2_KEYS = ("network.width", "network.pairwise_width", "network.determinants", "network.heads_dim", "mcmc.steps",
+             "batch_size")
 AXIS_LABELS = {
     "network.width": "one-electron width",
     "network.depth": "layers (depth)",
     "network.pairwise_width": "two-electron width",
     "network.determinants": "determinants K",
+    "network.num_layers": "attention layers",
+    "network.num_heads": "attention heads",
+    "network.heads_dim": "units per attention head",
     "mcmc.steps": "MCMC steps per iteration",
     "batch_size": "walkers (batch size)",
 }
@@ -55,6 +60,9 @@ SERIES_NAMES = {
     "network.depth": "depth",
     "network.pairwise_width": "pairwise",
     "network.determinants": "K",
+    "network.num_layers": "layers",
+    "network.num_heads": "heads",
+    "network.heads_dim": "head dim",
     "mcmc.steps": "steps",
     "batch_size": "batch",
     "mcmc.adapt": "adapt",
@@ -65,7 +73,7 @@ SERIES_NAMES = {
     "mcmc.moves": "moves",
     "mcmc.method": "sampler",
 }
-NETWORK_NAMES = {"ferminet": "FermiNet", "slater_jastrow": "Slater–Jastrow"}
+NETWORK_NAMES = {"ferminet": "FermiNet", "psiformer": "Psiformer", "slater_jastrow": "Slater–Jastrow"}
 ERROR_DATA_COLUMNS = (
     "panel", "series", "x_name", "x", "y", "yerr", "y_name",
     "mean", "spread", "spread_kind", "stderr_combined", "n_seeds", "clipped",

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..study import FigureKind, Study
 from . import (
+    architecture,
     batch,
     cost,
     depth,
@@ -32,6 +33,7 @@ STUDIES: tuple[Study, ...] = (
     depth.STUDY,
     pairwise.STUDY,
     determinants.STUDY,
+    architecture.STUDY,
     optimizer.STUDY,
     features.STUDY,
     sampler_moves.STUDY,
