@@ -50,7 +50,7 @@ class RunSummary:
     system: str | None = _f("system name (LiH, Ne, custom...)")
     electrons: list = _f("[n_up, n_down]", [])
     atoms: list = _f("[[symbol, x, y, z], ...]", [], "bohr")
-    network: str | None = _f("ferminet or slater_jastrow")
+    network: str | None = _f("ferminet, psiformer or slater_jastrow")
     seed: int | None = _f("random seed of the run")
     params: dict = _f("the swept values of a sweep trial, flat keys ({\"network.width\": 64})", {})
     study: str | None = _f("sweep study name (trial.study), null for a single run")

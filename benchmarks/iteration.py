@@ -4,6 +4,7 @@
     python benchmarks/iteration.py --system LiH --scale quick --batch 128 # the CI-machine line
     python benchmarks/iteration.py --system N2 --scale paper --laplacian hessian
     python benchmarks/iteration.py --system N2 --scale quick --batch 128 --sparsity dense
+    python benchmarks/iteration.py --system LiH --scale quick --network psiformer --heads-dim 32
 
 Times (medians over --iterations after --warmup) of: the whole training step (MCMC +
 local energy + gradient + optimiser update, as the trainer runs it), and its parts run alone:
@@ -35,10 +36,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--system", default="LiH")
     p.add_argument("--scale", default="paper", choices=["quick", "paper"])
-    p.add_argument("--network", default="ferminet", choices=["ferminet", "slater_jastrow"])
-    p.add_argument("--width", type=int)
-    p.add_argument("--depth", type=int)
-    p.add_argument("--pairwise", type=int)
+    p.add_argument("--network", default="ferminet", choices=["ferminet", "psiformer", "slater_jastrow"])
+    p.add_argument("--width", type=int, help="FermiNet, Slater-Jastrow")
+    p.add_argument("--depth", type=int, help="FermiNet, Slater-Jastrow")
+    p.add_argument("--pairwise", type=int, help="FermiNet, Slater-Jastrow")
+    p.add_argument("--layers", type=int, help="Psiformer: network.num_layers")
+    p.add_argument("--heads", type=int, help="Psiformer: network.num_heads")
+    p.add_argument("--heads-dim", type=int, help="Psiformer: network.heads_dim")
     p.add_argument("--determinants", type=int)
     p.add_argument("--batch", type=int)
     p.add_argument("--steps", type=int, help="MCMC steps per iteration")
@@ -60,7 +64,8 @@ def overrides(args) -> list[str]:
            f"laplacian={args.laplacian}", f"optim={args.optim}", f"precision={args.precision}",
            "pretrain=none", "logger=none", "progress=false", "mcmc.burn_in=0"]
     for flag, key in (("width", "network.width"), ("depth", "network.depth"),
-                      ("pairwise", "network.pairwise_width"),
+                      ("pairwise", "network.pairwise_width"), ("layers", "network.num_layers"),
+                      ("heads", "network.num_heads"), ("heads_dim", "network.heads_dim"),
                       ("determinants", "network.determinants"), ("batch", "batch_size"),
                       ("steps", "mcmc.steps"), ("sparsity", "laplacian_sparsity"),
                       ("forward_laplacian", "forward_laplacian"), ("energy_chunk", "energy_chunk")):
@@ -144,7 +149,10 @@ def measure(overrides_list: list[str], iterations: int = 20, warmup: int = 3,
         "system": experiment.system.name,
         "electrons": list(experiment.system.electrons),
         "network": experiment.network.type,
-        "hidden_dims": [list(d) for d in experiment.hidden_dims],
+        "hidden_dims": [list(d) for d in experiment.hidden_dims] if experiment.network.type != "psiformer" else None,
+        "attention": ({"num_layers": experiment.network.num_layers, "num_heads": experiment.network.num_heads,
+                       "heads_dim": experiment.network.heads_dim}
+                      if experiment.network.type == "psiformer" else None),
         "determinants": experiment.network.determinants,
         "batch_size": experiment.run.batch_size,
         "mcmc_steps": experiment.mcmc.steps,

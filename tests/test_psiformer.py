@@ -233,3 +233,20 @@ def test_quick_scale_psiformer_reaches_the_exact_energy_of_helium(tmp_path):
     assert summary.status == "completed"
     assert summary.error_mha > -4 * summary.error_stderr_mha - 0.2
     assert summary.error_mha < 2.0, summary
+
+
+def test_a_sweep_whose_axis_does_not_apply_to_the_network_stops_before_it_starts(tmp_path):
+    """+sweep=width under network=psiformer: one line naming the key, the value and the grid point;
+    the Psiformer's own size keys sweep (network.heads_dim)."""
+    from sweeps.plan import build_plan
+
+    args = ["+sweep=width", "network=psiformer", f"output_root={tmp_path}", "sweep.gpus=[]"]
+    with pytest.raises(ConfigError, match=r"network.width=8: does not apply to network=psiformer.*sweep point"):
+        build_plan(compose(args), args)
+    args = ["+sweep=architecture", "network.pairwise_width=4", f"output_root={tmp_path}", "sweep.gpus=[]"]
+    with pytest.raises(ConfigError, match=r"network.pairwise_width=4: does not apply to network=psiformer"):
+        build_plan(compose(args), args)
+    args = ["+sweep=width", "network=psiformer", "sweep.space={network.heads_dim:[4,8]}", f"output_root={tmp_path}",
+            "sweep.gpus=[]"]
+    plan = build_plan(compose(args), args)
+    assert plan.spec.n_planned() == 4 and not any(tmp_path.iterdir())

@@ -114,7 +114,7 @@ def draw_architecture(data: pd.DataFrame):
                                                        [r["yerr"]]],
                             fmt=marker, color=colour, ms=6, capsize=2, lw=0.8,
                             mfc="none" if r["clipped"] else colour, label=r["series"])
-            ax.set_xscale("log")
+            _log_x(ax, mine[cost].to_numpy(float))
             if is_error:
                 ax.set_yscale("log", nonpositive="clip")
                 top = float(np.nanmax(mine["y"] + mine["yerr"])) * 1.5
@@ -129,6 +129,19 @@ def draw_architecture(data: pd.DataFrame):
     if data.attrs.get("title"):
         fig.suptitle(data.attrs["title"], fontsize=8)
     return fig
+
+
+def _log_x(ax, values: np.ndarray) -> None:
+    """Log x axis over ``values`` (padded 2x each side), major ticks at 1, 2, 5 per decade, no minor labels."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size:
+        ax.set_xlim(values.min() / 2, values.max() * 2)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 # ----------------------------------------------------------------------------- claims
