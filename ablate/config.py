@@ -249,10 +249,9 @@ NETWORK_KEYS_OF: dict[str, tuple[str, ...]] = {
 def check_network_key(name: str, value, network_type: str) -> None:
     """ConfigError when the dotted key ``network.X`` set to ``value`` is not read by
     ``network=network_type`` (keys of other groups pass)."""
-    field = name.split(".", 1)[1] if name.startswith("network.") else None
-    if field is None or network_type not in NETWORK_KEYS_OF or field in NETWORK_KEYS_OF[network_type]:
-        return
-    if field not in {f.name for f in dataclasses.fields(NetworkConfig)}:
+    field = name.split(".", 1)[1] if name.startswith("network.") else ""
+    known = {f.name for f in dataclasses.fields(NetworkConfig)}
+    if field not in known or field in NETWORK_KEYS_OF.get(network_type, known):
         return
     own = ", ".join(k for k in NETWORK_KEYS_OF[network_type] if k not in _COMMON_NETWORK_KEYS)
     users = [t for t, keys in NETWORK_KEYS_OF.items() if field in keys]
