@@ -246,7 +246,7 @@ def test_a_sweep_whose_axis_does_not_apply_to_the_network_stops_before_it_starts
     args = ["+sweep=architecture", "network.pairwise_width=4", f"output_root={tmp_path}", "sweep.gpus=[]"]
     with pytest.raises(ConfigError, match=r"network.pairwise_width=4: does not apply to network=psiformer"):
         build_plan(compose(args), args)
-    args = ["+sweep=width", "network=psiformer", "sweep.space={network.heads_dim:[4,8]}", f"output_root={tmp_path}",
-            "sweep.gpus=[]"]
+    args = ["+sweep=width", "network=psiformer", "~sweep.space.network.width", "+sweep.space.network.heads_dim=[4,8]",
+            f"output_root={tmp_path}", "sweep.gpus=[]"]
     plan = build_plan(compose(args), args)
     assert plan.spec.n_planned() == 4 and not any(tmp_path.iterdir())
