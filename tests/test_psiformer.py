@@ -250,3 +250,26 @@ def test_a_sweep_whose_axis_does_not_apply_to_the_network_stops_before_it_starts
             f"output_root={tmp_path}", "sweep.gpus=[]"]
     plan = build_plan(compose(args), args)
     assert plan.spec.n_planned() == 4 and not any(tmp_path.iterdir())
+
+
+def test_every_builtin_sweep_runs_under_network_psiformer_or_says_which_key_does_not_apply(tmp_path):
+    """``+sweep=NAME network=psiformer``: a sweep over keys every ansatz reads plans as it is; a sweep
+    over FermiNet's sizes stops with one line naming the key (no sweep is left half-valid)."""
+    from sweeps.plan import build_plan
+
+    sizes = {"network.width", "network.depth", "network.pairwise_width"}
+    planned, refused = [], []
+    for name in sorted(p.stem for p in (ROOT / "conf" / "sweep").glob("*.yaml")):
+        args = [f"+sweep={name}", "network=psiformer", f"output_root={tmp_path}", "sweep.gpus=[]"]
+        try:
+            plan = build_plan(compose(args), args)
+        except ConfigError as err:
+            assert err.key in sizes and "does not apply to network=psiformer" in str(err), (name, str(err))
+            assert "\n" not in str(err)
+            refused.append(name)
+            continue
+        assert not {d.key for d in plan.spec.dimensions} & sizes, name
+        planned.append(name)
+    assert {"width", "depth", "pairwise", "width_depth", "tune_cost"} <= set(refused)
+    assert {"architecture", "determinants", "optimizer", "features", "batch", "sampler"} <= set(planned)
+    assert not any(tmp_path.iterdir())
