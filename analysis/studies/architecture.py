@@ -4,7 +4,9 @@ at equal cost (``+sweep=architecture``).
 Data: one point per (system, ansatz): the seed-aggregated error (mHa; the energy when no reference
 is known) with the study's usual error bar (:mod:`analysis.points`), and the seeds' mean cost from
 summary.json: ``device_seconds`` (devices x wall time of the run's phases) and ``training_flops``
-(XLA's count of one training iteration x iterations). The figure has one panel per system and cost
+(XLA's count of one training iteration x iterations). Device-seconds include the compilation a
+trial pays when its engine is new (the first seed of an ansatz, not the next ones) and whatever
+else loaded the machine; training FLOPs are the steadier cost. The figure has one panel per system and cost
 (error against cost, log-log, one marker per ansatz); errors of different systems are never compared.
 
 Claims, per system, all comparisons at a budget (:mod:`analysis.verdicts`: one shared budget of
