@@ -223,6 +223,30 @@ def test_psiformer_runs_through_the_engine(optim, tmp_path):
     assert len(training._ENGINES) == engines
 
 
+def test_an_interrupted_psiformer_run_resumes_exactly_from_its_checkpoint(tmp_path):
+    """The Psiformer's parameter pytree (attention layers, Jastrow scalars) and KFAC state go
+    through a checkpoint and come back: the resumed run repeats the uninterrupted one's energies."""
+    import pandas as pd
+    from test_end_to_end import StopAt
+
+    from ablate.run import run_experiment
+
+    overrides = [o for o in TINY if not o.startswith(("network.width", "network.depth", "network.pairwise"))]
+    common = overrides + ["network=psiformer", "network.num_layers=1", "network.heads_dim=4",
+                          "network.layer_norm=true", "optim.iterations=20", "checkpoint_every=10",
+                          "evaluation.iterations=6", f"output_root={tmp_path}"]
+    whole = run_experiment(compose(common + [f"run_dir={tmp_path / 'whole'}"]))
+    cut = compose(common + [f"run_dir={tmp_path / 'cut'}"])
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cut, callbacks=StopAt(14))
+    resumed = run_experiment(cut)
+    a = pd.read_csv(tmp_path / "whole" / "metrics.csv")
+    b = pd.read_csv(tmp_path / "cut" / "metrics.csv")
+    assert b["step"].tolist() == list(range(20))
+    np.testing.assert_allclose(a["energy"], b["energy"], rtol=1e-10)
+    assert resumed.energy == pytest.approx(whole.energy, rel=1e-10)
+
+
 @pytest.mark.slow
 def test_quick_scale_psiformer_reaches_the_exact_energy_of_helium(tmp_path):
     """He at quick scale (network=psiformer, 1500 KFAC iterations): within 2 mHa of exact."""
