@@ -213,6 +213,7 @@ def test_psiformer_runs_through_the_engine(optim, tmp_path):
     summary = run_experiment(compose(overrides))
     assert summary.status == "completed" and summary.network == "psiformer"
     assert np.isfinite(summary.energy) and summary.param_count > 0
+    assert summary.pretrain_loss is not None and np.isfinite(summary.pretrain_loss)   # HF pretraining ran
     (folder,) = list((tmp_path / "single").iterdir())
     on_disk = json.loads((folder / "summary.json").read_text())
     assert on_disk["training_flops"] > 0 and on_disk["device_seconds"] > 0
