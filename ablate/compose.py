@@ -18,8 +18,9 @@ import yaml
 from omegaconf import DictConfig
 
 from ablate import jsonio
-from ablate.config import check_network_key, to_container
+from ablate.config import to_container
 from ablate.errors import ConfigError, ConfigFileError
+from ablate.network_keys import check_network_key
 
 CONF_DIR = Path(os.environ.get("ABLATE_CONF_DIR", Path(__file__).resolve().parents[1] / "conf"))
 GROUPS = ("system", "network", "mcmc", "optim", "pretrain", "logger", "scale", "sweep")

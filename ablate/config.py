@@ -197,8 +197,8 @@ Jastrow = Literal["none", "simple_ee"]
 class NetworkConfig:
     """The ansatz (``network=ferminet|psiformer|slater_jastrow``) and its size.
 
-    Not every key applies to every ansatz (:data:`NETWORK_KEYS_OF`); setting one that does not
-    is a bad input (`check_network_key`)."""
+    Not every key applies to every ansatz (`ablate.network_keys.NETWORK_KEYS_OF`); setting one
+    that does not is a bad input (`ablate.network_keys.check_network_key`)."""
 
     type: NetworkType = key("ansatz: FermiNet, Psiformer or Slater-Jastrow(-backflow)", "ferminet")
     width: int = key("FermiNet: one-electron stream units per layer (Slater-Jastrow: orbital MLP units)", 32, low=1)
@@ -233,30 +233,6 @@ class NetworkConfig:
         if self.hidden_dims is not None:
             return self.hidden_dims
         return tuple((self.width, self.pairwise_width) for _ in range(self.depth))
-
-
-_COMMON_NETWORK_KEYS = ("type", "determinants", "full_det", "envelope", "activation", "distance_features")
-# The keys of ``network.*`` each ansatz reads; any other is a bad input for it.
-NETWORK_KEYS_OF: dict[str, tuple[str, ...]] = {
-    "ferminet": (*_COMMON_NETWORK_KEYS, "width", "depth", "pairwise_width", "hidden_dims", "residual"),
-    "psiformer": (*_COMMON_NETWORK_KEYS, "num_layers", "num_heads", "heads_dim", "mlp_hidden_dims",
-                  "layer_norm", "jastrow"),
-    "slater_jastrow": (*_COMMON_NETWORK_KEYS, "width", "depth", "pairwise_width", "hidden_dims", "residual",
-                       "backflow"),
-}
-
-
-def check_network_key(name: str, value, network_type: str) -> None:
-    """ConfigError when the dotted key ``network.X`` set to ``value`` is not read by
-    ``network=network_type`` (keys of other groups pass)."""
-    field = name.split(".", 1)[1] if name.startswith("network.") else ""
-    known = {f.name for f in dataclasses.fields(NetworkConfig)}
-    if field not in known or field in NETWORK_KEYS_OF.get(network_type, known):
-        return
-    own = ", ".join(k for k in NETWORK_KEYS_OF[network_type] if k not in _COMMON_NETWORK_KEYS)
-    users = [t for t, keys in NETWORK_KEYS_OF.items() if field in keys]
-    raise ConfigError(name, value, f"does not apply to network={network_type} (it is a key of "
-                                   f"network={'/'.join(users)}); network={network_type}'s own keys: {own}")
 
 
 McmcMethod = Literal["mh", "hmc"]
