@@ -32,6 +32,7 @@ from pathlib import Path
 import optuna
 
 from ablate.run_record import RunSummary
+from ablate.study_record import trial_params
 
 from . import ownership
 from . import storage as st
@@ -239,7 +240,7 @@ class Driver:
 
     def dispatch(self, worker: Worker) -> bool:
         """Claim a trial and send it to ``worker``; False when there is nothing to claim."""
-        frozen = self.book.claim()
+        frozen = self.book.claim(self.shape_order(worker))
         if frozen is None:
             return False
         started = self.book.start(frozen, worker.slot.name, worker.slot.device_count)
@@ -247,12 +248,26 @@ class Driver:
             return True  # it failed at once; claim the next
         rec, config = started
         worker.trial = rec
+        worker.last_shape = shape_of(trial_params(frozen))
         worker.trials_run += 1
         if not worker.send(RunTrial(frozen.number, str(rec.run_dir), config, self.spec.report_every)):
             return True  # the pump sees the dead worker and recovers the trial
         resumed = " (resuming)" if frozen.user_attrs.get("recovered_from") is not None else ""
         say(f"{self.book.tag} {rec.run_id} started  {format_params(rec.params)}  on {worker.slot.name}{resumed}")
         return True
+
+    def shape_order(self, worker: Worker):
+        """Which waiting grid point a worker should take first: one of the shape it ran last
+        (its engine is built: nothing is traced or compiled again), then one whose shape no other
+        worker is running (two workers compiling the same programs at once waste one of them),
+        then the rest, each group in trial order. A shape is a point less its seed."""
+        running = {shape_of(trial_params(w.trial.frozen)) for w in self.pool.busy if w is not worker}
+        last = getattr(worker, "last_shape", None)
+
+        def rank(frozen) -> int:
+            shape = shape_of(trial_params(frozen))
+            return 0 if last is not None and shape == last else (1 if shape not in running else 2)
+        return rank
 
     # --- messages from workers -------------------------------------------------------------
 
@@ -327,6 +342,11 @@ class Driver:
         say(f"{self.book.tag} {len(running)} running trial(s) enqueued again; "
             "rerun the same command to resume", err=True)
         return 130
+
+
+def shape_of(params: dict) -> str:
+    """A trial's point less its seed: trials of one shape share compiled programs."""
+    return repr(sorted((k, repr(v)) for k, v in params.items() if k != "seed"))
 
 
 def _quiet_optuna() -> None:

@@ -408,10 +408,12 @@ def trial_id(study, storage, number: int) -> int:
     return storage.get_trial_id_from_study_id_trial_number(study_id, number)
 
 
-def claim_waiting(study, storage):
-    """Move one WAITING trial to RUNNING for this driver; the FrozenTrial or None."""
+def claim_waiting(study, storage, order=None):
+    """Move one WAITING trial to RUNNING for this driver; the FrozenTrial or None. ``order``
+    (a sort key over FrozenTrials, optional) says which waiting trials to try first."""
 
-    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    for t in (sorted(waiting, key=order) if order is not None else waiting):
         try:
             if storage.set_trial_state_values(trial_id(study, storage, t.number), state=TrialState.RUNNING):
                 return t

@@ -95,8 +95,9 @@ class TrialBook:
 
     # --- claiming --------------------------------------------------------------------------
 
-    def claim(self):
-        """A FrozenTrial now RUNNING for us, or None when there is nothing to run.
+    def claim(self, order=None):
+        """A FrozenTrial now RUNNING for us, or None when there is nothing to run; ``order`` (a
+        sort key over waiting FrozenTrials) picks among waiting grid points.
 
         A grid trial whose point another trial already holds (COMPLETE, PRUNED or RUNNING: a
         duplicate enqueue, e.g. by a driver before ablate checked points) is failed as
@@ -105,7 +106,7 @@ class TrialBook:
         if self.spec.sampler == "grid":
             while True:
                 with self.locked():
-                    frozen = st.claim_waiting(self.study, self.storage)
+                    frozen = st.claim_waiting(self.study, self.storage, order)
                     if frozen is None:
                         return None
                     dup = gr.duplicate_of(frozen, self.study.get_trials(deepcopy=False), self.plan.defaults)
@@ -116,7 +117,7 @@ class TrialBook:
                     self.storage.set_trial_user_attr(tid, "fail_reason", f"duplicate of {trial_dir_name(dup.number)} ({dup.state.name})")
                     self.storage.set_trial_state_values(tid, state=TrialState.FAIL)
                 self.say(f"{self.tag} {trial_dir_name(frozen.number)} skipped: its point is {trial_dir_name(dup.number)}'s ({dup.state.name})")
-        frozen = st.claim_waiting(self.study, self.storage)
+        frozen = st.claim_waiting(self.study, self.storage, order)
         if frozen is not None:
             return frozen
         if self.counted() >= self.spec.n_planned():

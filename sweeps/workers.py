@@ -144,6 +144,7 @@ class Worker:
     ready: bool = False
     trial: Any = None          # the driver's record of the trial it runs, or None
     trials_run: int = 0
+    last_shape: str | None = None   # the point (less its seed) of the trial it ran last
 
     @property
     def busy(self) -> bool:
