@@ -73,7 +73,8 @@ def plan_slots(spec, gpus: list[str] | None = None) -> list[Slot]:
     """Worker slots for a sweep spec: ``gpus_per_trial`` GPUs per slot, ``trials_per_gpu`` workers each."""
     gpus = list(spec.gpus) if spec.gpus is not None else (detect_gpus() if gpus is None else gpus)
     if not gpus:
-        return cpu_slots(cpu_worker_count(spec.workers, spec.n_planned()))
+        planned = spec.n_planned() if spec.workers == "auto" else None
+        return cpu_slots(cpu_worker_count(spec.workers, planned))
     n = spec.gpus_per_trial
     if n > len(gpus):
         raise ConfigError("sweep.gpus_per_trial", n, f"at most the {len(gpus)} GPU(s) available ({','.join(gpus)})")

@@ -109,9 +109,9 @@ def test_builtin_sweeps_resolve():
      {"optim.name": "adam", "system.name": "C", "seed": 1, "optim.iterations": 1000}),
     ("features", {"network.distance_features": False, "system": "LiH", "seed": 0},
      {"network.distance_features": False, "system.name": "LiH"}),
-    ("sampler_moves", {"mcmc.moves": "one", "mcmc.method": "hmc", "system": "Be"},
-     {"mcmc.moves": "one", "mcmc.method": "hmc", "system.name": "Be", "mcmc.hmc_path_length": 5}),
-    ("batch", {"batch_size": 2048}, {"batch_size": 2048, "system.name": "LiH"}),
+    ("sampler_moves", {"mcmc.moves": "one", "mcmc.method": "hmc", "system": "Be", "seed": 1},
+     {"mcmc.moves": "one", "mcmc.method": "hmc", "system.name": "Be", "mcmc.hmc_path_length": 5, "seed": 1}),
+    ("batch", {"batch_size": 1024, "seed": 0}, {"batch_size": 1024, "system.name": "LiH"}),
 ])
 def test_group_axes_swap_the_system_and_optimiser(name, point, expect):
     """A grid point naming a config group (system=C, optim=adam) composes that group."""
