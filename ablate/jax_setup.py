@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
