@@ -36,3 +36,25 @@ TINY = [
 @pytest.fixture
 def tiny_overrides(tmp_path):
     return TINY + [f"output_root={tmp_path}"]
+
+
+class StopAt:
+    """Run callbacks that interrupt training (as a kill would, after a checkpoint) at a step."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_step(self, step, metrics):
+        if step == self.step:
+            raise KeyboardInterrupt
+
+
+def assert_same_training(whole_dir, cut_dir, iterations: int) -> None:
+    """An interrupted-and-resumed run trained the same steps to the same energies as the whole one."""
+    import numpy as np
+    import pandas as pd
+
+    a = pd.read_csv(f"{whole_dir}/metrics.csv")
+    b = pd.read_csv(f"{cut_dir}/metrics.csv")
+    assert b["step"].tolist() == list(range(iterations))
+    np.testing.assert_allclose(a["energy"], b["energy"], rtol=1e-10)

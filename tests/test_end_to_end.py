@@ -8,14 +8,13 @@ import sys
 import time
 
 import jax
-import numpy as np
 import pandas as pd
 import pytest
 
 from ablate import training
 from ablate.compose import compose
 from ablate.run import run_experiment
-from conftest import TINY
+from conftest import TINY, StopAt, assert_same_training
 
 
 @pytest.mark.slow
@@ -68,17 +67,6 @@ def test_run_directory_contract(tiny_overrides, tmp_path):
     assert again.to_dict() == on_disk
 
 
-class StopAt:
-    """Interrupts training (like a kill) after a given step."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_train_step(self, step, metrics):
-        if step == self.step:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.parametrize("optim", ["kfac", "adam"])
 def test_interrupted_run_resumes_exactly(optim, tmp_path):
     common = TINY + [f"optim={optim}", "optim.iterations=30", "checkpoint_every=10",
@@ -89,10 +77,7 @@ def test_interrupted_run_resumes_exactly(optim, tmp_path):
         run_experiment(cut, callbacks=StopAt(24))
     assert json.loads((tmp_path / "cut" / "summary.json").read_text())["status"] == "failed"
     resumed = run_experiment(cut)
-    a = pd.read_csv(tmp_path / "whole" / "metrics.csv")
-    b = pd.read_csv(tmp_path / "cut" / "metrics.csv")
-    assert b["step"].tolist() == list(range(30))
-    np.testing.assert_allclose(a["energy"], b["energy"], rtol=1e-10)
+    assert_same_training(tmp_path / "whole", tmp_path / "cut", 30)
     assert resumed.energy == pytest.approx(whole.energy, rel=1e-10)
     assert resumed.iterations == whole.iterations == 30
     # issue 10: the same programs, the same FLOPs; the phases before the cut carried by the checkpoint

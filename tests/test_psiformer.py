@@ -227,8 +227,7 @@ def test_psiformer_runs_through_the_engine(optim, tmp_path):
 def test_an_interrupted_psiformer_run_resumes_exactly_from_its_checkpoint(tmp_path):
     """The Psiformer's parameter pytree (attention layers, Jastrow scalars) and KFAC state go
     through a checkpoint and come back: the resumed run repeats the uninterrupted one's energies."""
-    import pandas as pd
-    from test_end_to_end import StopAt
+    from conftest import StopAt, assert_same_training
 
     from ablate.run import run_experiment
 
@@ -241,10 +240,7 @@ def test_an_interrupted_psiformer_run_resumes_exactly_from_its_checkpoint(tmp_pa
     with pytest.raises(KeyboardInterrupt):
         run_experiment(cut, callbacks=StopAt(14))
     resumed = run_experiment(cut)
-    a = pd.read_csv(tmp_path / "whole" / "metrics.csv")
-    b = pd.read_csv(tmp_path / "cut" / "metrics.csv")
-    assert b["step"].tolist() == list(range(20))
-    np.testing.assert_allclose(a["energy"], b["energy"], rtol=1e-10)
+    assert_same_training(tmp_path / "whole", tmp_path / "cut", 20)
     assert resumed.energy == pytest.approx(whole.energy, rel=1e-10)
 
 

@@ -19,7 +19,7 @@ from ablate import checkpoint, fingerprint
 from ablate.compose import compose
 from ablate.errors import ConfigError
 from ablate.run_record import RunSummary
-from conftest import TINY
+from conftest import TINY, StopAt
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_RUNS = Path(__file__).parent / "data" / "run_dirs_v0"
@@ -28,17 +28,6 @@ OLD_RUNS = Path(__file__).parent / "data" / "run_dirs_v0"
 def listing(folder: Path) -> dict:
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
             for p in sorted(folder.rglob("*"))}
-
-
-class StopAt:
-    """Callbacks that interrupt a run at a training step (as a kill would, after a checkpoint)."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_step(self, step, metrics):
-        if step == self.step:
-            raise KeyboardInterrupt
 
 
 def test_fingerprint_ignores_presentation_keys_and_compares_numbers_by_value():
