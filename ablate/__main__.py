@@ -140,11 +140,11 @@ def main(cfg: DictConfig) -> None:
 
             code = sweep_cli.run(cfg, list(HydraConfig.get().overrides.task))
             raise SystemExit(code)
+        quiet_xla_on_cpu()   # before JAX loads (validate counts devices): no XLA:CPU line per cached program
         if multirun:
             cfg = _multirun_job(cfg)
         validate(cfg)
         install_preemption()
-        quiet_xla_on_cpu()   # before JAX loads: no XLA:CPU line per program read from the cache
         from ablate.run import format_result, run_experiment  # lazy: JAX, only on the run path
 
         summary = run_experiment(cfg)

@@ -20,8 +20,11 @@ import jax.numpy as jnp
 
 from ablate.xla_env import cache_folder
 
-# Programs that compile faster than this are not worth a disk entry.
-MIN_COMPILE_TIME_S = 0.1
+# Every program gets a disk entry, however fast it compiled: with a threshold (we had 0.1 s), a
+# fast machine compiles most of a small run's programs under it and so compiles them again in
+# every process (on the CI machine 14 of a tiny run's 26 programs missed the cache the second
+# time). An entry is a few kilobytes and reading it back costs about a millisecond.
+MIN_COMPILE_TIME_S = 0.0
 
 
 def dtype_of(precision: str):

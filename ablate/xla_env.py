@@ -7,8 +7,9 @@ persistent compilation cache on CPUs whose LLVM tuning flags (``+prefer-no-scatt
 ``+prefer-no-gather``) it records at compile time but does not find among the host's features
 (jax-ml/jax#38445). A run that reuses a few dozen cached programs would print a wall of them.
 `quiet_xla_on_cpu` sets ``TF_CPP_MIN_LOG_LEVEL=3`` (XLA's C++ log: fatal messages only) in a
-process that will run on the CPU, before jaxlib reads it; a value the user set wins, and a
-process that may use a GPU keeps XLA's messages. No JAX import here.
+process that will run on the CPU, before jaxlib reads it; a value the user set wins (other than
+JAX's default of 1, which any parent that imported JAX passes on), and a process that may use a
+GPU keeps XLA's messages. No JAX import here.
 """
 
 from __future__ import annotations
@@ -31,12 +32,26 @@ def will_run_on_cpu() -> bool:
     return not glob.glob("/dev/nvidia[0-9]*")
 
 
+# What ``import jax`` puts in os.environ when nobody set it (jax/__init__.py), so every child of
+# a process that imported JAX (a test, a notebook, a benchmark) inherits it: not the user's choice.
+JAX_DEFAULT_LOG_LEVEL = "1"
+
+
+def cpu_log_level() -> str:
+    """The ``TF_CPP_MIN_LOG_LEVEL`` for a process that runs JAX on the CPU: the user's, if
+    they chose one (anything but unset or JAX's own default of 1, which a parent that imported
+    JAX passes on), else 3. To see XLA:CPU's messages, set ``TF_CPP_MIN_LOG_LEVEL=0``."""
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    return level if level not in (None, JAX_DEFAULT_LOG_LEVEL) else "3"
+
+
 def quiet_xla_on_cpu() -> bool:
-    """Sets ``TF_CPP_MIN_LOG_LEVEL=3`` when the user has not and JAX will run on the CPU;
-    returns whether it did. Call it before the first ``import jax``."""
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or not will_run_on_cpu():
+    """Sets ``TF_CPP_MIN_LOG_LEVEL`` to `cpu_log_level` when JAX will run on the CPU; returns
+    whether it changed it. Call it before the first ``import jax``."""
+    level = cpu_log_level()
+    if not will_run_on_cpu() or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == level:
         return False
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = level
     return True
 
 

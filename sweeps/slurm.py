@@ -15,14 +15,18 @@ What the script does, per array task:
 
 - ``--requeue --open-mode=append``: a pre-empted or requeued task starts again with the same
   command (``SLURM_RESTART_COUNT`` counts the restarts) and appends to the same output file;
-- ``--signal=B:TERM@S``: S seconds before the time limit Slurm sends SIGTERM to the batch
+- ``--signal=B:USR1@S``: S seconds before the time limit Slurm sends SIGUSR1 to the batch
   shell (``B:``; without it only job steps get it). Its timing is coarse: Slurm's docs allow
-  up to 60 s early, and on the test cluster it came up to 30 s after the mark.
-  The shell forwards it to the driver, which stops its workers (each checkpoints its trial),
-  re-enqueues its trials and exits with 130; the shell then requeues its own task, which
-  rejoins the study and resumes those trials from their checkpoints;
+  up to 60 s early; on the test cluster a 1-minute job with ``@40`` got it 2 s and 21 s after
+  it started, and earlier up to 30 s after the mark. The shell forwards it to the driver as
+  SIGTERM; the driver stops its workers (each checkpoints its trial), re-enqueues its trials
+  and exits with 130; the shell then requeues its own task, which rejoins the study and
+  resumes those trials from their checkpoints;
 - ``scancel`` / ``scontrol requeue`` / pre-emption send SIGTERM to every process of the task:
-  the same path, Slurm requeueing (or not) as it was asked.
+  the driver stops the same way, and the shell does *not* requeue: Slurm ends the task
+  (``scancel``) or requeues it (``scontrol requeue``, pre-emption with requeue) as it was asked.
+  The early warning is a different signal for that reason: with SIGTERM for both, a script
+  cannot tell a time limit from ``scancel``, and a cancelled task requeued itself.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ class SlurmOptions:
     time: str = "24:00:00"           # --time
     partition: str | None = None     # --partition (None: the cluster's default)
     account: str | None = None       # --account
-    signal_s: int = 120              # --signal=B:TERM@signal_s, seconds before the time limit
+    signal_s: int = 120              # --signal=B:USR1@signal_s, seconds before the time limit
     dry_run: bool = False            # print the script, submit nothing
 
 
@@ -119,22 +123,25 @@ def sbatch_options(options: SlurmOptions, job_name: str, output: Path, workdir: 
     lines.append(f"--time={options.time}")
     lines += [f"--{key}={value}" for key, value in (("partition", options.partition),
                                                    ("account", options.account)) if value]
-    lines += ["--requeue", "--open-mode=append", f"--signal=B:TERM@{options.signal_s}",
+    lines += ["--requeue", "--open-mode=append", f"--signal=B:USR1@{options.signal_s}",
               f"--chdir={workdir}", f"--output={output}"]
     return lines
 
 
 def batch_script(options: SlurmOptions, job_name: str, command: list[str], output: Path,
                  workdir: Path) -> str:
-    """The sbatch script: the ``#SBATCH`` options, then the driver under a SIGTERM trap."""
+    """The sbatch script: the ``#SBATCH`` options, then the driver under two traps (the time
+    limit's early SIGUSR1 requeues the task; SIGTERM does not)."""
     head = "\n".join(f"#SBATCH {line}" for line in sbatch_options(options, job_name, output, workdir))
     return f"""#!/bin/bash
 # A study's drivers, one per array task, all joining the study's storage (ablate sweeps/slurm.py).
 {head}
 echo "[slurm] task ${{SLURM_ARRAY_TASK_ID}} of job ${{SLURM_ARRAY_JOB_ID}} on $(hostname), restart ${{SLURM_RESTART_COUNT:-0}}"
 signalled=0
-# SIGTERM (time limit, pre-emption, scancel): the driver re-enqueues its trials and exits 130.
-trap 'signalled=1; kill -TERM "$driver" 2>/dev/null' TERM
+# SIGUSR1, before the time limit: the driver re-enqueues its trials and exits 130; then requeue.
+trap 'signalled=1; kill -TERM "$driver" 2>/dev/null' USR1
+# SIGTERM (scancel, scontrol requeue, pre-emption): the same stop; Slurm ends or requeues the task.
+trap 'kill -TERM "$driver" 2>/dev/null' TERM
 {shlex.join(command)} &
 driver=$!
 while kill -0 "$driver" 2>/dev/null; do wait "$driver"; done

@@ -4,7 +4,8 @@ Each worker is a separate process (``multiprocessing`` spawn context) started wi
 own environment: ``CUDA_VISIBLE_DEVICES`` set to its slot's GPUs (and a memory share when
 several workers share a GPU) *before* it imports JAX. A worker stays alive and runs one
 trial after another, so Python imports, SCF and JAX's compiled functions stay warm; JAX's
-persistent compilation cache (``<output_root>/.jax_cache``) serves the later workers.
+persistent compilation cache (the per-user folder of ``compilation_cache=auto``, see
+:func:`ablate.xla_env.cache_folder`) serves the later workers and later studies.
 
 Driver <-> worker messages go over one duplex pipe per worker (no shared locks, so a
 worker killed mid-message cannot block the others); they are the typed records of
@@ -37,6 +38,7 @@ from ablate import preemption
 from ablate.errors import ConfigError
 from ablate.jsonio import clean_json
 from ablate.run_record import RunDir
+from ablate.xla_env import cpu_log_level
 
 from .messages import Done, Failed, Prune, Ready, RunTrial, Stop, TrialProgress
 
@@ -122,9 +124,9 @@ def cpu_slots(workers: int) -> list[Slot]:
     share = max(1, cores // workers)
     slots = []
     for i in range(workers):
-        # TF_CPP_MIN_LOG_LEVEL=3: XLA:CPU logs an ERROR line for every executable it loads from
-        # the persistent cache (harmless "+prefer-no-scatter" feature-name mismatch); hide them.
-        env = {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
+        # XLA:CPU logs an ERROR line for every executable it loads from the persistent cache on
+        # some CPUs (a harmless "+prefer-no-scatter" feature-name mismatch): 3 hides them.
+        env = {"CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": cpu_log_level()}
         if workers > 1:
             env.update({v: str(share) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
             flags = os.environ.get("XLA_FLAGS", "")

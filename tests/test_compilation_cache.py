@@ -85,9 +85,39 @@ def test_a_second_process_loads_the_programs_from_the_cache(tmp_path):
     assert first.compilation_cache["hits"] == 0 and first.compilation_cache["requests"] > 0
     misses = [s.compilation_cache["requests"] - s.compilation_cache["hits"] for s in summaries]
     assert second.compilation_cache["hits"] >= 4        # training, evaluation and MCMC steps at least
-    assert misses[1] < misses[0] / 2
+    # every program is written however fast it compiled, so on any machine the second process
+    # finds (nearly) all of them; a threshold once left 14 of 26 to compile again on the CI machine
+    assert misses[1] <= 2, (misses, second.compilation_cache)
     assert any(cache.iterdir())
     assert second.startup["compile"] < first.startup["compile"]
+
+
+FIRST_JAX_IMPORT = """
+import builtins, os, runpy, sys
+real_import = builtins.__import__
+def spy(name, *args, **kwargs):
+    if name.split(".")[0] in ("jax", "jaxlib") and "jaxlib" not in sys.modules:
+        print("TF_CPP_MIN_LOG_LEVEL at the first JAX import:", os.environ.get("TF_CPP_MIN_LOG_LEVEL"), flush=True)
+        os._exit(0)
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = spy
+sys.argv = ["ablate", *sys.argv[1:]]
+runpy.run_module("ablate", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("inherited", [None, "1"])   # a shell; a parent that imported JAX
+def test_the_cli_quiets_xla_on_the_cpu_before_jax_loads(tmp_path, inherited):
+    """XLA:CPU reads its log level once, when jaxlib loads: the single-run path must set it
+    before anything (validation counts devices) imports JAX, or every program loaded from the
+    cache prints a multi-kilobyte ERROR line on CPUs that record LLVM tuning flags."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+    if inherited is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = inherited
+    out = subprocess.run([sys.executable, "-c", FIRST_JAX_IMPORT, *TINY, f"output_root={tmp_path}"],
+                         cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+    assert "TF_CPP_MIN_LOG_LEVEL at the first JAX import: 3" in out.stdout, out.stdout + out.stderr[-2000:]
 
 
 @pytest.mark.parametrize("target, expect", [(1e9, 20), (1e-9, 60)])
