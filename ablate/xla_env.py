@@ -5,7 +5,7 @@ import JAX (the sweep driver).
 XLA:CPU logs an ERROR line of several kilobytes for every executable it loads from the
 persistent compilation cache on CPUs whose LLVM tuning flags (``+prefer-no-scatter``,
 ``+prefer-no-gather``) it records at compile time but does not find among the host's features
-(jax-ml/jax#38445). A run that reuses a few dozen cached programs would print a wall of them.
+(openxla/xla#44565). A run that reuses a few dozen cached programs would print a wall of them.
 `quiet_xla_on_cpu` sets ``TF_CPP_MIN_LOG_LEVEL=3`` (XLA's C++ log: fatal messages only) in a
 process that will run on the CPU, before jaxlib reads it; a value the user set wins (other than
 JAX's default of 1, which any parent that imported JAX passes on), and a process that may use a
