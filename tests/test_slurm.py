@@ -3,8 +3,9 @@
 ``python -m ablate +sweep=width sweep.launcher=slurm ...`` submits the job array; the tests
 follow the study in the storage, requeue a task mid-trial, send the time limit's early warning,
 cancel a task, and check that every grid point completes exactly once, that a resumed trial
-starts from the checkpoint its worker wrote on the signal, and that a cancelled task stays gone. Tiny H2 trials; the cluster has two
-CPUs and each task asks for one, so the two drivers of an array run side by side.
+starts from the checkpoint its worker wrote on the signal, and that a cancelled task stays gone.
+Tiny H2 trials; the cluster has two CPUs and each task asks for one, so the two drivers of an
+array run side by side.
 """
 
 from __future__ import annotations

@@ -115,8 +115,10 @@ def test_grid_with_two_workers(tmp_path, env):
 @pytest.mark.slow
 def test_kill_driver_and_resume(tmp_path, env):
     """kill -9 mid-study; the rerun keeps finished trials and recovers the running one."""
-    args = sweep_args(tmp_path, "sweep.space.network.width=[4,8]", "sweep.workers=1", "checkpoint_every=5",
-                      "optim.iterations=60")
+    # long enough that the second trial is still training 3 s after it starts, on a fast machine
+    # with a warm compilation cache (~1.5 ms per iteration: 60 iterations once ended before the kill)
+    args = sweep_args(tmp_path, "sweep.space.network.width=[4,8]", "sweep.workers=1", "checkpoint_every=200",
+                      "optim.iterations=4000")
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     try:
