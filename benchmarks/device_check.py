@@ -447,8 +447,9 @@ def parent_main(args) -> int:
     env = dict(os.environ)
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")   # one task never starves the next
     env.setdefault("JAX_COMPILATION_CACHE_DIR", str(work / "jax_cache"))
-    # as ablate.jax_setup does when it sets the cache itself (JAX's default keeps only >= 1 s)
-    env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+    # as ablate.jax_setup does when it sets the cache itself: every program (MIN_COMPILE_TIME_S;
+    # JAX's default keeps only those that took >= 1 s)
+    env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in
                                         env.get("PYTHONPATH", "").split(os.pathsep) if p])
     if args.smoke:
