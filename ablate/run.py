@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 import ablate
-from ablate import checkpoint, cost, fingerprint, training
+from ablate import checkpoint, cost, fingerprint, program_store, training
 from ablate.config import Experiment, validate
 from ablate.errors import RunFailed
 from ablate.jax_setup import cache_folder_in_use as jax_cache_folder, setup_jax
@@ -156,6 +156,7 @@ def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run: RunDir,
     # init, first iteration; JAX's tracing and compilation apart), printed once it is over
     startup = StartupClock(take_import_seconds(ablate.IMPORTED_AT, ENGINE_IMPORTED_AT))
     requests0, hits0 = cache_counts()
+    loaded0, written0 = program_store.counts()
     saved = checkpoint.latest(run.checkpoints)
     if saved is not None:  # the phase seconds spent before the checkpoint carry on
         clock.totals.update({k: float(v) for k, v in (saved.get(cost.CLOCK_KEY) or {}).items()})
@@ -212,8 +213,10 @@ def _train_and_evaluate(experiment: Experiment, recorder: Recorder, run: RunDir,
         results["startup"] = startup.seconds()
     results["training_flops"] = summary.flops_per_iteration * int(state.step)
     requests, hits = cache_counts()
+    loaded, written = program_store.counts()
     results["compilation_cache"] = {"folder": jax_cache_folder(), "requests": requests - requests0,
-                                    "hits": hits - hits0}
+                                    "hits": hits - hits0, "programs_loaded": loaded - loaded0,
+                                    "programs_written": written - written0}
     results.update(pretrain_fields(run.read_column("pretrain", "loss"), train["energy"],
                                    train["variance"], experiment.run.batch_size))
     return summary.replace(**results)

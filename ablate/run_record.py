@@ -94,7 +94,9 @@ class RunSummary:
                        "optimizer_init, first_iteration, and compile (JAX tracing and compilation, "
                        "taken out of the others); they add up", {}, "s")
     compilation_cache: dict = _f("JAX persistent compilation cache in the latest stretch: folder (null: off), "
-                                 "requests (XLA compilations that asked it), hits (programs loaded from it)", {})
+                                 "requests (XLA compilations that asked it), hits (programs loaded from it), "
+                                 "programs_loaded (traced programs read from its programs/ folder, not traced again), "
+                                 "programs_written (traced and kept there)", {})
     ms_per_iteration: float | None = _f("median training step time", None, "ms")
     energy_spikes: int | None = _f("training iterations whose energy exceeds the median of the previous 100 "
                                    "by more than 10 of their median absolute deviations")

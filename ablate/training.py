@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ablate import checkpoint, ferminet_laplacian, mcmc, preemption
+from ablate import checkpoint, ferminet_laplacian, mcmc, preemption, program_store
 from ablate.config import Experiment, NetworkConfig
 from ablate.errors import NonFiniteEnergy, RunFailed
 from ablate.hamiltonian import (energy_chunk, forward_laplacian_of, local_energy, over_batch,
@@ -267,13 +267,20 @@ def compile_programs(spec: EngineSpec, experiment: Experiment) -> Programs:
         spec.mcmc_steps)
     # Sampling and the optimiser update are one program (kfac-jax's step traces inside it),
     # so an iteration is one dispatch with no host round trip; its input state is donated.
+    # Kept traced on disk beside the compilation cache (ablate.program_store): a later process
+    # with this spec skips tracing and lowering them; with no cache, plain jax.jit.
+    folder, spec_key = program_store.store_folder(), repr(spec)
+
+    def program(name, fn, **kw):
+        return program_store.StoredProgram(name, _traced_in(scope, fn), spec_key, folder, **kw)
+
     return Programs(
         spec, ansatz, dtype, walker_sharding, replicated,
-        jax.jit(_traced_in(scope, mcmc_iteration), static_argnames="adapt_now"),
-        jax.jit(_traced_in(scope, train_step), donate_argnums=0),
-        jax.jit(_traced_in(scope, eval_step)),
+        program("mcmc_iteration", mcmc_iteration, static_argnames=("adapt_now",)),
+        program("train_step", train_step, donate=(0,)),
+        program("eval_step", eval_step),
         pretrain_init,
-        jax.jit(_traced_in(scope, pretrain_step), static_argnames=("sampling", "adapt")),
+        program("pretrain_step", pretrain_step, static_argnames=("sampling", "adapt")),
         optimizer, loss, e_local, batch_e_local, scope)
 
 
@@ -338,7 +345,8 @@ def pretrain(engine: Engine, state: TrainState, hf, recorder, progress: Progress
         (hf.on_device(engine.dtype), jnp.asarray(exp.pretrain.lr, engine.dtype),
          jnp.asarray(exp.mcmc.target_acceptance, engine.dtype),
          jnp.asarray(exp.mcmc.move_width, engine.dtype)), engine.replicated)
-    opt_state = engine.programs.pretrain_init(state.params)
+    # committed like the step's outputs, so the second step does not trace and compile again
+    opt_state = jax.device_put(engine.programs.pretrain_init(state.params), engine.replicated)
     params, walkers, key = state.params, state.walkers, state.key
     total = exp.pretrain.iterations
     for i in range(total):

@@ -257,17 +257,10 @@ class Driver:
         return True
 
     def shape_order(self, worker: Worker):
-        """Which waiting grid point a worker should take first: one of the shape it ran last
-        (its engine is built: nothing is traced or compiled again), then one whose shape no other
-        worker is running (two workers compiling the same programs at once waste one of them),
-        then the rest, each group in trial order. A shape is a point less its seed."""
+        """Which waiting grid point a worker should take first (`claim_rank`)."""
         running = {shape_of(trial_params(w.trial.frozen)) for w in self.pool.busy if w is not worker}
         last = getattr(worker, "last_shape", None)
-
-        def rank(frozen) -> int:
-            shape = shape_of(trial_params(frozen))
-            return 0 if last is not None and shape == last else (1 if shape not in running else 2)
-        return rank
+        return lambda frozen: claim_rank(trial_params(frozen), last, running)
 
     # --- messages from workers -------------------------------------------------------------
 
@@ -342,6 +335,38 @@ class Driver:
         say(f"{self.book.tag} {len(running)} running trial(s) enqueued again; "
             "rerun the same command to resume", err=True)
         return 130
+
+
+# Config keys whose values scale a trial's cost about in proportion (network size, walkers,
+# iterations, MCMC steps): `size_guess` multiplies those a point sets.
+SIZE_KEYS = ("network.width", "network.depth", "network.pairwise_width", "network.determinants",
+             "network.num_layers", "network.num_heads", "network.heads_dim", "batch_size",
+             "optim.iterations", "evaluation.iterations", "mcmc.steps", "pretrain.iterations")
+
+
+def size_guess(params: dict) -> float:
+    """A rough relative cost of a grid point: the product of its numeric `SIZE_KEYS` values
+    (1 when it sets none). Only for ordering: bigger points first."""
+    out = 1.0
+    for key in SIZE_KEYS:
+        value = params.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            out *= float(value)
+    return out
+
+
+def claim_rank(params: dict, last_shape: str | None, running: set) -> tuple:
+    """Sort key of a waiting grid point for a free worker, smallest first:
+    1. the shape the worker ran last (its engine is built: nothing is traced or compiled again);
+    2. a shape no other worker is running (two workers compiling the same programs at once
+       waste one of them);
+    3. the rest;
+    within each group the bigger points first (`size_guess`: the longest trials should not
+    start last while the other workers idle), then trial order (the sort is stable).
+    A shape is a point less its seed."""
+    shape = shape_of(params)
+    group = 0 if last_shape is not None and shape == last_shape else (1 if shape not in running else 2)
+    return group, -size_guess(params)
 
 
 def shape_of(params: dict) -> str:

@@ -46,7 +46,7 @@ from ablate import training
 exp = validate(compose(sys.argv[1:]))
 engine = training.build_engine(exp)
 state = training.init_optimizer(engine, training.initial_state(engine))
-text = engine.programs.train_step.lower(state, engine.hyper, engine.target_acceptance).as_text(debug_info=False)
+text = engine.programs.train_step.jitted.lower(state, engine.hyper, engine.target_acceptance).as_text(debug_info=False)
 print(hashlib.sha256(text.encode()).hexdigest())
 """
 
@@ -88,6 +88,11 @@ def test_a_second_process_loads_the_programs_from_the_cache(tmp_path):
     # every program is written however fast it compiled, so on any machine the second process
     # finds (nearly) all of them; a threshold once left 14 of 26 to compile again on the CI machine
     assert misses[1] <= 2, (misses, second.compilation_cache)
+    # ... and the traced programs themselves: the second process traces none of its steps
+    assert first.compilation_cache["programs_written"] == 3, first.compilation_cache  # no pretraining
+    assert second.compilation_cache["programs_loaded"] == 3, second.compilation_cache
+    assert second.compilation_cache["programs_written"] == 0, second.compilation_cache
+    assert second.energy == first.energy
     assert any(cache.iterdir())
     assert second.startup["compile"] < first.startup["compile"]
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablate import training
+from ablate import program_store, training
 from ablate.compose import compose
 from ablate.config import validate
 from ablate.run import run_experiment
@@ -62,7 +62,7 @@ class Traces:
         jax.monitoring.unregister_event_duration_listener(self._on_event)
 
 
-def test_a_reused_engine_retraces_nothing_and_gives_a_fresh_engines_energies(tmp_path):
+def test_a_reused_engine_retraces_nothing_and_gives_a_fresh_engines_energies(tmp_path, monkeypatch):
     first = run_experiment(compose(_overrides(tmp_path, "first", FIRST)))
     assert first.status == "completed"
 
@@ -73,7 +73,8 @@ def test_a_reused_engine_retraces_nothing_and_gives_a_fresh_engines_energies(tmp
     assert reused.startup["compile"] < first.startup["compile"]
     assert set(reused.startup) == set(first.startup) and reused.startup["imports"] == 0.0
 
-    training._ENGINES.clear()                  # the same run again, on a new engine
+    training._ENGINES.clear()                  # the same run again, on a new engine, traced
+    monkeypatch.setattr(program_store, "store_folder", lambda: None)   # (not read from disk)
     with Traces() as fresh_traces:
         fresh = run_experiment(compose(_overrides(tmp_path, "fresh", SECOND)))
     assert {"train_step", "mcmc_iteration", "eval_step"} <= set(fresh_traces.names)  # it can see

@@ -479,3 +479,26 @@ def test_sweeps_doc_and_help_list_every_sweep_file_key():
     for key, _, _, allowed in key_table(SweepFile, "sweep."):
         assert f"`{key.removeprefix('sweep.')}`" in text, key
         assert f" {key} " in page and " ".join(allowed.split()) in page, key
+
+
+def test_free_workers_take_their_shape_then_idle_shapes_then_the_biggest_points_first():
+    """The width study on two workers: the widest points start first (they take longest),
+    a worker keeps its shape's second seed, and no two workers start one shape at once."""
+    from sweeps.driver import claim_rank, shape_of
+
+    points = [{"network.width": w, "seed": s} for w in (8, 16, 32, 64) for s in (0, 1)]
+    waiting = list(range(len(points)))
+
+    def take(last, running):
+        best = sorted(waiting, key=lambda i: claim_rank(points[i], last, running))[0]
+        waiting.remove(best)
+        return points[best]
+
+    a = take(None, set())
+    b = take(None, {shape_of(a)})
+    assert (a["network.width"], b["network.width"]) == (64, 32)
+    assert take(shape_of(b), {shape_of(a)}) == {"network.width": 32, "seed": 1}   # b's engine
+    assert take(shape_of(a), set()) == {"network.width": 64, "seed": 1}           # a's engine
+    assert take(shape_of(a), set())["network.width"] == 16
+    # a point that sets no size key sorts by trial order among its group
+    assert claim_rank({"optim.lr": 0.1}, None, set()) == (1, -1.0)
