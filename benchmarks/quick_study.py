@@ -3,7 +3,8 @@
 Runs the study through the real CLI in a fresh output root and prints one JSON object: the
 study's wall time and trials/hour, the wall seconds of every trial by phase (setup, pretrain,
 burn_in, train, flop_count, eval, from its summary.json), its start-up and compile seconds,
-the evaluation length the stopping rule chose, the compilation-cache hits, and the claim
+the evaluation length the stopping rule chose, the compilation-cache hits, the traced programs
+read from or written to its store (ablate.program_store), and the claim
 lines of ``python -m analysis width``, so that the next change is measured the same way.
 
 ``--cache cold`` starts from an empty compilation cache folder (``ABLATE_CACHE_DIR`` set to a
@@ -86,12 +87,15 @@ def main() -> None:
     claims = [line for line in analysis.stdout.splitlines() if line.lstrip().startswith("[")]
     hits = sum((r["cache"] or {}).get("hits", 0) for r in rows)
     requests = sum((r["cache"] or {}).get("requests", 0) for r in rows)
+    loaded = sum((r["cache"] or {}).get("programs_loaded", 0) for r in rows)
+    written = sum((r["cache"] or {}).get("programs_written", 0) for r in rows)
     print(json.dumps({
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         "command": " ".join(args[1:]), "cache": a.cache, "cache_dir": None if cache is None else str(cache),
         "wall_s": round(wall, 1), "trials": len(rows),
         "trials_per_hour": round(len(rows) * 3600 / wall, 1) if rows else None,
         "cache_hits": hits, "cache_requests": requests,
+        "programs_loaded": loaded, "programs_written": written,
         "claims": claims, "trials_detail": rows, "output_root": str(out),
     }, indent=2))
 
