@@ -121,6 +121,8 @@ class StoredProgram:
             return self.jitted(*args, **static)
         leaves, treedef = jax.tree.flatten(args)
         runner, out_tree = self._runner(leaves, treedef, args, static)
+        if runner is None:
+            return self.jitted(*args, **static)
         return jax.tree.unflatten(out_tree, runner(*leaves))
 
     def lower(self, *args, **static):
@@ -129,6 +131,8 @@ class StoredProgram:
             return self.jitted.lower(*args, **static)
         leaves, treedef = jax.tree.flatten(args)
         runner, _ = self._runner(leaves, treedef, args, static)
+        if runner is None:
+            return self.jitted.lower(*args, **static)
         return runner.lower(*leaves)
 
     # ---------------------------------------------------------------- artefacts
@@ -155,12 +159,18 @@ class StoredProgram:
         return tuple(out)
 
     def _load_or_trace(self, leaves, treedef, args, signature):
+        """(runner, output tree); (None, None) when the program cannot be kept (then the plain
+        ``jax.jit`` runs it, and raises whatever tracing raises)."""
         key = self.key(signature)
         path = self.folder / f"{self.name}-{key[:32]}"
         exported, out_tree = _read(path)
         if exported is None:
-            exported, out_tree = self._trace(treedef, signature)
-            _write(path, exported, out_tree)
+            try:
+                exported, out_tree = self._trace(treedef, signature)
+                blob = exported.serialize()     # needs the flatbuffers package
+            except Exception:  # noqa: BLE001 - e.g. no flatbuffers where a device check runs
+                return None, None
+            _write(path, blob, out_tree)
             _counts["written"] += 1
         else:
             _prepare_lapack()
@@ -192,12 +202,12 @@ def _read(path: Path):
         return None, None
 
 
-def _write(path: Path, exported, out_tree) -> None:
+def _write(path: Path, blob: bytes, out_tree) -> None:
     """Writes both files atomically (a reader sees a whole file or none); errors are ignored:
     the store only saves time."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        for suffix, data in ((".tree", pickle.dumps(out_tree)), (".export", exported.serialize())):
+        for suffix, data in ((".tree", pickle.dumps(out_tree)), (".export", blob)):
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)

@@ -99,3 +99,17 @@ def test_no_store_without_a_cache_or_with_several_devices(monkeypatch, tmp_path)
     monkeypatch.setattr(program_store, "cache_folder_in_use", lambda: str(tmp_path))
     monkeypatch.setattr(jax, "device_count", lambda: 2)
     assert program_store.store_folder() is None
+
+
+def _with_host_callback(x):
+    # a host callback: jax.export refuses to keep it (not a stable custom call)
+    y = jax.pure_callback(lambda v: np.asarray(v) * 2, jax.ShapeDtypeStruct(x.shape, x.dtype), x)
+    return {"y": y + 1}
+
+
+def test_a_program_the_store_cannot_keep_runs_as_plain_jit(tmp_path):
+    x = jnp.arange(3.0)
+    p = program_store.StoredProgram("h", _with_host_callback, "spec", tmp_path)
+    np.testing.assert_array_equal(p(x)["y"], [1.0, 3.0, 5.0])
+    assert p.lower(x).compile() is not None
+    assert not list(tmp_path.glob("h-*"))
