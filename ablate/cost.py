@@ -22,8 +22,9 @@ is lowered, not compiled: its FLOPs are XLA's count of the HLO before optimisati
 (`lowered_flops`; 4% below the compiled count on LiH's move), so without chunks counting
 compiles nothing. (The chunk's program is compiled: its uncompiled count drifts further.) Any other loop that carries floating-point values (the
 ``laplacian=hessian`` scan) is named in ``flops_counted`` as counted once. Custom calls (LAPACK or
-cuSOLVER: the LU of ``slogdet``, KFAC's matrix inverses) get no FLOPs from XLA and are named too,
-as are the transcendental evaluations (exp, log, tanh), which XLA counts apart from FLOPs.
+cuSOLVER: the LU of ``slogdet`` in the loss and the Laplacian, KFAC's matrix inverses) get no
+FLOPs from XLA and are named too (the MCMC moves' determinants, up to 8 x 8, are
+`ablate.small_det`'s elimination written as XLA operations, so they are counted), as are the transcendental evaluations (exp, log, tanh), which XLA counts apart from FLOPs.
 Pretraining, burn-in and evaluation are not counted.
 
 On several devices the compiled programs are the per-device (SPMD-partitioned) ones; their
@@ -155,7 +156,7 @@ def lowered_flops(lowered) -> float:
 
 def _mh_move_flops(engine, state) -> float:
     """FLOPs of one Metropolis-Hastings move of every walker (lowered here, not compiled)."""
-    mh_step, _ = mcmc.make_mh_step(engine.ansatz.apply)
+    mh_step, _ = mcmc.make_mh_step(engine.ansatz.values)
     walkers = state.walkers
     logp = jax.ShapeDtypeStruct(walkers.shape[:1], walkers.dtype, sharding=engine.walker_sharding)
     return lowered_flops(jax.jit(mh_step).lower(state.params, walkers, logp, state.key, state.width))

@@ -222,12 +222,14 @@ def make_hmc_sampler(apply: Callable, steps: int, path_length: int,
 
 
 def make_mcmc(apply: Callable, *, method: str = "mh", steps: int, moves: str = "all",
-              path_length: int = 10) -> Callable:
+              path_length: int = 10, values: Callable | None = None) -> Callable:
     """The sampler named by `method` ("mh" or "hmc"); same signature either way:
     sample(params, walkers, key, width) -> (walkers, acceptance), where width is the MH
-    proposal std or the HMC leapfrog step size (bohr). `path_length` is used by HMC only."""
+    proposal std or the HMC leapfrog step size (bohr). `path_length` is used by HMC only.
+    `values` (default `apply`): the same (sign, log|psi|) for Metropolis-Hastings, which
+    differentiates nothing (an `Ansatz.values`); HMC needs gradients and uses `apply`."""
     if method == "mh":
-        return make_sampler(apply, steps, moves)
+        return make_sampler(values or apply, steps, moves)
     if method == "hmc":
         return make_hmc_sampler(apply, steps, path_length, moves)
     raise ValueError(f"method={method!r}: allowed: {', '.join(METHODS)}")

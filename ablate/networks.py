@@ -5,7 +5,11 @@ An `Ansatz` has
   ``apply(params, x) -> (sign, log|psi|)`` for one walker ``x`` of shape (n_electrons, 3) in
   bohr, electrons ordered spin-up first,
   ``orbitals(params, x) -> (up, down)``: the determinant matrices' rows for the spin-up and
-  spin-down electrons, shapes (K, n_up, n_cols) and (K, n_down, n_cols), used by pretraining.
+  spin-down electrons, shapes (K, n_up, n_cols) and (K, n_down, n_cols), used by pretraining,
+  ``values(params, x) -> (sign, log|psi|)``: apply's numbers with small determinants taken by
+  `ablate.small_det` (no LAPACK call per batch), for the Metropolis-Hastings samplers, which
+  need values only; ``apply`` (and so every derivative: gradients, Laplacians, KFAC, HMC)
+  keeps ``jnp.linalg.slogdet``.
 Batches are made with ``jax.vmap``. Dense layers are plain ``x @ w + b`` over per-electron
 leading axes, so kfac-jax recognises them as (repeated) dense layers.
 """
@@ -19,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ablate import small_det
 from ablate.attention import (AttentionLayout, simple_ee_init, simple_ee_jastrow,
                               spin_column)
 from ablate.config import NetworkConfig
@@ -37,6 +42,7 @@ class Ansatz:
     orbitals: Callable
     full_det: bool
     n_determinants: int
+    values: Callable
 
 
 def _pair_features(x, atoms):
@@ -58,17 +64,27 @@ def _stream_inputs(features: InputFeatures, ae, r_ae, ee, r_ee):
 
 # ---------------------------------------------------------------- determinants
 
-def logsumdet(matrices: list):
-    """sign and log|sum_k prod_blocks det(M_k)| for blocks of shape (K, m, m), stably."""
+def logsumdet(matrices: list, slogdet: Callable = jnp.linalg.slogdet):
+    """sign and log|sum_k prod_blocks det(M_k)| for blocks of shape (K, m, m), stably.
+
+    ``slogdet``: LAPACK's (``jnp.linalg.slogdet``, with JAX's and folx's derivative rules) or,
+    for values only, ``small_det.slogdet``."""
     sign, logdet = 1.0, 0.0
     for m in matrices:
         if m.shape[-1] == 0:
             continue
-        s, l = jnp.linalg.slogdet(m)
+        s, l = slogdet(m)
         sign, logdet = sign * s, logdet + l
     shift = jax.lax.stop_gradient(jnp.max(logdet))
     total = jnp.sum(sign * jnp.exp(logdet - shift))
     return jnp.sign(total), jnp.log(jnp.abs(total)) + shift
+
+
+def _values(apply: Callable) -> Callable:
+    """`apply` with its determinants taken by `small_det.slogdet`: the `Ansatz.values` of it."""
+    def values(params, x):
+        return apply(params, x, slogdet=small_det.slogdet)
+    return values
 
 
 def _orbital_matrices(layout: OrbitalLayout, params, h, ae, r_ae):
@@ -127,10 +143,10 @@ def make_ferminet(system, cfg: NetworkConfig, hidden_dims, dtype, distance_featu
         h1, ae, r_ae = features(params, x)
         return _orbital_matrices(layout.orbitals, params, h1, ae, r_ae)
 
-    def apply(params, x):
-        return logsumdet(layout.orbitals.blocks(orbitals(params, x)))
+    def apply(params, x, slogdet=jnp.linalg.slogdet):
+        return logsumdet(layout.orbitals.blocks(orbitals(params, x)), slogdet)
 
-    return Ansatz(init, apply, orbitals, cfg.full_det, cfg.determinants)
+    return Ansatz(init, apply, orbitals, cfg.full_det, cfg.determinants, _values(apply))
 
 
 # ---------------------------------------------------------------- Slater-Jastrow
@@ -200,12 +216,12 @@ def make_slater_jastrow(system, cfg: NetworkConfig, hidden_dims, dtype, distance
             h = new + h if (cfg.residual and new.shape == h.shape) else new
         return _orbital_matrices(orbital_layout, params, h, ae, r_ae)
 
-    def apply(params, x):
-        sign, logabs = logsumdet(orbital_layout.blocks(orbitals(params, x)))
+    def apply(params, x, slogdet=jnp.linalg.slogdet):
+        sign, logabs = logsumdet(orbital_layout.blocks(orbitals(params, x)), slogdet)
         _, _, _, r_ee = _pair_features(x, atoms)
         return sign, logabs + _jastrow(params["jastrow"], r_ee, n_up)
 
-    return Ansatz(init, apply, orbitals, cfg.full_det, cfg.determinants)
+    return Ansatz(init, apply, orbitals, cfg.full_det, cfg.determinants, _values(apply))
 
 
 # ---------------------------------------------------------------- Psiformer
@@ -249,14 +265,14 @@ def make_psiformer(system, cfg: NetworkConfig, hidden_dims, dtype, distance_feat
         h = attention.apply(params["attention"], inputs, act)
         return _orbital_matrices(orbital_layout, params, h, ae, r_ae)
 
-    def apply(params, x):
-        sign, logabs = logsumdet(orbital_layout.blocks(orbitals(params, x)))
+    def apply(params, x, slogdet=jnp.linalg.slogdet):
+        sign, logabs = logsumdet(orbital_layout.blocks(orbitals(params, x)), slogdet)
         if cfg.jastrow == "simple_ee":
             _, _, _, r_ee = _pair_features(x, atoms)
             logabs = logabs + simple_ee_jastrow(params["jastrow"], r_ee, n_up)
         return sign, logabs
 
-    return Ansatz(init, apply, orbitals, cfg.full_det, cfg.determinants)
+    return Ansatz(init, apply, orbitals, cfg.full_det, cfg.determinants, _values(apply))
 
 
 MAKERS = {"ferminet": make_ferminet, "psiformer": make_psiformer, "slater_jastrow": make_slater_jastrow}

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ablate import gto, mcmc
+from ablate import gto, mcmc, small_det
 from ablate.errors import ConfigError
 
 SAMPLING = ("hf", "network", "mixture")
@@ -98,11 +98,12 @@ def hf_orbitals(orbs: HFOrbitals, x, electrons):
 
 
 def hf_log_abs(orbs: HFOrbitals, x, electrons):
-    """log|Psi_HF| (...,) of the HF Slater determinant (det up * det down) at x (..., n, 3)."""
+    """log|Psi_HF| (...,) of the HF Slater determinant (det up * det down) at x (..., n, 3).
+    Values only (the pretraining sampler): the determinants are `small_det.slogdet`'s."""
     total = jnp.zeros(x.shape[:-2], x.dtype)
     for m in hf_orbitals(orbs, x, electrons):
         if m.shape[-1]:
-            total = total + jnp.linalg.slogdet(m)[1]
+            total = total + small_det.slogdet(m)[1]
     return total
 
 
@@ -152,7 +153,9 @@ def make_pretrain_step(apply: Callable, orbitals: Callable, electrons, full_det:
                        steps: int):
     """(init, step) for Adam on mean_(batch) sum_(K, i, j) |network - HF|^2 / K.
 
-    `orbitals(params, x)` gives the network's (K, n_spin, cols) matrices of one walker.
+    `orbitals(params, x)` gives the network's (K, n_spin, cols) matrices of one walker;
+    `apply(params, x) -> (sign, log|psi|)` serves the network-density sampler only (values:
+    pass an `Ansatz.values`).
     ``step(params, opt_state, walkers, key, width, orbs, lr, target, sampling, adapt) ->
     (params, opt_state, walkers, key, width, loss, pmove)`` samples (`make_sampler`), adapts
     the move width toward `target` when `adapt`, then fits on the new walkers. It is pure (the

@@ -227,8 +227,10 @@ def compile_programs(spec: EngineSpec, experiment: Experiment) -> Programs:
     batch_e_local = over_batch(e_local, spec.energy_chunk)
     # the sampler (mcmc.method, mcmc.moves); `width` below is the MH move width or the
     # HMC step size, adapted by the same rule toward that method's target acceptance.
+    # Metropolis-Hastings needs log|psi| values only: ansatz.values (ablate.small_det).
     sample = mcmc.make_mcmc(ansatz.apply, method=spec.mcmc_method, steps=spec.mcmc_steps,
-                            moves=spec.mcmc_moves, path_length=spec.hmc_path_length)
+                            moves=spec.mcmc_moves, path_length=spec.hmc_path_length,
+                            values=ansatz.values)
 
     mesh = jax.sharding.Mesh(np.asarray(jax.devices()), ("walkers",))
     walker_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("walkers"))
@@ -263,7 +265,7 @@ def compile_programs(spec: EngineSpec, experiment: Experiment) -> Programs:
                               "pmove": pmove}
 
     pretrain_init, pretrain_step = make_pretrain_step(
-        ansatz.apply, ansatz.orbitals, experiment.system.electrons, ansatz.full_det,
+        ansatz.values, ansatz.orbitals, experiment.system.electrons, ansatz.full_det,
         spec.mcmc_steps)
     # Sampling and the optimiser update are one program (kfac-jax's step traces inside it),
     # so an iteration is one dispatch with no host round trip; its input state is donated.

@@ -128,3 +128,31 @@ def test_the_layout_both_the_network_and_its_laplacian_read_describes_the_parame
         assert orbital["w"].shape == (layout.output_width, K * spin.columns)
         assert envelope["pi"].shape == (layout.n_atoms, K * spin.columns)
     assert [s.size for s in layout.orbitals.occupied] == [e for e in exp.system.electrons if e > 0]
+
+
+@pytest.mark.parametrize("overrides", VARIANTS[:3] + [["system=LiH", "network=psiformer"],
+                                                      ["system=Be", "network=slater_jastrow"]],
+                         ids=lambda o: " ".join(o))
+def test_values_for_the_sampler_equal_apply_without_a_lapack_call(overrides):
+    """Ansatz.values (small_det's determinants) gives apply's sign and log|psi| to rounding,
+    and the Metropolis-Hastings program built on it holds no LU custom call."""
+    from ablate import mcmc
+
+    if "network=psiformer" in overrides:
+        exp = validate(compose(["precision=float64", "network.num_heads=2", "network.heads_dim=4"]
+                               + overrides))
+        ansatz = make_ansatz(exp)
+        params = ansatz.init(jax.random.PRNGKey(0))
+    else:
+        exp, ansatz, params = build(overrides)
+    n = sum(exp.system.electrons)
+    x = jax.random.normal(jax.random.PRNGKey(3), (16, n, 3))
+    s_ref, l_ref = jax.vmap(ansatz.apply, in_axes=(None, 0))(params, x)
+    s, l = jax.jit(jax.vmap(ansatz.values, in_axes=(None, 0)))(params, x)
+    np.testing.assert_array_equal(np.asarray(s), np.asarray(s_ref))
+    np.testing.assert_allclose(np.asarray(l), np.asarray(l_ref), rtol=1e-11, atol=1e-11)
+    sample = mcmc.make_mcmc(ansatz.apply, steps=2, values=ansatz.values)
+    hlo = jax.jit(sample).lower(params, x, jax.random.PRNGKey(0), 0.2).as_text()
+    assert "getrf" not in hlo
+    plain = jax.jit(mcmc.make_mcmc(ansatz.apply, steps=2)).lower(params, x, jax.random.PRNGKey(0), 0.2)
+    assert "getrf" in plain.as_text()         # the check can fail: LAPACK's LU is named so
