@@ -24,7 +24,8 @@ compiles nothing. (The chunk's program is compiled: its uncompiled count drifts 
 ``laplacian=hessian`` scan) is named in ``flops_counted`` as counted once. Custom calls (LAPACK or
 cuSOLVER: the LU of ``slogdet`` in the loss and the Laplacian, KFAC's matrix inverses) get no
 FLOPs from XLA and are named too (the MCMC moves' determinants, up to 8 x 8, are
-`ablate.small_det`'s elimination written as XLA operations, so they are counted), as are the transcendental evaluations (exp, log, tanh), which XLA counts apart from FLOPs.
+`ablate.small_det`'s elimination written as XLA operations, so they are counted), as are the
+transcendental evaluations (exp, log, tanh), which XLA counts apart from FLOPs.
 Pretraining, burn-in and evaluation are not counted.
 
 On several devices the compiled programs are the per-device (SPMD-partitioned) ones; their
