@@ -10,8 +10,9 @@ The trial frame (:func:`load_study`) has one row per Optuna trial and these colu
 ``network.width``; ``seed`` when it is swept), ``seed`` (when not swept), then
 :data:`RECORD_COLUMNS`, then the columns derived from each run directory
 (``analysis.run_columns.RUN_COLUMNS``: scale, planned iterations, convergence). ``frame.attrs`` holds ``study``, ``params`` (the swept keys),
-``objective``, ``direction``, ``storage``, ``source`` and ``grid`` (the grid sampler's
-search space when known).
+``objective``, ``direction``, ``storage``, ``source``, ``grid`` (the grid sampler's
+search space when known), ``claims`` (the sweep file's claim settings, :class:`analysis.verdicts.Rules`),
+``looks`` and ``max_seeds`` (a study that adds seeds, :mod:`analysis.sequential`).
 """
 
 from __future__ import annotations
@@ -300,6 +301,11 @@ def frame_from_study(study, output_root: str | os.PathLike | None = None, storag
         "grid": _grid_space(trials),
         "n_planned": attrs.get("n_planned"),
         "base_overrides": attrs.get("base_overrides"),  # the figure titles (scale) and report.html
+        # how the claims are judged (analysis.verdicts.Rules) and the looks of a study that adds
+        # seeds (analysis.sequential): written by the command line, absent in older studies
+        "claims": attrs.get("claims") if isinstance(attrs.get("claims"), dict) else None,
+        "looks": attrs.get("looks") if isinstance(attrs.get("looks"), list) else None,
+        "max_seeds": attrs.get("max_seeds"),
     }
     space = attrs.get("space") if isinstance(attrs.get("space"), list) else []
     frame = build_frame(records, ordered_keys([dict.fromkeys(map(str, space)), *all_params]), meta)

@@ -5,9 +5,11 @@ The error-vs-key data of the studies (columns :data:`ERROR_DATA_COLUMNS`, made b
 
 * y is the error vs the reference energy in mHa on a log axis (the energy in Hartree on a
   linear axis when no reference is known), with the chemical-accuracy band (< 1.6 mHa) shaded;
-* seeds are aggregated: ``mean`` over seeds, error bar ``yerr`` = standard deviation of the
-  seeds (ddof 1, ``spread``), never below the reblocked standard error of the mean
-  (``stderr_combined``), or the reblocked standard error when one seed ran;
+* seeds are aggregated: ``mean`` over seeds, error bar ``yerr`` = standard error of the mean over
+  the seeds (their standard deviation, ddof 1, ``spread``, over sqrt(n)), never below the
+  reblocked standard error of the mean (``stderr_combined``), or the reblocked standard error
+  when one seed ran; the seeds' own values ride along (``seed_values``, ``seed_stderrs``) for the
+  tests of :mod:`analysis.inference`;
 * a mean error <= 0 (energy below the reference, i.e. noise) cannot go on a log axis: it is
   drawn at its error bar (``clipped`` True) with an open triangle marker, and the report says so;
 * each point lists its ``trials`` and how many of them converged (``n_converged``,
@@ -24,12 +26,13 @@ line of every figure (:func:`title_line`) and the caption of error-vs-key figure
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from .inference import Sample, format_values
 from .loaders import HARTREE_TO_MHA, complete_trials
 from .stability import STABILITY_COLUMNS, trial_budget
 
@@ -79,6 +82,7 @@ ERROR_DATA_COLUMNS = (
     "mean", "spread", "spread_kind", "stderr_combined", "n_seeds", "clipped",
     "trials", "n_converged", "n_not_converged", "n_not_measured", "not_converged",
     "budget_iterations", "budget_walkers", "budget_scale", "mid_mean", "mid_err", "end_mean", "end_err",
+    "seed_values", "seed_stderrs", "mid_values", "mid_stderrs", "end_values", "end_stderrs", "n_lost", "lost",
 )
 
 
@@ -155,27 +159,28 @@ def aggregate_point(values: np.ndarray, stderrs: np.ndarray, log: bool) -> dict:
 
     Returns:
         dict with ``mean``, ``spread`` (std of the seeds, ddof 1; the standard error for one seed),
-        ``spread_kind``, ``stderr_combined`` (sqrt(sum stderr^2)/n), ``n_seeds``, and the plotted
-        ``y``, ``yerr`` (``spread``, but never below ``stderr_combined``: two seeds that agree by
-        chance do not make a point more precise than its Monte Carlo noise; 0 when unknown) and
-        ``clipped``.
+        ``spread_kind``, ``stderr_combined`` (sqrt(sum stderr^2)/n), ``n_seeds``, the plotted
+        ``y``, ``yerr`` (the standard error of the mean, :attr:`analysis.inference.Sample.sem`:
+        ``spread / sqrt(n)``, never below ``stderr_combined``; the reblocked standard error for one
+        seed; 0 when unknown) and ``clipped``, and the seeds themselves (``seed_values``,
+        ``seed_stderrs``: space-separated, in trial order) that the tests read.
     """
-    ok = np.isfinite(values)
-    values, stderrs = values[ok], stderrs[ok]
-    n = int(values.size)
-    mean = float(values.mean())
-    known = stderrs[np.isfinite(stderrs)]
-    combined = float(math.sqrt((known**2).sum()) / n) if known.size == n else math.nan
+    sample = Sample.of(values, stderrs)
+    n = sample.n
+    mean = sample.mean
+    combined = sample.reblocked_sem
     if n > 1:
-        spread, kind = float(values.std(ddof=1)), "seed std"
+        spread, kind = sample.sd, "seed std"
     else:
-        spread, kind = float(stderrs[0]), "stderr"
-    yerr = float(np.nanmax([spread, combined, 0.0]))  # NaN (unknown) entries ignored
+        spread, kind = float(sample.stderrs[0]), "stderr"
+    sem = sample.sem
+    yerr = float(sem) if math.isfinite(sem) else 0.0
     y, clipped = mean, False
     if log and mean <= 0:
         y, clipped = (yerr if yerr > 0 else LOG_FLOOR_MHA), True
     return {"mean": mean, "spread": spread, "spread_kind": kind, "stderr_combined": combined,
-            "n_seeds": n, "y": y, "yerr": yerr, "clipped": clipped}
+            "n_seeds": n, "y": y, "yerr": yerr, "clipped": clipped,
+            "seed_values": format_values(sample.values), "seed_stderrs": format_values(sample.stderrs)}
 
 
 def error_data(trials: pd.DataFrame, x: str, metrics: Sequence[Metric] | None = None,
@@ -190,6 +195,7 @@ def error_data(trials: pd.DataFrame, x: str, metrics: Sequence[Metric] | None = 
     done = complete_trials(trials).copy()
     done["stderr_mha"] = pd.to_numeric(done["energy_stderr"], errors="coerce") * HARTREE_TO_MHA
     metrics = list(metrics) if metrics else [response_metric(trials)]
+    lost = lost_trials(trials)
     keys = series_keys(trials, x)
     keys += [k for k in label_keys if k not in keys and k in done.columns]
     rows = []
@@ -206,7 +212,8 @@ def error_data(trials: pd.DataFrame, x: str, metrics: Sequence[Metric] | None = 
                 stderrs = np.full(values.shape, np.nan)
             point = aggregate_point(values, stderrs, metric.log)
             row = {"panel": f"{metric.column} vs {x}", "series": series_label(keys, series_values),
-                   "x_name": x, "x": x_value, "y_name": metric.column, **point, **point_facts(group)}
+                   "x_name": x, "x": x_value, "y_name": metric.column, **point,
+                   **point_facts(group, lost_at(lost, dict(zip([*keys, x], group_values))))}
             row.update(dict(zip(keys, series_values)))
             rows.append(row)
     columns = [*ERROR_DATA_COLUMNS, *keys]
@@ -230,11 +237,37 @@ def convergence_counts(group: pd.DataFrame) -> dict:
             "not_converged": " ".join(str(int(t)) for t in group["trial"][bad])}
 
 
-def point_facts(group: pd.DataFrame) -> dict:
+def point_facts(group: pd.DataFrame, lost: pd.DataFrame | None = None) -> dict:
     """What the verdicts need of one point's trials besides its mean: :func:`convergence_counts`,
-    the budget they share (:func:`budget_facts`) and their errors in the training windows
-    (:func:`window_facts`)."""
-    return {**convergence_counts(group), **budget_facts(group), **window_facts(group)}
+    the budget they share (:func:`budget_facts`), their errors in the training windows
+    (:func:`window_facts`) and the trials of the point that ended without a result (``n_lost``,
+    ``lost``: :func:`lost_trials` at this point)."""
+    lost = lost if lost is not None else group.iloc[0:0]
+    return {**convergence_counts(group), **budget_facts(group), **window_facts(group),
+            "n_lost": int(len(lost)), "lost": lost_text(lost) if len(lost) else ""}
+
+
+def lost_at(lost: pd.DataFrame, named: Mapping) -> pd.DataFrame:
+    """The rows of ``lost`` at one point: every named column equal (compared as text)."""
+    if lost.empty:
+        return lost
+    mask = pd.Series(True, index=lost.index)
+    for key, value in named.items():
+        if key not in lost:
+            continue
+        mask &= lost[key].map(_same_value(value))
+    return lost[mask]
+
+
+def _same_value(value):
+    text = str(float(value)) if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        else str(value)
+
+    def same(other) -> bool:
+        if isinstance(other, (int, float, np.integer, np.floating)) and not isinstance(other, bool):
+            return str(float(other)) == text
+        return str(other) == text
+    return same
 
 
 def budget_facts(group: pd.DataFrame) -> dict:
@@ -251,9 +284,11 @@ def budget_facts(group: pd.DataFrame) -> dict:
 
 def window_facts(group: pd.DataFrame) -> dict:
     """Seed-aggregated error (mHa) in the mid-training and end windows of :mod:`analysis.stability`
-    (``mid_mean``/``mid_err``, ``end_mean``/``end_err``; error bars as for the plotted points);
-    NaN unless every trial has both windows and a reference energy."""
-    out = dict.fromkeys(("mid_mean", "mid_err", "end_mean", "end_err"), math.nan)
+    (``mid_mean``/``mid_err``, ``end_mean``/``end_err``; error bars as for the plotted points) and
+    the seeds' window errors (``mid_values``/``mid_stderrs``, ``end_values``/``end_stderrs``);
+    NaN (empty) unless every trial has both windows and a reference energy."""
+    out = {**dict.fromkeys(("mid_mean", "mid_err", "end_mean", "end_err"), math.nan),
+           **dict.fromkeys(("mid_values", "mid_stderrs", "end_values", "end_stderrs"), "")}
     if not set(STABILITY_COLUMNS) <= set(group.columns) or "reference_energy" not in group:
         return out
     reference = pd.to_numeric(group["reference_energy"], errors="coerce").to_numpy(float)
@@ -264,6 +299,7 @@ def window_facts(group: pd.DataFrame) -> dict:
         if errors.size and np.isfinite(errors).all():
             point = aggregate_point(errors, stderr * HARTREE_TO_MHA, log=False)
             out[f"{name}_mean"], out[f"{name}_err"] = point["mean"], point["yerr"]
+            out[f"{name}_values"], out[f"{name}_stderrs"] = point["seed_values"], point["seed_stderrs"]
     return out
 
 
@@ -278,6 +314,36 @@ def values_text(values: Sequence, unit: str = "") -> str | None:
         return ", ".join(dict.fromkeys(str(v) for v in vals)) + unit
     text = f"{nums[0]:g}" if len(nums) == 1 else f"{nums[0]:g}–{nums[-1]:g}"
     return text + unit
+
+
+LOST_STATES = ("FAIL", "PRUNED")
+
+
+def lost_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """Trials that ended without a result (FAIL, including diverged runs, or PRUNED) at a grid point
+    and seed that has no COMPLETE trial: what a claim over that point lost, and must say."""
+    if trials.empty or "state" not in trials:
+        return trials.iloc[0:0]
+    keys = [k for k in swept_keys(trials) if k in trials.columns]
+    if "seed" not in keys and "seed" in trials.columns:
+        keys.append("seed")
+    bad = trials[trials["state"].isin(LOST_STATES)]
+    if bad.empty or not keys:
+        return bad
+    done = {tuple(str(v) for v in row) for row in complete_trials(trials)[keys].itertuples(index=False)}
+    mask = [tuple(str(v) for v in row) not in done for row in bad[keys].itertuples(index=False)]
+    lost = bad[mask]
+    return lost.drop_duplicates(keys, keep="last") if len(lost) else lost
+
+
+def lost_text(lost: pd.DataFrame) -> str:
+    """``t5 FAIL (diverged: energy NaN at iteration 120), t7 PRUNED``."""
+    parts = []
+    for _, r in lost.sort_values("trial").iterrows():
+        reason = r.get("reason")
+        why = f" ({str(reason)[:80]})" if isinstance(reason, str) and reason else ""
+        parts.append(f"t{int(r['trial'])} {r['state']}{why}")
+    return ", ".join(parts)
 
 
 def seeds_per_point(trials: pd.DataFrame) -> list[int]:
@@ -325,14 +391,14 @@ def error_caption(data: pd.DataFrame) -> str:
         return ""
     if seeds.min() >= 2:
         seeds_txt = values_text(seeds.unique())
-        text = (f"Points: mean over {seeds_txt} seeds; error bars: standard deviation of the seeds "
-                "(at least the reblocked standard error of the mean).")
+        text = (f"Points: mean over {seeds_txt} seeds; error bars: standard error of that mean "
+                "(seed standard deviation / sqrt(seeds), at least the reblocked standard error of the mean).")
     elif seeds.max() == 1:
         text = ("Points: one run each; error bars: reblocked (autocorrelation-corrected) standard error of "
                 "its evaluated energy; seed-to-seed scatter not measured.")
     else:
-        text = ("Points: mean over the seeds run (1 at some points); error bars: standard deviation of the "
-                "seeds, or the reblocked standard error where one seed ran.")
+        text = ("Points: mean over the seeds run (1 at some points); error bars: standard error of that mean, "
+                "or the reblocked standard error where one seed ran.")
     if (data["y_name"] == ERROR.column).any():
         text += f" Grey band: chemical accuracy (< {CHEMICAL_ACCURACY_MHA:g} mHa)."
     if data["clipped"].astype(bool).any():

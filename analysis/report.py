@@ -16,7 +16,7 @@ import itertools
 import math
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, TextIO
 
@@ -36,8 +36,9 @@ from .notes import accuracy_note, clipping_note, convergence_note
 from .points import swept_keys, title_line, tuning_keys
 from .studies import FIGURE_KINDS, STUDIES, STUDY_OF, plan_figures
 from .studies.cost import table_cells
+from .sequential import decide_looks, looks_of, looks_table
 from .study import Inputs
-from .verdicts import NOTE, Claim
+from .verdicts import NOTE, Claim, judge, rules_of
 
 PNG_DPI = 150
 MAX_MISSING_LISTED = 10
@@ -69,25 +70,50 @@ def save_figure(fig, data: pd.DataFrame, directory: Path, name: str) -> list[Pat
     return paths
 
 
+def study_claims(inputs: Inputs, figure_data: Mapping[str, pd.DataFrame], every_study: bool = False) -> list[Claim]:
+    """The claims of the studies of the swept keys (and with ``every_study`` of cost and limits),
+    from the figure data keyed by figure name, between the study-level notes (convergence and
+    accuracy first, clipped points last); each decided on its own, before the study's claims are
+    judged together (:func:`analysis.verdicts.judge`)."""
+    trials = inputs.trials
+    claims = convergence_note(trials) + accuracy_note(trials)
+    for study in STUDIES:
+        if not study.every_study:
+            claims += study.claims(inputs, figure_data)
+    claims += clipping_note(figure_data)
+    if every_study:
+        claims += [claim for study in STUDIES if study.every_study for claim in study.claims(inputs, figure_data)]
+    return claims
+
+
 def check_claims(
     trials: pd.DataFrame,
     figure_data: Mapping[str, pd.DataFrame],
     importances: pd.DataFrame | None = None,
     importance_reason: str | None = None,
 ) -> list[Claim]:
-    """The claims of the studies of the swept keys, from the figure data keyed by figure name,
-    between the study-level notes (convergence and accuracy first, clipped points last)."""
+    """The claims of the studies of the swept keys, judged together (Holm over the study's
+    claims at the rules' level; one look), between the study-level notes."""
     inputs = Inputs(trials, importances=importances, importance_reason=importance_reason)
-    claims = convergence_note(trials) + accuracy_note(trials)
-    for study in STUDIES:
-        if not study.every_study:
-            claims += study.claims(inputs, figure_data)
-    return claims + clipping_note(figure_data)
+    return judge(study_claims(inputs, figure_data), rules_of(trials).alpha)
 
 
-def every_study_claims(inputs: Inputs, figure_data: Mapping[str, pd.DataFrame]) -> list[Claim]:
-    """The claims of the studies every study gets (cost, extrapolated limits), from the trials."""
-    return [claim for study in STUDIES if study.every_study for claim in study.claims(inputs, figure_data)]
+def judged_claims(inputs: Inputs, names: list[str], figure_data: Mapping[str, pd.DataFrame]
+                  ) -> tuple[list[Claim], list[str]]:
+    """Every claim of the study, cost and limits included, judged together at each of its looks
+    (:func:`analysis.sequential.decide_looks`; one look for a study that did not add seeds), and
+    the looks as text lines (empty for one look)."""
+    looks = looks_of(inputs.trials)
+
+    def claims_of(trials: pd.DataFrame) -> list[Claim]:
+        if len(trials) == len(inputs.trials):
+            return study_claims(inputs, figure_data, every_study=True)
+        sub = replace(inputs, trials=trials)
+        data, _ = build_figure_data(names, sub)
+        return study_claims(sub, data, every_study=True)
+
+    claims, records = decide_looks(inputs.trials, claims_of)
+    return claims, (looks_table(records) if len(looks) > 1 or looks[0].fraction < 1 else [])
 
 
 # ----------------------------------------------------------------------------- completeness and table
@@ -274,7 +300,8 @@ def write_report(
         written[fig_name] = save_figure(drawn[fig_name], plotted, figure_dir, fig_name)
     directory.mkdir(parents=True, exist_ok=True)
     trials.to_csv(directory / "trials.csv", index=False)
-    claims = check_claims(trials, data, importances, importance_reason) + every_study_claims(inputs, data)
+    claims, looks = judged_claims(inputs, names, data)
+    notes = notes + [f"{line}" for line in looks]
     status = completeness(trials)
     table = summary_table(trials)
     _print_report(stream, study, trials, status, table, claims, notes, written, figure_dir)

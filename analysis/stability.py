@@ -20,8 +20,12 @@ through the block means (the energy still falls within the window), and the wind
 the line at the window's centre, with the standard error of that value from the scatter of the
 block means about the line.
 
-A claim's *margin* is the quantity whose sign decides it (e.g. ``M = W - 3 F`` for "at least 3x
-higher", ``M = A - K`` for "lower"), with its standard error ``s``. With the margin measured at
+A claim's *margin* is the quantity whose sign decides it, with its standard error ``s``. Claims
+about errors are tested on ln(error) (:mod:`analysis.inference`), so their margin is a log ratio,
+``M = ln W - ln F - ln 3`` for "at least 3x higher", ``M = ln A - ln K`` for "lower", from the
+seeds' window errors: both errors usually fall during training, so an absolute gap shrinks while
+the ratio holds, and only a shrinking *ratio* is a transient. Claims with a margin in mHa (energies,
+"matches within 1.6 mHa") use the linear margin ``M = A - K``. With the margin measured at
 both windows, the gap is **closing** when
 
 1. it shrank significantly: ``M_mid - M_end > 2 sqrt(s_mid^2 + s_end^2)``, and
@@ -109,10 +113,11 @@ def stability_columns(energies) -> dict:
 
 @dataclass(frozen=True)
 class Margin:
-    """A claim's margin and its standard error (mHa)."""
+    """A claim's margin and its standard error (mHa; with ``log``, a log ratio)."""
 
     value: float
     sigma: float
+    log: bool = False
 
     @property
     def z(self) -> float:
@@ -120,7 +125,7 @@ class Margin:
         return self.value / self.sigma if self.sigma > 0 else math.copysign(math.inf, self.value)
 
     def text(self) -> str:
-        return f"{self.value:+.2f} ± {self.sigma:.2f} mHa"
+        return f"{self.value:+.2f} ± {self.sigma:.2f}" + ("" if self.log else " mHa")
 
 
 def margin(a: float, a_err: float, b: float, b_err: float, factor: float = 1.0) -> Margin:
@@ -142,9 +147,10 @@ def closing(mid: Margin | None, end: Margin) -> str | None:
     projected_sigma = math.sqrt(end.sigma**2 + shrink_sigma**2)
     if projected > CLOSING_Z * projected_sigma:
         return None
-    return (f"gap closing: the margin shrank from {mid.text()} at mid-training to {end.text()} at the end "
+    what, unit = ("ln ratio", "") if end.log else ("margin", " mHa")
+    return (f"gap closing: the {what} shrank from {mid.text()} at mid-training to {end.text()} at the end "
             f"({shrink / shrink_sigma:.1f} sigma); at that rate it would be {projected:+.2f} ± "
-            f"{projected_sigma:.2f} mHa after 40 % more training")
+            f"{projected_sigma:.2f}{unit} after 40 % more training")
 
 
 # ----------------------------------------------------------------------------- the budget
@@ -211,24 +217,38 @@ def points_budget(points: pd.DataFrame, walkers_vary: bool = False) -> tuple[Bud
     return None, f"{what}: {listed}; trials of unequal or unknown budget are not compared"
 
 
-def window_margin(a, b, window: str, factor: float = 1.0) -> Margin | None:
+def window_margin(a, b, window: str, factor: float = 1.0, log: bool = False) -> Margin | None:
     """The margin ``a - factor * b`` of two points (rows with ``{window}_mean``/``{window}_err``,
-    mHa) in the training window ``mid`` or ``end``; None when either is not measured."""
+    mHa) in the training window ``mid`` or ``end``; with ``log`` the margin of the ratio,
+    ``ln a - ln b - ln factor`` from the seeds' window errors (``{window}_values``, floored at their
+    reblocked error as :meth:`analysis.inference.Sample.logged` does). None when either is not
+    measured."""
+    if log:
+        from .inference import Sample
+
+        sa, sb = Sample.from_row(a, window), Sample.from_row(b, window)
+        if not (sa.n and sb.n):
+            return None
+        la, lb = sa.logged(), sb.logged()
+        sigma = math.hypot(la.sem, lb.sem)
+        return Margin(la.mean - lb.mean - math.log(factor), sigma if math.isfinite(sigma) else 0.0, log=True)
     a_mean, b_mean = a.get(f"{window}_mean"), b.get(f"{window}_mean")
     if a_mean is None or b_mean is None or not (math.isfinite(float(a_mean)) and math.isfinite(float(b_mean))):
         return None
     return margin(float(a_mean), float(a.get(f"{window}_err")), float(b_mean), float(b.get(f"{window}_err")), factor)
 
 
-def stability_gate(pairs) -> tuple[str | None, str]:
+def stability_gate(pairs, log: bool = False) -> tuple[str | None, str]:
     """(failure, note) of the stability rule over the compared pairs.
 
     ``pairs``: (label, a, b, factor) for each comparison the claim makes (``a``/``b`` point rows):
     the failure is ``gap closing on ...`` or ``stability over training not measured on ...``; the
-    note lists the margin at mid-training and at the end for each pair."""
+    note lists the margin at mid-training and at the end for each pair. With ``log`` the margin is
+    the log ratio ``ln a - ln b - ln factor`` (both errors usually fall during training, so an
+    absolute gap shrinks while the ratio holds: the ratio is what the claims test)."""
     closing_on, unmeasured, notes = [], [], []
     for label, a, b, factor in pairs:
-        mid, end = window_margin(a, b, "mid", factor), window_margin(a, b, "end", factor)
+        mid, end = window_margin(a, b, "mid", factor, log), window_margin(a, b, "end", factor, log)
         if mid is None or end is None:
             unmeasured.append(str(label))
             continue
@@ -243,5 +263,6 @@ def stability_gate(pairs) -> tuple[str | None, str]:
         failure = (f"stability over training not measured on {', '.join(unmeasured)} (each trial needs >= "
                    f"{int(MIN_WINDOW / (MID_WINDOW[1] - MID_WINDOW[0]))} training iterations in metrics.csv and a "
                    "reference energy)")
-    note = ("margin at mid-training -> end of training (training-window energies): " + "; ".join(notes)) if notes else ""
+    what = "ln ratio" if log else "margin"
+    note = (f"{what} at mid-training -> end of training (training-window energies): " + "; ".join(notes)) if notes else ""
     return failure, note

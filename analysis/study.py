@@ -108,7 +108,10 @@ class FigureStudy:
         frame = inputs.frame(kind.source)
         if frame is None or frame.empty:
             return None
-        return kind.data(frame)
+        plotted = kind.data(frame)
+        if plotted is not None:
+            plotted.attrs["claims"] = inputs.trials.attrs.get("claims")  # the rules its claims are judged by
+        return plotted
 
     def claims(self, inputs: Inputs, data: Mapping[str, pd.DataFrame]) -> list[Claim]:
         """The rules' claims; a claim whose rule set no kind gets the study's ``claim_kind``, and a

@@ -2,13 +2,10 @@
 sampler-moves studies (one point per level of the swept key and system; systems ordered by
 electron count).
 
-A point is the mean error over its seeds (mHa) with the plotted error bar ``e`` (seed spread, at
-least the reblocked standard error; the reblocked standard error for one seed), aggregated as in
-:func:`analysis.points.aggregate_point`. :func:`factor_claim` tests "N is at least ``factor``
-times D" per system by the margin ``M = N - factor D`` with ``sigma_M = sqrt(n^2 + factor^2
-d^2)``: ``M > 2 sigma_M`` is exactly "factor lies below the 2-sigma lower bound of N/D"
-(Fieller's interval for a ratio of two normal means, which, unlike a propagated
-``R ± 2 sigma_R``, stays valid when D is small or <= 0).
+A point is the mean error over its seeds (mHa) with the plotted error bar (the standard error of
+that mean), aggregated as in :func:`analysis.points.aggregate_point`. Ratios are ratios of the
+seeds' geometric mean errors, tested on ln(error) (:mod:`analysis.inference`): :func:`factor_claim`
+tests "N is at least ``factor`` times D" as one Welch contrast over every system it is given.
 """
 
 from __future__ import annotations
@@ -23,13 +20,14 @@ import pandas as pd
 from .loaders import complete_trials
 from .plotting import annotate, legend, log_y_with_band, new_figure, plain_log_labels, raise_error_bars
 from .points import (
-    ERROR, ERROR_DATA_COLUMNS, GRID_KEYS, aggregate_point, point_facts, error_caption, series_label,
+    ERROR, ERROR_DATA_COLUMNS, GRID_KEYS, aggregate_point, lost_at, lost_trials, point_facts, error_caption, series_label,
     swept_keys, title_line,
 )
 from .stability import stability_gate
+from .inference import MIN_SEEDS, TTest, contrast, difference
 from .verdicts import (
-    COMPARISON, Claim, INCONCLUSIVE, LineFit, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED, comparison_gate, fmt_pm,
-    join_parts, weighted_line,
+    COMPARISON, Claim, Decision, INCONCLUSIVE, LineFit, comparison_gate, decided, floored_note, fmt_factor, fmt_pm,
+    join_parts, lost_hold, lost_note, min_seeds, need_text, power_text, sample, trial_numbers, weighted_line,
 )
 
 
@@ -73,6 +71,7 @@ def system_points(trials: pd.DataFrame, keys: Sequence[str], level: Callable, la
     present = [k for k in keys if k in done]
     others = other_keys(trials, keys)
     done["system"] = done["system"].fillna("unknown system").astype(str)
+    lost = lost_trials(trials)
     error = pd.to_numeric(done[ERROR.column], errors="coerce")
     no_error = [int(t) for t in done.loc[error.isna(), "trial"]]
     done = done[error.notna()]
@@ -89,7 +88,8 @@ def system_points(trials: pd.DataFrame, keys: Sequence[str], level: Callable, la
             if others:
                 text += ", " + series_label(others, [named[k] for k in others])
             row = {"panel": "error_mha by system", "series": text, "x_name": "system", "x": named["system"],
-                   "y_name": ERROR.column, **aggregate_point(errors, stderrs, log=True), **point_facts(group),
+                   "y_name": ERROR.column, **aggregate_point(errors, stderrs, log=True),
+                   **point_facts(group, lost_at(lost, named)),
                    "level": lev, "electrons": group_electrons(group), **{k: named[k] for k in present + others}}
             if extra is not None:
                 row.update(extra(group))
@@ -105,16 +105,22 @@ def system_points(trials: pd.DataFrame, keys: Sequence[str], level: Callable, la
 
 
 RATIO_COLUMNS = ("x", "electrons", "x_pos", "num_mean", "num_err", "den_mean", "den_err", "ratio",
-                 "ln_ratio_err", "factor", "margin", "margin_err", "fieller_low", "trials")
+                 "ln_ratio", "ln_ratio_err", "ln_ratio_df", "factor", "t", "p_above", "p_below", "trials")
+
+
+def ln_ratio_test(num_row, den_row, factor: float = 1.0) -> TTest:
+    """Welch's t test of ln N - ln D against ln ``factor`` from two points' seeds (errors floored at
+    their reblocked error before the log, :meth:`analysis.inference.Sample.logged`)."""
+    return difference(sample(num_row, log=True), sample(den_row, log=True), null=math.log(factor))
 
 
 def ratios(data: pd.DataFrame, numerator: str, denominator: str, factor: float) -> pd.DataFrame:
-    """Per system (and other varying key): numerator/denominator of the mean errors.
+    """Per system (and other varying key): the ratio of the numerator's to the denominator's error.
 
-    Columns :data:`RATIO_COLUMNS` (+ the other keys): ``ratio`` = N/D and ``ln_ratio_err`` =
-    sqrt((n/N)^2 + (d/D)^2) (NaN unless N, D > 0); ``margin`` = N - factor·D and
-    ``margin_err`` = sqrt(n^2 + factor^2 d^2); ``fieller_low``: the 2-sigma lower bound of N/D
-    (Fieller), finite when D > 2 d, else NaN (the ratio is then unbounded above).
+    Columns :data:`RATIO_COLUMNS` (+ the other keys): ``ratio`` = exp(mean ln N - mean ln D), the
+    ratio of the seeds' geometric mean errors; ``ln_ratio`` its logarithm with standard error
+    ``ln_ratio_err`` and Welch–Satterthwaite ``ln_ratio_df``; ``t``, ``p_above``, ``p_below``: the
+    one-sided tests of "the ratio exceeds ``factor``" and "is below it" (NaN without 2 seeds a side).
     """
     others = [k for k in data.attrs.get("other_keys", []) if k in data]
     num = data[data["level"] == numerator]
@@ -122,21 +128,18 @@ def ratios(data: pd.DataFrame, numerator: str, denominator: str, factor: float) 
     both = num.merge(den, on=["x", *others], suffixes=("_n", "_d"))
     rows = []
     for _, r in both.iterrows():
-        n_mean, n_err, d_mean, d_err = (float(r[c]) for c in ("mean_n", "yerr_n", "mean_d", "yerr_d"))
-        ok = n_mean > 0 and d_mean > 0
-        ratio = n_mean / d_mean if ok else math.nan
-        ln_err = math.hypot(n_err / n_mean, d_err / d_mean) if ok else math.nan
-        z = SIGNIFICANCE
-        low = math.nan
-        if d_mean > z * d_err:
-            disc = n_err**2 * d_mean**2 + d_err**2 * n_mean**2 - z**2 * n_err**2 * d_err**2
-            low = (n_mean * d_mean - z * math.sqrt(max(disc, 0.0))) / (d_mean**2 - z**2 * d_err**2)
+        n_row = {"seed_values": r["seed_values_n"], "seed_stderrs": r["seed_stderrs_n"]}
+        d_row = {"seed_values": r["seed_values_d"], "seed_stderrs": r["seed_stderrs_d"]}
+        test = ln_ratio_test(n_row, d_row, factor)
+        testable = min(int(r["n_seeds_n"]), int(r["n_seeds_d"])) >= MIN_SEEDS
         rows.append({"x": r["x"], "electrons": r["electrons_n"], "x_pos": r["x_pos_n"],
-                     "num_mean": n_mean, "num_err": n_err, "den_mean": d_mean, "den_err": d_err,
-                     "ratio": ratio, "ln_ratio_err": ln_err, "factor": factor,
-                     "margin": n_mean - factor * d_mean, "margin_err": math.hypot(n_err, factor * d_err),
-                     "fieller_low": low, "trials": f"{r['trials_n']} | {r['trials_d']}",
-                     **{k: r[k] for k in others}})
+                     "num_mean": float(r["mean_n"]), "num_err": float(r["yerr_n"]),
+                     "den_mean": float(r["mean_d"]), "den_err": float(r["yerr_d"]),
+                     "ratio": math.exp(test.estimate), "ln_ratio": test.estimate, "ln_ratio_err": test.se,
+                     "ln_ratio_df": test.df, "factor": factor, "t": test.t if testable else math.nan,
+                     "p_above": test.p_greater if testable else math.nan,
+                     "p_below": test.p_less if testable else math.nan,
+                     "trials": f"{r['trials_n']} | {r['trials_d']}", **{k: r[k] for k in others}})
     out = pd.DataFrame(rows, columns=[*RATIO_COLUMNS, *others])
     return out.sort_values("x_pos", kind="stable").reset_index(drop=True)
 
@@ -260,17 +263,18 @@ def levels_missing(data: pd.DataFrame, needed: Iterable[str], label: Callable) -
     return f"only {ran} has complete trials with an error vs a reference: no comparison"
 
 
-def margin_text(r: pd.Series, num: str, den: str) -> str:
-    """``Li (3 e): Adam 40.00 ± 2.00 vs KFAC 2.00 ± 0.10 mHa, ratio 20.0 (x/÷ 1.06), Adam − 10·KFAC = 20.0 ± 2.2 (9.0σ), 2σ lower bound 16.1``."""
+def figure_pool(data: pd.DataFrame, levels: Sequence[str]) -> list:
+    """The ln-error samples of every point of ``data`` at ``levels``: the cells whose seed variance
+    a figure's tests pool (:func:`analysis.inference.contrast`)."""
+    return [sample(r, log=True) for _, r in data[data["level"].isin(list(levels))].iterrows()]
+
+
+def ratio_text(r: pd.Series, num: str, den: str) -> str:
+    """``Li (3 e): Adam 40.00 ± 2.00 vs KFAC 2.00 ± 0.10 mHa, ratio 20.0 (×/÷ 1.06, df 2.1)``."""
     electrons = f" ({int(r['electrons'])} e)" if np.isfinite(float(r["electrons"])) else ""
-    ratio = (f"ratio {r['ratio']:.3g} (×/÷ {math.exp(r['ln_ratio_err']):.2f})" if np.isfinite(r["ratio"])
-             else "ratio undefined (a mean error <= 0)")
-    z = r["margin"] / r["margin_err"] if r["margin_err"] > 0 else math.copysign(math.inf, r["margin"])
-    low = (f", 2σ lower bound {r['fieller_low']:.3g}" if np.isfinite(r["fieller_low"])
-           else f", {den}'s error within 2σ of zero: the ratio has no upper bound")
     return (f"{r['x']}{electrons}: {num} {fmt_pm(r['num_mean'], r['num_err'], 'mHa')} vs {den} "
-            f"{fmt_pm(r['den_mean'], r['den_err'], 'mHa')}, {ratio}, {num} − {r['factor']:g}·{den} = "
-            f"{r['margin']:.2f} ± {r['margin_err']:.2f} mHa ({z:+.1f}σ){low}")
+            f"{fmt_pm(r['den_mean'], r['den_err'], 'mHa')}, ratio of geometric means {r['ratio']:.3g} "
+            f"(×/÷ {math.exp(r['ln_ratio_err']):.2f}, df {r['ln_ratio_df']:.1f})")
 
 
 def level_pairs(data: pd.DataFrame, table: pd.DataFrame, numerator: str, denominator: str) -> list[tuple]:
@@ -300,11 +304,15 @@ def ratio_range(table: pd.DataFrame, num: str, den: str) -> str:
 
 
 def factor_claim(topic: str, statement: str, data: pd.DataFrame, numerator: str, denominator: str,
-                 factor: float, label: Callable) -> Claim:
-    """"numerator's error is at least ``factor`` x the denominator's" on every system, a comparison
-    at a budget (:mod:`analysis.verdicts`): the margin N − factor·D against 2 sigma (the Fieller
-    bound) at the end of training, after the comparison gate (one budget, >= 2 seeds per point);
-    ``supported`` also needs the margin stable over training (:func:`analysis.stability.stability_gate`)."""
+                 factor: float, label: Callable, pool: list | None = None) -> Claim:
+    """"numerator's error is at least ``factor`` x the denominator's", one test over every system
+    (and other varying key) in ``data``: the mean over them of ln N - ln D (each a Welch difference
+    of the seeds' ln errors) against ln ``factor``, a Welch–Satterthwaite contrast
+    (:mod:`analysis.inference`). Support: above; refutation: below. A comparison at a budget
+    (:mod:`analysis.verdicts`): one budget and >= 2 seeds per point, and ``supported`` is held when
+    some system's ln ratio shrinks over training (:func:`analysis.stability.stability_gate`).
+    ``pool``: the samples whose ln-error variance is pooled (a system's line within a figure of
+    several: :func:`figure_pool`); default the compared points (pooled when more than two)."""
     if data.empty:
         return Claim(topic, statement, INCONCLUSIVE, "no complete trial with an error vs a reference", kind=COMPARISON)
     num, den = label(numerator), label(denominator)
@@ -317,26 +325,29 @@ def factor_claim(topic: str, statement: str, data: pd.DataFrame, numerator: str,
     compared = data[data["x"].isin(table["x"]) & data["level"].isin([numerator, denominator])]
     gate = comparison_gate(compared, "system")
     pairs = [(lab, a, b, factor) for lab, a, b in level_pairs(data, table, numerator, denominator)]
-    unstable, stability_note = stability_gate(pairs)
-    evidence = join_parts("; ".join(margin_text(r, num, den) for _, r in table.iterrows()), stability_note,
-                          no_error_note(data))
-
-    def claim(verdict: str, reason: str) -> Claim:
-        return Claim(topic, statement, verdict, join_parts(reason, evidence), kind=COMPARISON, scope=gate.scope,
-                     effect=ratio_range(table, numerator, denominator))
-
+    body = join_parts("; ".join(ratio_text(r, num, den) for _, r in table.iterrows()),
+                      floored_note([r for _, r in compared.iterrows()], True), no_error_note(data), lost_note(compared))
+    effect = ratio_range(table, numerator, denominator)
     if gate.failure:
-        return claim(INCONCLUSIVE, gate.failure)
-    z = table["margin"] / table["margin_err"].where(table["margin_err"] > 0, math.nan)
-    z = z.fillna(table["margin"].map(lambda m: math.copysign(math.inf, m)))
-    below = table[z < -SIGNIFICANCE]
-    if len(below):
-        return claim(NOT_SUPPORTED, f"the ratio is significantly below {factor:g} on {', '.join(map(str, below['x']))}")
-    unresolved = table[z <= SIGNIFICANCE]
-    if len(unresolved):
-        return claim(INCONCLUSIVE, f"the ratio is not resolved from {factor:g} at 2σ on {', '.join(map(str, unresolved['x']))}")
-    if unstable:
-        return claim(INCONCLUSIVE, unstable)
-    where = f"all {len(table)} systems" if len(table) > 1 else str(table["x"].iloc[0])
-    return claim(SUPPORTED, f"above {factor:g}x by more than 2σ on {where}, and stable over training")
-
+        return Claim(topic, statement, INCONCLUSIVE, join_parts(gate.failure, body), kind=COMPARISON, scope=gate.scope,
+                     effect=effect, decision=Decision(blocked=gate.failure, body=body, trials=trial_numbers(compared)))
+    unstable, stability_note = stability_gate(pairs, log=True)
+    samples, weights = [], []
+    for lab, a, b, _ in pairs:
+        samples += [sample(a, log=True), sample(b, log=True)]
+        weights += [1.0 / len(pairs), -1.0 / len(pairs)]
+    test = contrast(samples, weights, null=math.log(factor), pool=pool)
+    where = str(table["x"].iloc[0]) if len(table) == 1 else f"the mean over {len(table)} systems"
+    pooled = "" if len(table) == 1 else " averaged over systems"
+    seeds = min_seeds(compared)
+    decision = Decision(
+        p_support=test.p_greater, p_refute=test.p_less,
+        hold=join_parts(unstable, lost_hold(compared[compared["level"] == denominator], den)),
+        supported=f"above {factor:g}x on {where}: {fmt_factor(test.estimate)}",
+        refuted=f"below {factor:g}x on {where}: {fmt_factor(test.estimate)}",
+        undecided=f"{fmt_factor(test.estimate)} on {where} is not resolved from {factor:g}x",
+        test=f"Welch t on ln({num} error) - ln({den} error){pooled} vs ln {factor:g}: {test.text()}",
+        body=join_parts(body, stability_note), need=need_text(test, seeds),
+        power=power_text(test, seeds, True, "", f"{factor:g}x"), trials=trial_numbers(compared))
+    return decided(Claim(topic, statement, INCONCLUSIVE, "", kind=COMPARISON, scope=gate.scope, effect=effect,
+                         decision=decision))

@@ -309,7 +309,9 @@ def test_width_depth_figure_plots_seed_means(width_depth_root: Path):
         c = lines[f"depth {depth}"]
         np.testing.assert_allclose(c.lines[0].get_xdata(), [8, 16, 32])
         means = [np.mean([width_depth_error(w, depth, s) for s in (0, 1)]) for w in (8, 16, 32)]
-        spreads = [np.std([width_depth_error(w, depth, s) for s in (0, 1)], ddof=1) for w in (8, 16, 32)]
+        # error bars: standard errors of the mean over the two seeds, never below the reblocked 0.2/sqrt(2)
+        spreads = [max(np.std([width_depth_error(w, depth, s) for s in (0, 1)], ddof=1) / math.sqrt(2),
+                       math.sqrt(2 * 0.2**2) / 2) for w in (8, 16, 32)]
         np.testing.assert_allclose(c.lines[0].get_ydata(), means)
         np.testing.assert_allclose(errorbar_halfwidths(c), spreads)
     assert (data["n_seeds"] == 2).all() and (data["spread_kind"] == "seed std").all()
@@ -322,19 +324,23 @@ def test_width_depth_figure_plots_seed_means(width_depth_root: Path):
 
 def test_negative_errors_are_clipped_to_their_error_bar(tmp_path: Path):
     specs = [Spec({"network.width": 8, "seed": 0}, 12.0), Spec({"network.width": 8, "seed": 1}, 12.4),
-             Spec({"network.width": 16, "seed": 0}, -0.5), Spec({"network.width": 16, "seed": 1}, -0.3)]
+             Spec({"network.width": 16, "seed": 0}, -0.5), Spec({"network.width": 16, "seed": 1}, -0.3),
+             Spec({"network.width": 32, "seed": 0}, 0.1), Spec({"network.width": 32, "seed": 1}, 0.3)]
     make_study(tmp_path, "width", specs)
     frame = analysis.load_study("width", output_root=tmp_path)
     data = S.width.width_data(frame)
     clipped = data[data["x"] == 16].iloc[0]
     assert clipped["clipped"] and clipped["mean"] == pytest.approx(-0.4)
-    assert clipped["y"] == pytest.approx(np.std([-0.5, -0.3], ddof=1))
+    # the standard error of the mean (0.1), never below the reblocked one: sqrt(2 x 0.2^2) / 2
+    assert clipped["y"] == pytest.approx(math.sqrt(2 * 0.2**2) / 2)
     fig = draw_error_figure(data)
     marker = [ln for ln in fig.axes[0].lines if "error ≤ 0" in str(ln.get_label())]
     assert len(marker) == 1 and list(marker[0].get_xdata()) == [16.0]
     claims = check_claims(frame, {"width": data})
     width = [c for c in claims if c.topic == "width"][0]
-    assert width.verdict == "inconclusive" and "non-positive" in width.evidence and "left out of the fit" in width.evidence
+    # on ln(error) each seed is floored at its reblocked error (0.2 mHa), which the evidence says
+    assert ("errors within their reblocked standard error of zero counted as that error before the log (seeds floored "
+            "at 16 (2), 32 (1))") in width.evidence
     assert any(c.topic == "study" and "<= 0" in c.statement and "width: network.width=16" in c.evidence for c in claims)
 
 
@@ -363,8 +369,8 @@ def test_determinants_figure_puts_both_ansatzes_on_one_axes(tmp_path: Path, netw
     # a comparison needs two seeds per point (tests/test_claims_rules.py has the supported case)
     assert versus.verdict == "inconclusive" and "K=4: FermiNet 3.00 ± 0.20 mHa" in versus.evidence
     assert versus.evidence.startswith("one seed at K 1, 4, 16")
-    assert claims["FermiNet gains little from more determinants"].verdict == "supported"
-    assert "no gain beyond K 4" in claims["FermiNet gains little from more determinants"].evidence
+    fermi = claims["FermiNet gains little from more determinants"]
+    assert fermi.verdict == "inconclusive" and "one seed at K 1, 4, 16: a test needs >= 2 seeds per point" in fermi.evidence
 
 
 def test_determinants_with_one_ansatz_names_it_and_makes_no_comparison(tmp_path: Path):
@@ -378,19 +384,25 @@ def test_determinants_with_one_ansatz_names_it_and_makes_no_comparison(tmp_path:
 
 
 def test_depth_and_pairwise_saturation_claims(tmp_path: Path):
-    specs = [Spec({"network.depth": d}, e) for d, e in ((1, 10.0), (2, 5.0), (3, 4.9), (4, 5.05))]
+    specs = [Spec({"network.depth": d, "seed": s}, e + 0.05 * (2 * s - 1))
+             for d, e in ((1, 10.0), (2, 5.0), (3, 4.9), (4, 5.05)) for s in (0, 1)]
     make_study(tmp_path, "depth", specs)
     frame = analysis.load_study("depth", output_root=tmp_path)
     fig = S.depth.depth_figure(frame)
     np.testing.assert_allclose(fig.axes[0].containers[0].lines[0].get_ydata(), [10.0, 5.0, 4.9, 5.05])
     (claim,) = verdicts(check_claims(frame, {"depth": S.depth.depth_data(frame)}))
-    assert claim.verdict == "supported" and "no gain beyond depth 2 within error bars" in claim.evidence
+    assert claim.verdict == "supported", claim.evidence
+    assert claim.evidence.startswith("the error falls 1.98x from depth 1 to 4 and no value beyond depth 2 is better "
+                                     "than it by more than 1.6 mHa (chemical accuracy)")
 
-    specs = [Spec({"network.pairwise_width": w}, e) for w, e in ((4, 8.0), (8, 4.0), (16, 2.0))]
+    specs = [Spec({"network.pairwise_width": w, "seed": s}, e + 0.05 * (2 * s - 1))
+             for w, e in ((4, 16.0), (8, 8.0), (16, 4.0)) for s in (0, 1)]
     make_study(tmp_path / "p", "pairwise", specs)
     frame = analysis.load_study("pairwise", output_root=tmp_path / "p")
     (claim,) = verdicts(check_claims(frame, {"pairwise_width": S.pairwise.pairwise_width_data(frame)}))
-    assert claim.verdict == "not supported" and "still falls significantly" in claim.evidence
+    assert claim.verdict == "not supported", claim.evidence
+    assert claim.evidence.startswith("no saturation in this range: the error still falls by more than 1.6 mHa "
+                                     "(chemical accuracy) from pairwise width 8 to 16 (4 mHa)")
 
 
 def test_width_claim_names_the_better_model_and_depth_needs_three_points(width_depth_root: Path):
@@ -422,7 +434,7 @@ def test_sampler_figure_error_and_error_bar_panels(tmp_path: Path):
     claims = {c.statement: c for c in check_claims(frame, {"sampler": data})}
     walkers = claims["the error bar shrinks like 1/sqrt(walkers) (steps 2)"]
     assert walkers.verdict == "supported" and "fitted exponent p = -0.50" in walkers.evidence
-    assert "one seed per batch size: unweighted fit" in walkers.evidence
+    assert "one seed per batch size: t on the unweighted least-squares slope" in walkers.evidence
 
 
 def test_tuning_study_guards_importances_and_plots_history(tmp_path: Path):

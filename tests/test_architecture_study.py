@@ -53,14 +53,18 @@ def test_the_study_plans_its_figure_and_draws_one_panel_per_system_and_cost(tmp_
 
 
 def test_ferminet_beats_sj_and_psiformer_matches_at_equal_cost(tmp_path: Path):
-    found = claims(architecture_study(tmp_path, {"ferminet": 5.0, "psiformer": 4.9, "slater_jastrow": 20.0}))
+    # four seeds: a "matches" claim is a non-inferiority test within 1.6 mHa, Welch t on each pair, and
+    # eight claims share the Holm adjustment
+    found = claims(architecture_study(tmp_path, {"ferminet": 5.0, "psiformer": 4.9, "slater_jastrow": 20.0},
+                                      seeds=(0, 1, 2, 3)))
     for system in ("Li", "LiH"):
         assert found[f"FermiNet beats Slater–Jastrow at equal iterations ({system})"].verdict == "supported"
         assert found[f"Psiformer matches or beats FermiNet at equal iterations ({system})"].verdict == "supported"
         for cost in ("device-seconds", "training FLOPs"):
             claim = found[f"Psiformer matches or beats FermiNet at equal cost ({cost}) ({system})"]
             assert claim.verdict == "supported", claim.render()
-            assert "at 1000 iterations" in claim.scope and "2 seeds per point" in claim.scope
+            assert "at 1000 iterations" in claim.scope and "4 seeds per point" in claim.scope
+            assert "Welch non-inferiority t on Psiformer − FermiNet error against +1.6 mHa" in claim.evidence
 
 
 def test_a_costlier_psiformer_cannot_be_judged_at_equal_cost(tmp_path: Path):
@@ -74,7 +78,7 @@ def test_a_costlier_psiformer_cannot_be_judged_at_equal_cost(tmp_path: Path):
 
 def test_a_worse_psiformer_at_no_less_cost_is_not_supported_and_sj_winning_refutes(tmp_path: Path):
     found = claims(architecture_study(tmp_path, {"ferminet": 5.0, "psiformer": 9.0, "slater_jastrow": 2.0},
-                                      costs={**COST, "psiformer": (100.0, 1e12)}, systems=("Be",)))
+                                      costs={**COST, "psiformer": (100.0, 1e12)}, systems=("Be",), seeds=(0, 1, 2, 3)))
     assert found["Psiformer matches or beats FermiNet at equal cost (training FLOPs) (Be)"].verdict == "not supported"
     assert found["FermiNet beats Slater–Jastrow at equal iterations (Be)"].verdict == "not supported"
 
@@ -83,11 +87,13 @@ def test_wide_error_bars_are_no_match_and_one_seed_decides_nothing(tmp_path: Pat
     wide = claims(architecture_study(tmp_path / "wide", {"ferminet": 5.0, "psiformer": 5.0, "slater_jastrow": 20.0},
                                      systems=("Li",), spread=0.3))
     claim = wide["Psiformer matches or beats FermiNet at equal iterations (Li)"]
-    assert claim.verdict == "inconclusive" and "too wide" in claim.evidence
+    assert claim.verdict == "inconclusive"
+    assert claim.evidence.startswith("Psiformer − FermiNet = +0 mHa is not resolved from the margin 1.6 mHa")
+    assert "seeds per point would decide it" in claim.evidence
     single = claims(architecture_study(tmp_path / "one", {"ferminet": 5.0, "psiformer": 4.0, "slater_jastrow": 20.0},
                                        systems=("Li",), seeds=(0,)))
     assert {c.verdict for c in single.values()} == {"inconclusive"}
-    assert all("a comparison needs >= 2 seeds" in c.evidence for c in single.values())
+    assert all("a test needs >= 2 seeds" in c.evidence for c in single.values())
 
 
 def test_with_one_ansatz_there_is_nothing_to_compare(tmp_path: Path):

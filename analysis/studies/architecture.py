@@ -13,40 +13,42 @@ Claims, per system, all comparisons at a budget (:mod:`analysis.verdicts`: one s
 iterations x walkers, >= 2 seeds per point, and for ``supported`` a margin stable from
 mid-training to the end, :func:`analysis.stability.stability_gate`):
 
-* **"FermiNet beats Slater–Jastrow"** at equal iterations: ``supported`` when FermiNet's error is
-  lower by more than 2 sigma, ``not supported`` when Slater–Jastrow's is, else ``inconclusive``.
+* **"FermiNet beats Slater–Jastrow"** at equal iterations: Welch t on ln(error) (the energy when
+  no reference is known), support FermiNet lower, refutation Slater–Jastrow lower.
 * **"Psiformer matches or beats FermiNet at equal iterations"** and **"... at equal cost"** (once
-  per cost: device-seconds, training FLOPs). *Matches* is a statement about a bound: the Psiformer
-  is not worse by more than 2 sigma **and** the test could have seen a difference of
-  :data:`MATCH_TOLERANCE` of FermiNet's error or of chemical accuracy (1.6 mHa), whichever is
-  larger (2 sigma of the gap below it); wider error bars are ``inconclusive``. At equal cost the two runs' costs must agree within :data:`COST_MATCH`, or the
-  better-or-equal one must also be the cheaper: a Psiformer that matches FermiNet at no more cost
-  is ``supported``; one significantly worse at no less cost ``not supported``; anything else (the
-  one that does better also spent more) cannot be judged at equal cost from these runs and is
-  ``inconclusive``, and the evidence says how much more training the cheaper one would need. This
-  assumes only that more training does not raise the error.
+  per cost: device-seconds, training FLOPs). *Matches* is non-inferiority within the study's
+  margin (the sweep file's ``claims.margin_mha``, default chemical accuracy 1.6 mHa): support when
+  Psiformer − FermiNet is significantly below the margin (Welch t on the linear error, where the
+  margin lives), refutation when it is significantly above it. At equal cost the two runs' costs
+  must agree within :data:`COST_MATCH`, or the better-or-equal one must also be the cheaper: a
+  match can be supported only when the Psiformer spent no more (within 10 %), a loss refuted only
+  when it spent no less; otherwise the claim cannot be judged at equal cost from these runs and
+  the evidence says how much more training the cheaper one would need. This assumes only that
+  more training does not raise the error.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from ..loaders import HARTREE_TO_MHA
 from ..plotting import new_figure, plain_log_labels
-from ..points import (CHEMICAL_ACCURACY_MHA, NETWORK_KEYS, NETWORK_NAMES, aggregate_point, point_facts,
+from ..points import (CHEMICAL_ACCURACY_MHA, NETWORK_KEYS, NETWORK_NAMES, aggregate_point, lost_at, lost_trials,
+                      point_facts,
                       response_metric, swept_keys, title_line, tuning_keys)
 from ..stability import stability_gate
 from ..study import FigureKind, FigureStudy, claims_by_figure
-from ..verdicts import (COMPARISON, INCONCLUSIVE, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED, Claim, combined_sigma,
-                        comparison_gate, fmt_pm, join_parts)
+from ..inference import difference
+from ..verdicts import (COMPARISON, INCONCLUSIVE, Claim, Decision, comparison_gate, decided, fmt_factor, fmt_pm,
+                        join_parts, lost_hold, lost_note, min_seeds, need_text, power_text, rules_of, sample,
+                        trial_numbers)
 from .cost import with_cost_columns
 
 COST_MATCH = 0.10  # costs within this fraction of each other count as equal cost
-MATCH_TOLERANCE = 0.10  # "matches" needs 2 sigma of the gap below this fraction of FermiNet's error
-# (or below chemical accuracy, whichever is larger)
 ORDER = ("ferminet", "psiformer", "slater_jastrow")
 MARKERS = {"ferminet": ("o", "C0"), "psiformer": ("s", "C3"), "slater_jastrow": ("^", "C2")}
 COSTS = {"device_seconds": ("device-seconds (devices x wall time)", "device-seconds"),
@@ -79,6 +81,7 @@ def architecture_data(trials: pd.DataFrame) -> pd.DataFrame:
     done["stderr_mha"] = pd.to_numeric(done["energy_stderr"], errors="coerce") * HARTREE_TO_MHA
     err_col = "error_stderr_mha" if metric.column == "error_mha" else "energy_stderr"
     done["system"] = done["system"].fillna("unknown system").astype(str) if "system" in done else "unknown system"
+    lost = lost_trials(trials)
     rows = []
     for (system, network), group in done.groupby(["system", net], sort=False):
         values = pd.to_numeric(group[metric.column], errors="coerce").to_numpy(float)
@@ -86,8 +89,9 @@ def architecture_data(trials: pd.DataFrame) -> pd.DataFrame:
             continue
         stderrs = pd.to_numeric(group.get(err_col), errors="coerce").to_numpy(float)
         point = aggregate_point(values, stderrs, metric.log)
+        facts = point_facts(group, lost_at(lost, {"system": system, net: network}))
         rows.append({"system": system, "network": str(network), "series": NETWORK_NAMES.get(str(network), str(network)),
-                     "x_name": "network", "x": str(network), "y_name": metric.column, **point, **point_facts(group),
+                     "x_name": "network", "x": str(network), "y_name": metric.column, **point, **facts,
                      "device_seconds": float(group["device_seconds"].mean()),
                      "training_flops": float(group["training_flops"].mean())})
     data = pd.DataFrame(rows)
@@ -154,89 +158,96 @@ def _pair(points: pd.DataFrame, a: str, b: str) -> tuple[pd.Series, pd.Series] |
     return (rows[a], rows[b]) if a in rows and b in rows else None
 
 
-def _claim(statement: str, verdict: str, reason: str, evidence: str, gate, pair_for_stability) -> Claim:
-    """Gate first, then (for ``supported``) stability of the margin over training."""
-    unstable, note = stability_gate([pair_for_stability])
-    if gate.failure:
-        verdict, reason = INCONCLUSIVE, gate.failure
-    elif verdict == SUPPORTED and unstable:
-        verdict, reason = INCONCLUSIVE, unstable
-    return Claim("architecture", statement, verdict, join_parts(reason, evidence, note), kind=COMPARISON,
-                 scope=gate.scope)
+def _claim(statement: str, decision: Decision, gate, pair_for_stability, log: bool) -> Claim:
+    """Gate first (blocks), then for ``supported`` the stability of the gap over training (holds)."""
+    unstable, note = stability_gate([pair_for_stability], log=log)
+    favoured = pair_for_stability[2]  # (label, reference, favoured, factor)
+    decision = replace(decision, blocked=join_parts(gate.failure, decision.blocked),
+                       hold=join_parts(unstable, lost_hold([favoured], str(favoured["series"]))),
+                       body=join_parts(decision.body, note, lost_note([pair_for_stability[1], favoured])),
+                       trials=trial_numbers([pair_for_stability[1], pair_for_stability[2]]))
+    return decided(Claim("architecture", statement, INCONCLUSIVE, "", kind=COMPARISON, scope=gate.scope,
+                         decision=decision))
 
 
-def beats_claim(system: str, points: pd.DataFrame, better: str, worse: str) -> Claim | None:
-    """``better`` beats ``worse`` at equal iterations on one system (None when either did not run)."""
+def beats_claim(system: str, points: pd.DataFrame, better: str, worse: str, pool: list | None = None) -> Claim | None:
+    """``better`` beats ``worse`` at equal iterations on one system (None when either did not run):
+    t on ln(error) with the variance pooled over ``pool`` (every point of the figure; Welch on the
+    energy when no reference is known)."""
     pair = _pair(points, better, worse)
     if pair is None:
         return None
     a, b = pair
     unit = "mHa" if a["y_name"] == "error_mha" else "Ha"
+    log = unit == "mHa"
     statement = f"{a['series']} beats {b['series']} at equal iterations ({system})"
-    gap, sigma = b["mean"] - a["mean"], combined_sigma(a["yerr"], b["yerr"])
-    evidence = (f"{a['series']} {fmt_pm(a['mean'], a['yerr'], unit)} vs {b['series']} "
-                f"{fmt_pm(b['mean'], b['yerr'], unit)} (gap {gap:.2f} ± {sigma:.2f})")
+    evidence = f"{a['series']} {fmt_pm(a['mean'], a['yerr'], unit)} vs {b['series']} {fmt_pm(b['mean'], b['yerr'], unit)}"
     gate = comparison_gate(pd.DataFrame([a, b]), "network")
-    if gap > SIGNIFICANCE * sigma:
-        verdict, reason = SUPPORTED, f"lower by {gap / sigma:.1f} sigma" if sigma > 0 else "lower"
-    elif -gap > SIGNIFICANCE * sigma:
-        verdict, reason = NOT_SUPPORTED, f"{b['series']} is lower by {-gap / sigma:.1f} sigma"
-    else:
-        verdict, reason = INCONCLUSIVE, "difference within 2 sigma"
-    return _claim(statement, verdict, reason, evidence, gate, (f"{b['series']} − {a['series']}", b, a, 1.0))
-
-
-def _match(a: pd.Series, b: pd.Series) -> tuple[str, str]:
-    """("better" | "match" | "worse" | "wide", text) for ``a`` against reference ``b`` (errors)."""
-    gap, sigma = a["mean"] - b["mean"], combined_sigma(a["yerr"], b["yerr"])
-    z = gap / sigma if sigma > 0 else math.copysign(math.inf, gap)
-    text = f"difference {gap:+.2f} ± {sigma:.2f} ({z:+.1f} sigma)"
-    if z < -SIGNIFICANCE:
-        return "better", text
-    if z > SIGNIFICANCE:
-        return "worse", text
-    bound = max(MATCH_TOLERANCE * abs(b["mean"]), CHEMICAL_ACCURACY_MHA if b["y_name"] == "error_mha" else 0.0)
-    what = f"the larger of {MATCH_TOLERANCE:.0%} of {b['series']}'s error and chemical accuracy ({bound:.2f})"
-    if SIGNIFICANCE * sigma > bound:
-        return "wide", text + f"; 2 sigma = {SIGNIFICANCE * sigma:.2f} exceeds {what}: error bars too wide to call a match"
-    return "match", text + f"; 2 sigma within {what}"
+    stability = (f"{b['series']} − {a['series']}", b, a, 1.0)
+    if gate.failure:
+        return _claim(statement, Decision(body=evidence), gate, stability, log)
+    test = difference(sample(b, log), sample(a, log), pool=pool if log else None)
+    size = fmt_factor(test.estimate) if log else f"{test.estimate:.3g} {unit}"
+    seeds = min_seeds(pd.DataFrame([a, b]))
+    return _claim(statement, Decision(
+        p_support=test.p_greater, p_refute=test.p_less,
+        supported=f"lower ({b['series']} / {a['series']} {size})", refuted=f"{b['series']} is lower ({size})",
+        undecided=f"the difference ({size}) is not significant",
+        test=(f"t on ln(error), variance pooled over the figure's points: {test.text()}" if log and pool else
+              f"Welch t on {'ln(error)' if log else 'energy'}: {test.text()}"), body=evidence,
+        need=need_text(test, seeds), power=power_text(test, seeds, log, unit, "no difference")), gate, stability, log)
 
 
 def matches_claim(system: str, points: pd.DataFrame, cost: str | None) -> Claim | None:
     """Psiformer matches or beats FermiNet on one system, at equal iterations (``cost`` None) or at
-    equal ``cost`` (module docstring)."""
+    equal ``cost`` (module docstring): non-inferiority within the study's margin."""
     pair = _pair(points, "psiformer", "ferminet")
     if pair is None:
         return None
     a, b = pair
     unit = "mHa" if a["y_name"] == "error_mha" else "Ha"
+    rules = rules_of(points)
+    margin = rules.margin(unit)
     where = "equal iterations" if cost is None else f"equal cost ({COSTS[cost][1]})"
     statement = f"Psiformer matches or beats FermiNet at {where} ({system})"
-    outcome, text = _match(a, b)
-    evidence = (f"Psiformer {fmt_pm(a['mean'], a['yerr'], unit)} vs FermiNet {fmt_pm(b['mean'], b['yerr'], unit)}; "
-                f"{text}")
+    evidence = f"Psiformer {fmt_pm(a['mean'], a['yerr'], unit)} vs FermiNet {fmt_pm(b['mean'], b['yerr'], unit)}"
     gate = comparison_gate(pd.DataFrame([a, b]), "network")
     stability = ("FermiNet − Psiformer", b, a, 1.0)
+    if gate.failure:
+        return _claim(statement, Decision(body=evidence), gate, stability, False)
+    test = difference(sample(a, False), sample(b, False), null=margin)
+    seeds = min_seeds(pd.DataFrame([a, b]))
+    decision = Decision(
+        p_support=test.p_less, p_refute=test.p_greater,
+        supported=f"Psiformer − FermiNet = {test.estimate:+.3g} {unit}, below the margin {rules.margin_text(unit)}",
+        refuted=f"Psiformer is worse by more than the margin {rules.margin_text(unit)} ({test.estimate:+.3g} {unit})",
+        undecided=f"Psiformer − FermiNet = {test.estimate:+.3g} {unit} is not resolved from the margin "
+                  f"{rules.margin_text(unit)}",
+        test=f"Welch non-inferiority t on Psiformer − FermiNet {'error' if unit == 'mHa' else 'energy'} against "
+             f"+{margin:g} {unit}: {test.text()}",
+        body=evidence, need=need_text(test, seeds),
+        power=power_text(test, seeds, False, unit, f"the margin {rules.margin_text(unit)}"))
     if cost is None:
-        verdict = {"better": SUPPORTED, "match": SUPPORTED, "worse": NOT_SUPPORTED}.get(outcome, INCONCLUSIVE)
-        return _claim(statement, verdict, "", evidence, gate, stability)
+        return _claim(statement, decision, gate, stability, False)
     ratio = float(a[cost]) / float(b[cost]) if float(b[cost]) > 0 else math.nan
     if not math.isfinite(ratio):
-        return _claim(statement, INCONCLUSIVE, f"{COSTS[cost][1]} not recorded", evidence, gate, stability)
-    evidence = join_parts(evidence, f"Psiformer/FermiNet {COSTS[cost][1]} {ratio:.2f} "
-                                    f"({a[cost]:.3g} vs {b[cost]:.3g})")
-    if outcome in ("better", "match") and ratio <= 1 + COST_MATCH:
-        return _claim(statement, SUPPORTED, "at no more cost", evidence, gate, stability)
-    if outcome == "worse" and ratio >= 1 - COST_MATCH:
-        return _claim(statement, NOT_SUPPORTED, "worse at no less cost", evidence, gate, stability)
-    if outcome == "wide":
-        return _claim(statement, INCONCLUSIVE, "no verdict on a match", evidence, gate, stability)
+        return _claim(statement, replace(decision, blocked=f"{COSTS[cost][1]} not recorded"), gate, stability, False)
+    cost_text = f"Psiformer/FermiNet {COSTS[cost][1]} {ratio:.2f} ({a[cost]:.3g} vs {b[cost]:.3g})"
+    support_ok, refute_ok = ratio <= 1 + COST_MATCH, ratio >= 1 - COST_MATCH
     if ratio > 1:
         need = f"FermiNet trained about {ratio:.1f}x as long (or the Psiformer {1 / ratio:.2f}x as long)"
     else:
         need = f"the Psiformer trained about {1 / ratio:.1f}x as long"
-    return _claim(statement, INCONCLUSIVE, f"not comparable at equal cost: the one that does at least as well also "
-                                           f"spent more (needs {need})", evidence, gate, stability)
+    decision = replace(decision, body=join_parts(decision.body, cost_text),
+                       p_support=decision.p_support if support_ok else None,
+                       p_refute=decision.p_refute if refute_ok else None,
+                       supported=decision.supported + " at no more cost",
+                       refuted=decision.refuted + " at no less cost",
+                       undecided=(decision.undecided if support_ok and refute_ok else
+                                  f"{decision.undecided}; a match can only be judged at no more cost and a loss at "
+                                  f"no less cost: {'the Psiformer spent more' if ratio > 1 else 'the Psiformer spent less'} "
+                                  f"(equal cost needs {need})"))
+    return _claim(statement, decision, gate, stability, False)
 
 
 def architecture_claims(data: pd.DataFrame) -> list[Claim]:
@@ -245,9 +256,10 @@ def architecture_claims(data: pd.DataFrame) -> list[Claim]:
     if data.empty:
         return []
     claims = []
+    pool = ([sample(r, log=True) for _, r in data.iterrows()] if data["y_name"].iloc[0] == "error_mha" else None)
     for system in dict.fromkeys(data["system"]):
         points = data[data["system"] == system]
-        found = [beats_claim(system, points, "ferminet", "slater_jastrow"), matches_claim(system, points, None),
+        found = [beats_claim(system, points, "ferminet", "slater_jastrow", pool), matches_claim(system, points, None),
                  *(matches_claim(system, points, cost) for cost in COSTS)]
         claims += [c for c in found if c is not None]
     if not claims:

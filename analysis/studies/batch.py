@@ -1,13 +1,15 @@
 """Batch-size study (``batch_size`` swept without any other sampler key; with them it is the
 sampler study): error vs walkers at fixed iterations.
 
-Per line: weighted least squares ``ln(error) = c + p ln(batch)`` (weights from
-the error bars, ``sigma = e / mean``) over batches with mean error > 0. A comparison at a budget
-(:mod:`analysis.verdicts`; the budget is the training iterations, the walkers being what is
-compared). ``supported``: every trial ran the same number of training iterations, >= 2 seeds per
-point, >= 3 batch sizes, no significant reversal, ``p / se(p) < -2``, χ² p-value >= 0.01, and the
-gap between the smallest and the largest batch stable over training (:mod:`analysis.stability`);
-``not supported``: ``p / se(p) > 2``; otherwise ``inconclusive``.
+Per line, a comparison at a budget (:mod:`analysis.verdicts`; the budget is the training
+iterations, the walkers being what is compared): the least-squares slope of the points' mean
+ln(error) per doubling of the batch, tested by Welch t (:mod:`analysis.inference`; seeds floored at
+their reblocked error before the log). Gates: every trial ran the same number of training
+iterations, >= 2 seeds per point, >= 3 batch sizes. Support: slope < 0; refutation: slope > 0;
+``supported`` is held when the gap between the smallest and the largest batch shrinks over
+training (log ratio, :mod:`analysis.stability`) or a larger batch is significantly worse than a
+smaller one. The weighted power-law fit ``ln(error) = c + p ln(batch)`` is drawn and given as
+evidence.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from ..plotting import draw_error_figure, legend
 from ..points import ERROR, error_data, swept_keys, tuning_keys
 from ..stability import stability_gate
 from ..study import FigureKind, FigureStudy, claims_by_figure
+from ..inference import slope
 from ..verdicts import (
-    COMPARISON, Claim, INCONCLUSIVE, LineFit, MIN_FIT_P, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED, comparison_gate,
-    fmt_num, fmt_pm, join_parts, lines, points_gate, replicate_gate, reversals, series_suffix, weighted_line,
+    COMPARISON, Claim, Decision, INCONCLUSIVE, LineFit, comparison_gate, decided, floored_note, fmt_factor, fmt_num,
+    fmt_pm, join_parts, lines, lost_hold, lost_note, min_seeds, need_text, points_gate, power_text, replicate_gate, reversals, sample,
+    series_suffix, trial_numbers, weighted_line,
 )
 
 
@@ -71,13 +75,15 @@ BATCH_STATEMENT = "the error falls with batch size at fixed iterations"
 
 
 def batch_fit(line: pd.DataFrame) -> LineFit | None:
-    """Weighted ln(error) = c + p·ln(batch) over the points with mean > 0 and an error bar (None
-    with fewer than 2)."""
-    positive = line[(line["mean"] > 0) & (line["yerr"] > 0)]
-    if len(positive) < 2:
+    """Weighted ln(error) = c + p·ln(batch) over the points' mean ln error (seeds floored at their
+    reblocked error), weighted by the standard errors of those means (None with fewer than 2
+    points with a standard error)."""
+    usable = line[line["yerr"] > 0]
+    if len(usable) < 2:
         return None
-    mean = positive["mean"].to_numpy(float)
-    return weighted_line(np.log(positive["x"].to_numpy(float)), np.log(mean), positive["yerr"].to_numpy(float) / mean)
+    samples = [sample(r, log=True) for _, r in usable.iterrows()]
+    return weighted_line(np.log(usable["x"].to_numpy(float)), np.array([s.mean for s in samples]),
+                         np.array([s.sem for s in samples]))
 
 
 def batch_claims(data: pd.DataFrame) -> list[Claim]:
@@ -91,56 +97,41 @@ def batch_claims(data: pd.DataFrame) -> list[Claim]:
 
 def _batch_claim(series: str, line: pd.DataFrame) -> Claim:
     statement = BATCH_STATEMENT + series_suffix(series)
-    positive = line[line["mean"] > 0].reset_index(drop=True)
-    excluded = line[line["mean"] <= 0]
-    note = (f"batch {', '.join(fmt_num(x) for x in excluded['x'])} have error <= 0 (below the reference within noise): "
-            "left out of the fit" if len(excluded) else "")
     pts = "; ".join(f"batch {fmt_num(r['x'])}: {fmt_pm(r['mean'], r['yerr'], 'mHa')}" for _, r in line.iterrows())
     iterations = sorted({v for text in line.get("iterations", pd.Series(dtype=str)).astype(str) for v in text.split()})
     fixed = (None if len(iterations) <= 1 else
              f"training iterations differ ({', '.join(iterations)}): the claim is at fixed iterations")
     gate = comparison_gate(line, "batch", walkers_vary=True)
-    seed_note = ""
     # unequal iterations are said in the batch study's own words (the gate would say "unequal budgets")
-    failures = [fixed, replicate_gate(line, "batch") if fixed else gate.failure,
-                points_gate(positive, "batch size", " with error > 0")]
-    unstable, stability_note = (stability_gate([(f"batch {fmt_num(line.iloc[0]['x'])} vs {fmt_num(line.iloc[-1]['x'])}",
-                                                 line.iloc[0], line.iloc[-1], 1.0)]) if len(line) else (None, ""))
-    note = join_parts(note, stability_note)
-
-    def claim(verdict: str, evidence: str) -> Claim:
-        return Claim("batch", statement, verdict, evidence, kind=COMPARISON, scope=gate.scope)
-
+    blocked = join_parts(fixed, replicate_gate(line, "batch") if fixed else gate.failure,
+                         points_gate(line, "batch size"))
     fit = batch_fit(line)
     fit_text = ""
     if fit is not None:
-        fit_text = (f"model ln(error) = c + p·ln(batch), weighted by the error bars: p = {fit.slope:.2f} ± "
-                    f"{fit.slope_se:.2f} (error ×{2 ** fit.slope:.2f} per doubling), χ²/dof {fit.chi2:.1f}/{fit.dof}"
+        fit_text = (f"model ln(error) = c + p·ln(batch), weighted: p = {fit.slope:.2f} ± {fit.slope_se:.2f} "
+                    f"(error ×{2 ** fit.slope:.2f} per doubling), χ²/dof {fit.chi2:.1f}/{fit.dof}"
                     + (f", p-value {fit.p_value:.2g}" if fit.dof > 0 else ""))
     at = f"at {iterations[0]} iterations" if len(iterations) == 1 else ""
-    if any(failures) or fit is None:
-        return claim(INCONCLUSIVE, join_parts(*failures, "" if fit else "fewer than 2 batch sizes "
-                     "with error > 0 and an error bar: no fit", fit_text, pts, seed_note, note))
-    z = fit.significance
-    if z > SIGNIFICANCE:
-        return claim(NOT_SUPPORTED,
-                     join_parts(f"the error grows with batch size (slope {z:.1f} sigma)", fit_text, at, pts, seed_note, note))
-    if z >= -SIGNIFICANCE:
-        return claim(INCONCLUSIVE,
-                     join_parts(f"no significant trend (slope {z:+.1f} sigma, needs beyond ±{SIGNIFICANCE:g})", fit_text, at,
-                                pts, seed_note, note))
-    rev = reversals(positive, "batch", "mHa")
-    if rev:
-        return claim(INCONCLUSIVE,
-                     join_parts("significant reversal: " + ", ".join(rev), fit_text, at, pts, seed_note, note))
-    if fit.dof > 0 and fit.p_value < MIN_FIT_P:
-        return claim(INCONCLUSIVE,
-                     join_parts(f"the error falls ({abs(z):.1f} sigma) but the power law does not fit within the error bars",
-                                fit_text, at, pts, seed_note, note))
-    if unstable:
-        return claim(INCONCLUSIVE, join_parts(unstable, fit_text, at, pts, seed_note, note))
-    return claim(SUPPORTED, join_parts(f"falls at {abs(z):.1f} sigma, stable over training", fit_text, at, pts, seed_note,
-                                       note))
+    rows = [r for _, r in line.iterrows()]
+    body = join_parts(fit_text, at, pts, floored_note(rows, True), lost_note(rows))
+    if blocked:
+        return Claim("batch", statement, INCONCLUSIVE, join_parts(blocked, body), kind=COMPARISON, scope=gate.scope,
+                     decision=Decision(blocked=blocked, body=body, trials=trial_numbers(line)))
+    unstable, stability_note = stability_gate([(f"batch {fmt_num(line.iloc[0]['x'])} vs {fmt_num(line.iloc[-1]['x'])}",
+                                                line.iloc[0], line.iloc[-1], 1.0)], log=True)
+    rev = reversals(line, "batch", "mHa")
+    test = slope(np.log2(line["x"].to_numpy(float)), [sample(r, log=True) for r in rows])
+    seeds = min_seeds(line)
+    size = fmt_factor(test.estimate)
+    decision = Decision(
+        p_support=test.p_less, p_refute=test.p_greater,
+        hold=join_parts(unstable, ("significant reversal: " + ", ".join(rev)) if rev else "", lost_hold(line, "a point")),
+        supported=f"the error changes by {size} per doubling of the batch", refuted=f"the error grows with batch size ({size} per doubling)",
+        undecided=f"no significant trend ({size} per doubling)",
+        test=f"Welch t on the least-squares slope of ln(error) per doubling of the batch: {test.text()}",
+        body=join_parts(body, stability_note), need=need_text(test, seeds),
+        power=power_text(test, seeds, True, "", "no trend"), trials=trial_numbers(line))
+    return decided(Claim("batch", statement, INCONCLUSIVE, "", kind=COMPARISON, scope=gate.scope, decision=decision))
 
 
 BATCH = FigureKind("batch", "trials", batch_data, draw_batch,

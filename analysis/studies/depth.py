@@ -8,7 +8,9 @@ import pandas as pd
 from ..plotting import draw_error_figure
 from ..points import error_data, swept_keys, tuning_keys
 from ..study import FigureKind, FigureStudy, claims_by_figure
-from ..verdicts import Claim, fmt_num, lines, saturation_claim, y_unit
+from ..verdicts import Claim, fmt_num, lines, rules_of, saturation_claim, y_unit
+
+DEPTH_STATEMENT = "error saturates with depth"
 
 
 def depth_data(trials: pd.DataFrame) -> pd.DataFrame:
@@ -23,20 +25,19 @@ def depth_figure(trials: pd.DataFrame):
 
 def depth_claims(data: pd.DataFrame) -> list[Claim]:
     """"No gain beyond depth D within error bars", per line."""
-    unit = y_unit(data)
-    return [saturation_claim("depth", "depth", "error saturates with depth", s, line, unit)
-            for s, line in lines(data)]
+    unit, rules = y_unit(data), rules_of(data)
+    return [saturation_claim("depth", "depth", DEPTH_STATEMENT, s, line, unit, rules) for s, line in lines(data)]
 
 
 def depth_claims_from_width_depth(data: pd.DataFrame) -> list[Claim]:
     """Depth saturation at each width of a width × depth study (lines are depths there)."""
     if data.empty or "network.depth" not in data:
         return []
-    unit = y_unit(data)
+    unit, rules = y_unit(data), rules_of(data)
     claims = []
     for width, points in data.groupby("x", sort=True):
         line = points.assign(x=points["network.depth"]).sort_values("x").reset_index(drop=True)
-        claims.append(saturation_claim("depth", "depth", "error saturates with depth", f"width {fmt_num(width)}", line, unit))
+        claims.append(saturation_claim("depth", "depth", DEPTH_STATEMENT, f"width {fmt_num(width)}", line, unit, rules))
     return claims
 
 

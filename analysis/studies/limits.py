@@ -15,7 +15,8 @@ from ..loaders import HARTREE_TO_MHA, complete_trials, load_history
 from ..plotting import new_figure
 from ..points import GRID_KEYS, point_label, swept_keys, tuning_keys, varying_keys
 from ..study import FigureKind, FigureStudy
-from ..verdicts import Claim, INCONCLUSIVE, LIMIT, NOTE, NOT_SUPPORTED, SUPPORTED
+from ..inference import ALPHA, TTest
+from ..verdicts import Claim, Decision, INCONCLUSIVE, LIMIT, NOTE, Rules, decided, rules_of
 
 
 def numeric_columns(frame: pd.DataFrame, cols) -> pd.DataFrame:
@@ -241,10 +242,15 @@ def _mha(value: float, err: float) -> str:
     return f"{value:.2f} ± {err:.2f} mHa" if math.isfinite(err) else f"{value:.2f} mHa"
 
 
-def training_limit_claim(data: pd.DataFrame) -> Claim:
-    """Whether the evaluated energies are consistent with the limits of their training curves."""
-    statement = ("training-curve limits are consistent with the evaluated energies (E_eval not below E_inf "
-                 "beyond 2 sigma)")
+def training_limit_claim(data: pd.DataFrame, rules: Rules | None = None) -> Claim:
+    """Whether the evaluated energies are consistent with the limits of their training curves: no
+    evaluated energy below its predicted limit by more than the margin (each trial's
+    non-inferiority z test must reject: intersection–union); refuted when some trial's evaluated
+    energy is below its limit significantly (Bonferroni over the trials)."""
+    rules = rules or rules_of(data)
+    margin = rules.margin_mha
+    statement = (f"training-curve limits are consistent with the evaluated energies (E_eval not below E_inf "
+                 f"by more than {rules.margin_text('mHa')})")
     good = data[data["usable"].astype(bool)]
     poor = data[~data["usable"].astype(bool)]
     parts = []
@@ -259,15 +265,23 @@ def training_limit_claim(data: pd.DataFrame) -> Claim:
         reasons = "; ".join(f"t{r['trial']}: {r['reason']}" for _, r in poor.head(6).iterrows())
         more = f" (and {len(poor) - 6} more)" if len(poor) > 6 else ""
         parts.append(f"too poor to use for {len(poor)} trial(s): {reasons}{more}")
-    evidence = f"model {TRAINING_MODEL}; {len(good)} of {len(data)} fits usable. " + "; ".join(parts)
+    body = f"model {TRAINING_MODEL}; {len(good)} of {len(data)} fits usable. " + "; ".join(parts)
     if good.empty:
-        return Claim("extrapolation", statement, INCONCLUSIVE, evidence)
-    below = good["evaluated_minus_limit_mha"] < -2 * good["evaluated_minus_limit_stderr_mha"]
-    verdict = NOT_SUPPORTED if below.any() else SUPPORTED
-    if below.any():
-        evidence = (f"evaluated energy below the predicted limit beyond 2 sigma for "
-                    f"{', '.join(f't{t}' for t in good.loc[below, 'trial'])}; " + evidence)
-    return Claim("extrapolation", statement, verdict, evidence)
+        return Claim("extrapolation", statement, INCONCLUSIVE, body, decision=Decision(blocked="no usable fit", body=body))
+    tests = [TTest(float(r["evaluated_minus_limit_mha"]), float(r["evaluated_minus_limit_stderr_mha"]), math.inf)
+             for _, r in good.iterrows()]
+    p_within = max(t.against(-margin).p_greater for t in tests)
+    p_below = min(1.0, len(tests) * min(t.p_less for t in tests))
+    below = [f"t{r['trial']}" for (_, r), t in zip(good.iterrows(), tests) if t.p_less * len(tests) <= ALPHA]
+    decision = Decision(
+        p_support=p_within, p_refute=p_below,
+        supported=f"every evaluated energy lies above its limit minus {rules.margin_text('mHa')}",
+        refuted=f"evaluated energy below the predicted limit for {', '.join(below) or 'some trial'}",
+        undecided="consistency within the margin not shown for every trial",
+        test=(f"per trial, z test of E_eval − E_inf > −{margin:g} mHa (all must reject) and of E_eval − E_inf < 0 "
+              f"(Bonferroni over {len(tests)} trials)"),
+        body=body, trials=tuple(sorted(int(t) for t in good["trial"])))
+    return decided(Claim("extrapolation", statement, INCONCLUSIVE, "", decision=decision))
 
 
 def _fit_stats(row) -> str:
@@ -299,20 +313,34 @@ def usable_limit_claims(data: pd.DataFrame, statement: str, judge: Callable[[pd.
 
 def variance_claims(data: pd.DataFrame) -> list[Claim]:
     """Per series: the zero-variance energy against the reference (or a note without one)."""
-    return usable_limit_claims(data, VARIANCE_STATEMENT, variance_claim)
+    rules = rules_of(data)
+    return usable_limit_claims(data, VARIANCE_STATEMENT, lambda lim, series: variance_claim(lim, series, rules))
 
 
-def variance_claim(lim: pd.Series, series: str) -> Claim:
-    """The claim of one series' usable energy-variance limit."""
+def variance_claim(lim: pd.Series, series: str, rules: Rules | None = None) -> Claim:
+    """The claim of one series' usable energy-variance limit: agreement with the reference within
+    the margin by two one-sided tests (t with the fit's degrees of freedom); refuted when the
+    limit lies outside the margin (Bonferroni over the two sides)."""
+    rules = rules or Rules()
     est = (f"E_0 = {lim['limit']:.5f} ± {lim['limit_stderr']:.5f} Ha (slope {lim['fit_slope']:.3g} ± "
            f"{lim['fit_slope_stderr']:.2g} Ha/Ha^2; {_fit_stats(lim)}; model {lim['model']})")
     if not math.isfinite(lim["reference_energy"]):
         return Claim("extrapolation", "energy-variance estimate of the exact energy" + series, NOTE,
                      est + "; no reference energy to compare with")
     diff, err = lim["limit_minus_reference_mha"], lim["limit_minus_reference_stderr_mha"]
-    verdict = SUPPORTED if abs(diff) <= 2 * err else NOT_SUPPORTED
-    return Claim("extrapolation", VARIANCE_STATEMENT + series, verdict,
-                 f"{est}; reference {lim['reference_energy']:.5f} Ha: E_0 - reference {_mha(diff, err)}")
+    margin = rules.margin_mha
+    df = float(lim["n_points"]) - 2 if math.isfinite(float(lim["n_points"])) and lim["n_points"] > 2 else math.inf
+    test = TTest(float(diff), float(err), df)
+    upper, lower = test.against(margin), test.against(-margin)
+    decision = Decision(
+        p_support=max(upper.p_less, lower.p_greater), p_refute=min(1.0, 2 * min(upper.p_greater, lower.p_less)),
+        supported=f"E_0 − reference {_mha(diff, err)} lies within ±{rules.margin_text('mHa')}",
+        refuted=f"E_0 − reference {_mha(diff, err)} lies outside ±{rules.margin_text('mHa')}",
+        undecided=f"E_0 − reference {_mha(diff, err)} is not resolved within ±{rules.margin_text('mHa')}",
+        test=f"two one-sided t tests against ±{margin:g} mHa: {test.text()}",
+        body=f"{est}; reference {lim['reference_energy']:.5f} Ha")
+    statement = VARIANCE_STATEMENT.replace("agrees with", f"agrees (within {margin:g} mHa) with") + series
+    return decided(Claim("extrapolation", statement, INCONCLUSIVE, "", decision=decision))
 
 
 def width_limit_claims(data: pd.DataFrame) -> list[Claim]:
@@ -337,7 +365,7 @@ def extrapolation_claims(trials: pd.DataFrame, figure_data: Mapping[str, pd.Data
     training = figure_data.get("training_limit")
     training = training_limit_data(trials) if training is None else training
     if training is not None and len(training):
-        claims.append(training_limit_claim(training))
+        claims.append(training_limit_claim(training, rules_of(trials)))
     variance = figure_data.get("energy_variance")
     variance = energy_variance_data(trials) if variance is None else variance
     if variance is not None and len(variance):

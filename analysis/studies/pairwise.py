@@ -8,7 +8,7 @@ import pandas as pd
 from ..plotting import draw_error_figure
 from ..points import error_data
 from ..study import FigureKind, FigureStudy, claims_by_figure, grid_key_plan
-from ..verdicts import Claim, lines, saturation_claim, y_unit
+from ..verdicts import Claim, lines, rules_of, saturation_claim, y_unit
 
 
 def pairwise_width_data(trials: pd.DataFrame) -> pd.DataFrame:
@@ -18,9 +18,9 @@ def pairwise_width_data(trials: pd.DataFrame) -> pd.DataFrame:
 
 def pairwise_claims(data: pd.DataFrame) -> list[Claim]:
     """"Pairwise width saturates at W", per line."""
-    unit = y_unit(data)
+    unit, rules = y_unit(data), rules_of(data)
     return [saturation_claim("pairwise_width", "pairwise width", "error saturates with two-electron (pairwise) width",
-                             s, line, unit) for s, line in lines(data)]
+                             s, line, unit, rules) for s, line in lines(data)]
 
 
 PAIRWISE_WIDTH = FigureKind("pairwise_width", "trials", pairwise_width_data, draw_error_figure,

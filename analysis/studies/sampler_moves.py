@@ -6,34 +6,34 @@ sampler and the error vs training time.
   MADs). Spikes cluster: one unstable trial can spike many times in a row, so counts pooled over
   iterations would treat a burst as independent evidence. The unit is therefore the *trial*: a
   trial either spiked (at least one spike) or did not, and the 2x2 table (method x spiked) is
-  judged by Fisher's exact test (``scipy.stats.fisher_exact``), one-sided. ``supported``: every
-  (method, moves, system) point has >= 2 seeds (trials), HMC has spiking trials and HMC trials
-  spike significantly more often than MH trials (p < :data:`SPIKE_ALPHA`, 0.0228, the one-sided
-  tail beyond 2 sigma); ``not supported``: no HMC trial spiked, or MH trials spike significantly
-  more often (the mirror test); otherwise ``inconclusive``. The pooled counts per method and the
-  counts per trial are given as evidence. *No convergence gate here*: a spike count is a count over
-  the training whatever the energy did, and an HMC run that spikes is expected not to converge,
-  so gating on convergence would hide the very effect under test. It is a comparison at a budget:
-  the trials compared share one budget (iterations x walkers). Trials without a count (older runs)
-  are left out and named.
+  judged by Fisher's exact test (``scipy.stats.fisher_exact``), one-sided, for *support* (HMC
+  trials spike more often). A trial that ended without a result (failed, diverged or pruned)
+  counts as a trial that spiked, and is named. *Refutation* needs evidence that HMC spikes no
+  more often than MH beyond a margin: the score test of non-inferiority of the difference of the
+  two fractions (``statsmodels.stats.proportion.test_proportions_2indep``) against the sweep file's
+  ``claims.rate_margin`` (default 0.3: HMC spikes in at most 30 percentage points more of its
+  trials); "no HMC trial spiked" among a few trials is not evidence. Both tests join the study's
+  Holm adjustment. *No convergence gate here*: a spike count is a count over the training
+  whatever the energy did, and an HMC run that spikes is expected not to converge, so gating on
+  convergence would hide the very effect under test. It is a comparison at a budget: the trials
+  compared share one budget (iterations x walkers). Trials without a count (older runs) are left
+  out and named.
 * "one-electron moves lower the error at equal cost for the larger systems": the cost of a trial
   is its training time ``t = iterations x ms_per_iteration / 1000`` (s; median step time, so
   start-up, compilation, pretraining and evaluation are not counted: the sampler choice changes
   the cost per step, which is what this measures; wall times are in the CSV). Pairs are (system,
   all-electron, one-electron) at ``mcmc.method=mh`` when the method is swept. *Larger systems*:
-  electron count above the median count of the study's systems. Each larger system is judged at
-  equal cost, assuming only that more training time does not raise the error: one-electron
-  moves *win* when their error is significantly lower and their time at most 10 % above the
-  all-electron one (:data:`COST_MATCH`); they *lose* when the all-electron error is
-  significantly lower at no more than 10 % more time; times within 10 % and no significant
-  difference is *no difference*; anything else (the better one also the costlier by more than
-  10 %) *cannot be compared at equal cost*, and the evidence says what training time (and
-  iterations) a matched trial needs. ``supported``: >= 2 seeds per point, a win on every larger
-  system, and each larger system's all − one gap stable over training (:mod:`analysis.stability`,
-  windows at the same fractions of each run, i.e. of its cost); ``not supported``: a loss on one;
-  otherwise ``inconclusive``. The scope of this comparison is equal training time, not equal
-  iterations. Error per unit time is not used:
-  the error does not fall linearly with time, so it would not compare runs at equal cost.
+  electron count above the median count of the study's systems. One test over the larger systems:
+  the mean over them of ln(all-electron error) − ln(one-electron error), a Welch contrast of the
+  seeds' ln errors; assuming only that more training time does not raise the error, support
+  (one-electron better) is tested only when the one-electron runs trained no longer than 10 %
+  more (:data:`COST_MATCH`) on every larger system, refutation only when they trained no shorter;
+  otherwise the data cannot compare the moves at equal cost and the evidence says what training
+  time (and iterations) a matched trial needs. ``supported`` is held when a larger system's log
+  ratio shrinks over training (:mod:`analysis.stability`, windows at the same fractions of each
+  run, i.e. of its cost). The scope of this comparison is equal training time, not equal
+  iterations. Error per unit time is not used: the error does not fall linearly with time, so it
+  would not compare runs at equal cost.
 """
 
 from __future__ import annotations
@@ -46,21 +46,22 @@ import pandas as pd
 from scipy import stats
 
 from ..loaders import complete_trials
+from ..points import lost_trials
 from ..plotting import annotate, legend, log_y_with_band, new_figure, plain_log_tick_labels, raise_error_bars
 from ..points import ERROR, error_caption, swept_keys, title_line, tuning_keys
 from ..study import FigureKind, FigureStudy, claims_by_figure
 from ..stability import stability_gate
 from ..systems import offsets, system_axis, system_points, system_positions
+from ..inference import contrast
 from ..verdicts import (
-    COMPARISON, Claim, Gate, INCONCLUSIVE, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED, combined_sigma, comparison_gate,
-    fmt_num, fmt_pm, join_parts, replicate_gate, seeds_text,
+    COMPARISON, Claim, Decision, Gate, INCONCLUSIVE, comparison_gate, decided, fmt_factor, fmt_num, fmt_pm,
+    join_parts, lost_hold, lost_note, min_seeds, need_text, power_text, replicate_gate, rules_of, sample, seeds_text, trial_numbers,
 )
 
 
 MOVES_KEY = "mcmc.moves"
 METHOD_KEY = "mcmc.method"
 COST_MATCH = 0.10  # training times within this fraction count as equal cost
-SPIKE_ALPHA = 0.02275  # one-sided p-value of a 2-sigma normal deviation
 METHOD_NAMES = {"mh": "MH", "hmc": "HMC"}
 MOVES_NAMES = {"all": "all-electron moves", "one": "one-electron moves"}
 
@@ -81,7 +82,7 @@ def sampler_label(level: str) -> str:
 
 
 SPIKE_COLUMNS = ("panel", "series", "level", "x_name", "x", "x_pos", "electrons", "trial", "y", "y_name",
-                 "iterations", "converged")
+                 "iterations", "converged", "state", "reason")
 
 
 def _training_time(group: pd.DataFrame) -> dict:
@@ -105,7 +106,7 @@ def sampler_moves_data(trials: pd.DataFrame) -> pd.DataFrame:
     keys = [METHOD_KEY, MOVES_KEY]
     points = system_points(trials, keys, sampler_level, sampler_label, extra=_training_time)
     points["panel"] = "error_mha vs training time"
-    done = complete_trials(trials)
+    done = pd.concat([complete_trials(trials), lost_trials(trials)]).sort_values("trial", kind="stable")
     rows = []
     positions = system_positions(points) if len(points) else {}
     for _, r in done.iterrows():
@@ -113,12 +114,15 @@ def sampler_moves_data(trials: pd.DataFrame) -> pd.DataFrame:
         system = str(r["system"]) if pd.notna(r["system"]) else "unknown system"
         spikes = pd.to_numeric(pd.Series([r.get("energy_spikes")]), errors="coerce").iloc[0]
         flag = r.get("converged")
+        state = str(r["state"])
+        reason = r.get("reason") if state != "COMPLETE" else None
         rows.append({"panel": "energy_spikes per trial", "series": sampler_label(lev), "level": lev,
                      "x_name": "system", "x": system, "x_pos": positions.get(system, math.nan),
                      "electrons": float(r["n_electrons"]) if pd.notna(r.get("n_electrons")) else math.nan,
-                     "trial": int(r["trial"]), "y": spikes, "y_name": "energy_spikes",
+                     "trial": int(r["trial"]), "y": spikes if state == "COMPLETE" else math.nan, "y_name": "energy_spikes",
                      "iterations": pd.to_numeric(pd.Series([r.get("iterations")]), errors="coerce").iloc[0],
-                     "converged": None if flag is None or flag is pd.NA else bool(flag)})
+                     "converged": None if flag is None or flag is pd.NA else bool(flag),
+                     "state": state, "reason": reason if isinstance(reason, str) else ""})
     spikes = pd.DataFrame(rows, columns=list(SPIKE_COLUMNS))
     if len(spikes) and spikes["x_pos"].isna().any():  # trials without an error still have spikes
         known = dict(positions)
@@ -230,62 +234,72 @@ def sampler_moves_claims(data: pd.DataFrame) -> list[Claim]:
 
 
 def spiked_table(counted: pd.DataFrame) -> tuple[dict, dict]:
-    """(trials that spiked, trials) per method (``hmc``/``mh``) of the counted spike rows."""
-    spiked = {m: int((counted.loc[counted["method"] == m, "y"].astype(float) > 0).sum()) for m in ("hmc", "mh")}
+    """(trials that spiked, trials) per method (``hmc``/``mh``) of the spike rows: a trial spiked
+    when its count is > 0 or it ended without a result (failed, diverged or pruned)."""
+    unstable = counted["y"].astype(float).gt(0) | counted["state"].ne("COMPLETE")
+    spiked = {m: int((unstable & counted["method"].eq(m)).sum()) for m in ("hmc", "mh")}
     total = {m: int((counted["method"] == m).sum()) for m in ("hmc", "mh")}
     return spiked, total
 
 
 def spikes_claim(data: pd.DataFrame) -> Claim:
-    """Trials that spiked per method, Fisher's exact test (module docstring)."""
+    """Trials that spiked per method: Fisher's exact test for support, a score test of
+    non-inferiority within the rate margin for refutation (module docstring)."""
+    from statsmodels.stats.proportion import test_proportions_2indep
+
     topic, statement = "sampler_moves", SPIKES_STATEMENT
+    rules = rules_of(data)
     spikes = data[data["panel"] == "energy_spikes per trial"].copy()
     spikes["method"] = spikes["level"].str.split("/").str[0]
-    counted = spikes[pd.to_numeric(spikes["y"], errors="coerce").notna()
-                     & pd.to_numeric(spikes["iterations"], errors="coerce").gt(0)]
+    lost = spikes["state"].ne("COMPLETE")
+    counted = spikes[lost | (pd.to_numeric(spikes["y"], errors="coerce").notna()
+                             & pd.to_numeric(spikes["iterations"], errors="coerce").gt(0))]
     uncounted = spikes[~spikes.index.isin(counted.index)]
     note = (f"no spike count or iterations recorded for {', '.join('t' + str(int(t)) for t in uncounted['trial'])} "
             "(left out)" if len(uncounted) else "")
+    failed = spikes[lost]
+    failed_note = ("trials without a result count as spiked: " + ", ".join(
+        f"t{int(r['trial'])} {METHOD_NAMES.get(r['method'], r['method'])} {r['state']}"
+        + (f" ({str(r['reason'])[:60]})" if r["reason"] else "") for _, r in failed.iterrows())) if len(failed) else ""
     points = data[data["panel"] == "error_mha vs training time"]
     gate = comparison_gate(points, "system") if len(points) else Gate(None, "")
-
-    def claim(verdict: str, *parts: str) -> Claim:
-        return Claim(topic, statement, verdict, join_parts(*parts), kind=COMPARISON, scope=gate.scope)
 
     groups = {m: counted[counted["method"] == m] for m in ("hmc", "mh")}
     empty = [METHOD_NAMES[m] for m, g in groups.items() if g.empty]
     if empty:
-        return claim(INCONCLUSIVE, f"no {' or '.join(empty)} trial with a spike count: no comparison", note)
+        return Claim(topic, statement, INCONCLUSIVE, join_parts(f"no {' or '.join(empty)} trial with a spike count: "
+                                                                "no comparison", note), kind=COMPARISON, scope=gate.scope)
     spiked, total = spiked_table(counted)
     _, p_more = stats.fisher_exact([[spiked["hmc"], total["hmc"] - spiked["hmc"]],
                                     [spiked["mh"], total["mh"] - spiked["mh"]]], alternative="greater")
-    _, p_less = stats.fisher_exact([[spiked["mh"], total["mh"] - spiked["mh"]],
-                                    [spiked["hmc"], total["hmc"] - spiked["hmc"]]], alternative="greater")
-    s = {m: int(g["y"].astype(float).sum()) for m, g in groups.items()}
-    its = {m: float(g["iterations"].astype(float).sum()) for m, g in groups.items()}
-    per_trial = {m: ", ".join(f"t{int(r['trial'])} {int(r['y'])}" for _, r in g.sort_values("trial").iterrows())
-                 for m, g in groups.items()}
+    margin = rules.rate_margin
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_within = float(test_proportions_2indep(spiked["hmc"], total["hmc"], spiked["mh"], total["mh"], value=margin,
+                                                 method="score", compare="diff", alternative="smaller").pvalue)
+    counts = {m: int(g["y"].astype(float).fillna(0).sum()) for m, g in groups.items()}
+    its = {m: float(g["iterations"].astype(float).fillna(0).sum()) for m, g in groups.items()}
+    per_trial = {m: ", ".join(f"t{int(r['trial'])} " + (str(int(r['y'])) if r["state"] == "COMPLETE" else r["state"])
+                              for _, r in g.sort_values("trial").iterrows()) for m, g in groups.items()}
     converged = sum(1 for v in spikes["converged"] if isinstance(v, (bool, np.bool_)) and v)
-    evidence = join_parts(
-        "; ".join(f"{METHOD_NAMES[m]}: {spiked[m]} of {total[m]} trials spiked ({s[m]} spikes in {its[m]:.0f} training "
-                  f"iterations; per trial: {per_trial[m]})" for m in ("hmc", "mh")),
-        f"Fisher's exact test on trials that spiked (a burst within one trial counts once): one-sided p = "
-        f"{p_more:.2g} for HMC more, {p_less:.2g} for MH more (significant below {SPIKE_ALPHA:g}, i.e. 2σ one-sided)",
-        f"convergence not required for a spike count ({converged} of {len(spikes)} trials converged)",
+    body = join_parts(
+        "; ".join(f"{METHOD_NAMES[m]}: {spiked[m]} of {total[m]} trials spiked ({counts[m]} spikes in {its[m]:.0f} "
+                  f"training iterations; per trial: {per_trial[m]})" for m in ("hmc", "mh")),
+        failed_note, f"convergence not required for a spike count ({converged} of {len(spikes)} trials converged)",
         note)
     effect = f"{spiked['hmc']} of {total['hmc']} HMC vs {spiked['mh']} of {total['mh']} MH trials spiked"
-    if spiked["hmc"] == 0:
-        return replace(claim(NOT_SUPPORTED, "no HMC trial spiked", evidence), effect=effect)
-    if gate.failure:
-        return replace(claim(INCONCLUSIVE, gate.failure, evidence), effect=effect)
-    if p_less < SPIKE_ALPHA:
-        return replace(claim(NOT_SUPPORTED, "MH trials spike significantly more often than HMC trials", evidence),
-                       effect=effect)
-    if p_more < SPIKE_ALPHA:
-        lead = "HMC trials spike, MH trials never do" if spiked["mh"] == 0 else "HMC trials spike significantly more often"
-        return replace(claim(SUPPORTED, lead, evidence), effect=effect)
-    return replace(claim(INCONCLUSIVE, f"HMC trials do not spike significantly more often than MH trials "
-                                       f"(p = {p_more:.2g})", evidence), effect=effect)
+    decision = Decision(
+        p_support=float(p_more), p_refute=p_within, blocked=gate.failure or "",
+        supported=("HMC trials spike, MH trials never do" if spiked["mh"] == 0 else
+                   "HMC trials spike significantly more often"),
+        refuted=(f"HMC trials spike in at most {margin:.0%} more of their trials than MH trials "
+                 f"({spiked['hmc']}/{total['hmc']} vs {spiked['mh']}/{total['mh']})"),
+        undecided="neither more spiking nor a rate within the margin is shown",
+        test=(f"the unit is the trial (a burst within one trial counts once): Fisher's exact test for HMC more "
+              f"(support); score test of HMC − MH spike rate < {margin:g} (refutation, the sweep file's "
+              "claims.rate_margin)"),
+        body=body, trials=tuple(sorted(int(t) for t in counted["trial"])))
+    return replace(decided(Claim(topic, statement, INCONCLUSIVE, "", kind=COMPARISON, scope=gate.scope,
+                                 decision=decision)), effect=effect)
 
 
 def larger_systems(points: pd.DataFrame) -> tuple[list, float]:
@@ -325,38 +339,46 @@ def moves_claim(data: pd.DataFrame) -> Claim:
                      f"({', '.join(map(str, pairs['x']))}): no larger system")
     judged = pairs[pairs["x"].isin(larger)]
     compared = points[points["x"].isin(larger)]
-    failure = replicate_gate(compared, "system")
-    unstable, stability_note = stability_gate([(r["x"], r_all, r_one, 1.0) for r, r_all, r_one in moves_pairs(compared)])
-    outcomes, texts = [], []
-    for _, r in judged.iterrows():
-        outcome, text = _equal_cost(r)
-        outcomes.append(outcome)
-        texts.append(text)
+    compared.attrs.update(data.attrs)
+    texts = [_equal_cost(r) for _, r in judged.iterrows()]
     smaller = pairs[~pairs["x"].isin(larger)]
     context = ("smaller systems (not judged): " + "; ".join(_equal_cost(r)[1] for _, r in smaller.iterrows())
                if len(smaller) else "")
-    evidence = join_parts(f"{scope}; larger systems: more than {fmt_num(median)} electrons", "; ".join(texts), context,
-                          stability_note)
-    if failure:
-        return Claim(topic, statement, INCONCLUSIVE, join_parts(failure, evidence))
-    if "unknown" in outcomes:
-        return Claim(topic, statement, INCONCLUSIVE, join_parts("training time not recorded (iterations, ms per iteration)",
-                                                          evidence))
-    if "lose" in outcomes:
-        return Claim(topic, statement, NOT_SUPPORTED,
-                     join_parts("all-electron moves are significantly better at no more training time", evidence))
-    if all(o == "win" for o in outcomes) and unstable:
-        return Claim(topic, statement, INCONCLUSIVE, join_parts(unstable, evidence))
-    if all(o == "win" for o in outcomes):
-        return Claim(topic, statement, SUPPORTED,
-                     join_parts("one-electron moves are significantly better at no more training time on every larger "
-                                "system", evidence))
-    if "incomparable" in outcomes:
-        return Claim(topic, statement, INCONCLUSIVE,
-                     join_parts("the data cannot compare the moves at equal cost: the better setting also trained longer "
-                                "(by more than 10 %)", evidence))
-    return Claim(topic, statement, INCONCLUSIVE,
-                 join_parts("no significant difference at equal training time", evidence))
+    body = join_parts(f"{scope}; larger systems: more than {fmt_num(median)} electrons", "; ".join(t for _, t in texts),
+                      context, lost_note(compared))
+    blocked = replicate_gate(compared, "system")
+    costs = [c for c, _ in texts]
+    if not blocked and any(not math.isfinite(c) for c in costs):
+        blocked = "training time not recorded (iterations, ms per iteration)"
+    if blocked:
+        return Claim(topic, statement, INCONCLUSIVE, join_parts(blocked, body),
+                     decision=Decision(blocked=blocked, body=body, trials=trial_numbers(compared)))
+    support_ok = all(c <= 1 + COST_MATCH for c in costs)
+    refute_ok = all(c >= 1 - COST_MATCH for c in costs)
+    mpairs = moves_pairs(compared)
+    unstable, stability_note = stability_gate([(r["x"], r_all, r_one, 1.0) for r, r_all, r_one in mpairs], log=True)
+    samples, weights = [], []
+    for _, r_all, r_one in mpairs:
+        samples += [sample(r_all, log=True), sample(r_one, log=True)]
+        weights += [1.0 / len(mpairs), -1.0 / len(mpairs)]
+    test = contrast(samples, weights, pool=[sample(r, log=True) for _, r in points.iterrows()])
+    seeds = min_seeds(compared)
+    incomparable = ("" if support_ok and refute_ok else
+                    "a win can only be judged where the one-electron runs trained no longer (within 10 %) and a loss "
+                    "where they trained no shorter: the better setting also trained longer on some larger system")
+    decision = Decision(
+        p_support=test.p_greater if support_ok else None, p_refute=test.p_less if refute_ok else None,
+        hold=join_parts(unstable, lost_hold([r_one for _, _, r_one in mpairs], "one-electron moves")),
+        supported=f"one-electron moves are better at no more training time on the larger systems "
+                  f"(all / one {fmt_factor(test.estimate)})",
+        refuted=f"all-electron moves are better at no more training time (all / one {fmt_factor(test.estimate)})",
+        undecided=join_parts(f"no significant difference at equal training time (all / one "
+                             f"{fmt_factor(test.estimate)})", incomparable),
+        test=f"Welch t on ln(all-electron error) − ln(one-electron error), averaged over the larger systems: "
+             f"{test.text()}",
+        body=join_parts(body, stability_note), need=need_text(test, seeds),
+        power=power_text(test, seeds, True, "", "no difference"), trials=trial_numbers(compared))
+    return decided(Claim(topic, statement, INCONCLUSIVE, "", decision=decision))
 
 
 def moves_pairs(points: pd.DataFrame) -> list[tuple]:
@@ -370,25 +392,18 @@ def moves_pairs(points: pd.DataFrame) -> list[tuple]:
     return pairs
 
 
-def _equal_cost(r: pd.Series) -> tuple[str, str]:
-    """(win / lose / same / incomparable / unknown, text) for one system's one- vs all-electron pair."""
+def _equal_cost(r: pd.Series) -> tuple[float, str]:
+    """(one/all training-time ratio, NaN when unknown; text) for one system's one- vs all-electron pair."""
     one, all_ = r["mean_one"], r["mean_all"]
-    sigma = combined_sigma(r["yerr_one"], r["yerr_all"])
     t_one, t_all = float(r["train_time_s_one"]), float(r["train_time_s_all"])
     head = (f"{r['x']} ({fmt_num(r['electrons_one'])} e): one-electron {fmt_pm(one, r['yerr_one'], 'mHa')} in "
             f"{t_one:.1f} s, all-electron {fmt_pm(all_, r['yerr_all'], 'mHa')} in {t_all:.1f} s")
     if not (np.isfinite(t_one) and np.isfinite(t_all) and t_one > 0 and t_all > 0):
-        return "unknown", head + " (training time not recorded)"
+        return math.nan, head + " (training time not recorded)"
     cost = t_one / t_all
-    z = (all_ - one) / sigma if sigma > 0 else math.copysign(math.inf, all_ - one)
-    head += f"; one/all training time {cost:.2f}, error difference (all − one) {z:+.1f}σ"
-    one_better, all_better = z > SIGNIFICANCE, z < -SIGNIFICANCE
-    if one_better and cost <= 1 + COST_MATCH:
-        return "win", head + ": one-electron better at no more cost"
-    if all_better and cost >= 1 - COST_MATCH:
-        return "lose", head + ": all-electron better at no more cost"
+    head += f"; one/all training time {cost:.2f}"
     if abs(cost - 1) <= COST_MATCH:
-        return "same", head + ": no significant difference at equal cost"
+        return cost, head
     ms_one = float(r["ms_per_iteration_one"]) if np.isfinite(r["ms_per_iteration_one"]) else math.nan
     ms_all = float(r["ms_per_iteration_all"]) if np.isfinite(r["ms_per_iteration_all"]) else math.nan
     if cost > 1:
@@ -397,7 +412,7 @@ def _equal_cost(r: pd.Series) -> tuple[str, str]:
     else:
         need = (f"an all-electron run of about {t_one * 1000 / ms_all:.0f} iterations ({t_one:.1f} s), or a "
                 f"one-electron run of about {t_all * 1000 / ms_one:.0f} iterations ({t_all:.1f} s)")
-    return "incomparable", head + f": not comparable at equal cost (needs {need})"
+    return cost, head + f" (equal cost needs {need})"
 
 
 SAMPLER_MOVES = FigureKind(

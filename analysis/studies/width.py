@@ -1,19 +1,19 @@
 """Width study: error vs one-electron width (and width x depth, one line per depth).
 
 Two claims per line. *At the study's budget* (a comparison, :func:`analysis.verdicts.trend_claim`):
-"the error is lower at larger one-electron width". *In the limit* (the form of the curve, which
-only converged trials can show):  ln(error) is fitted against width (*exponential*: error ∝ exp(-width / w0))
-and against ln(width) (*power law*: error ∝ width^p), both by least squares weighted by the error
-bars (ln-error error bar = e / mean), over the widths whose mean error is > 0 (a non-positive
-error has no logarithm: such widths are left out and said so). Both have 2 parameters, so
-AIC = χ² + 4 and ΔAIC = χ²(power) − χ²(exponential). The statement names the better model:
+"the error is lower at larger one-electron width" (Welch t on the slope of ln error against
+log2 width). *In the limit* (the form of the curve, which only converged trials can show): the
+points' mean ln(error) (each seed floored at its reblocked error, :mod:`analysis.inference`) is
+fitted against width (*exponential*: error ∝ exp(-width / w0)) and against ln(width) (*power
+law*: error ∝ width^p), weighted by the standard errors of those means. Both have 2 parameters,
+so AIC = χ² + 4 and ΔAIC = χ²(power) − χ²(exponential). The statement names the better model:
 "error falls exponentially with width" only when the exponential is better by ΔAIC > 2, "error
 falls as a power law of width" when the power law is better by ΔAIC > 2, otherwise "error falls
-with width (exponential and power law fit alike)". ``supported`` needs the gate of
-:mod:`analysis.verdicts`, the better model's slope significant (|slope| / its standard error > 2,
-the error scaled by sqrt(χ²/dof) when that exceeds 1) and falling, and the better model
-acceptable (χ² p-value >= 0.01); a significantly rising slope is ``not supported``. With depth
-swept too, the depth saturation claims of :mod:`analysis.studies.depth` are made per width.
+with width (exponential and power law fit alike)". The test is the Welch t of the least-squares
+slope of mean ln(error) against the better model's axis (support: falling; refutation: rising);
+``supported`` is held when the model does not fit the points (χ² p-value < 0.01) or a larger width
+is significantly worse than a smaller one. With depth swept too, the depth saturation claims of
+:mod:`analysis.studies.depth` are made per width.
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ import pandas as pd
 from ..plotting import draw_error_figure
 from ..points import error_data, swept_keys, tuning_keys
 from ..study import FigureKind, FigureStudy, claims_by_figure
+from ..inference import slope
 from ..verdicts import (
-    LIMIT, Claim, DECISIVE_DELTA_AIC, INCONCLUSIVE, LineFit, MIN_FIT_P, NOT_SUPPORTED, SIGNIFICANCE, SUPPORTED,
-    convergence_gate, trend_claim, fmt_num, join_parts, lines, points_gate, points_text, reversals, seed_gate, series_suffix,
-    weighted_line,
+    LIMIT, Claim, DECISIVE_DELTA_AIC, Decision, INCONCLUSIVE, LineFit, MIN_FIT_P, decided, floored_note, join_parts,
+    limit_gate, lines, min_seeds, lost_hold, lost_note, need_text, points_gate, points_text, power_text, reversals, sample, series_suffix, trial_numbers,
+    trend_claim, weighted_line,
 )
 from .depth import depth_claims_from_width_depth
 
@@ -71,11 +72,17 @@ def width_claims(data: pd.DataFrame) -> list[Claim]:
     return claims
 
 
+def log_points(line: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, list]:
+    """(mean ln error, its standard error, the logged samples) of each point of a line."""
+    samples = [sample(r, log=True) for _, r in line.iterrows()]
+    return (np.array([s.mean for s in samples]), np.array([s.sem for s in samples]), samples)
+
+
 def width_fits(line: pd.DataFrame) -> tuple[LineFit, LineFit]:
-    """(exponential, power law) weighted fits of ln(error) vs width and vs ln(width)."""
+    """(exponential, power law) fits of the points' mean ln(error) vs width and vs ln(width),
+    weighted by the standard errors of those means."""
     width = line["x"].to_numpy(float)
-    mean, err = line["mean"].to_numpy(float), line["yerr"].to_numpy(float)
-    y, sigma = np.log(mean), err / mean
+    y, sigma, _ = log_points(line)
     return weighted_line(width, y, sigma), weighted_line(np.log(width), y, sigma)
 
 
@@ -92,56 +99,46 @@ def _fit_text(exp: LineFit, power: LineFit, n: int) -> str:
             f"(e-fold every {decay:.3g} ± {decay_se:.2g}), {quality(exp)}; "
             f"power-law fit ln(error) = a + p·ln(width): p = {power.slope:.2f} ± {power.slope_se:.2f} "
             f"(error x {2 ** power.slope:.2f} per doubling), {quality(power)}; "
-            f"ΔAIC (power − exponential) {delta:+.1f}: {winner} fits better; weighted by the error bars, "
+            f"ΔAIC (power − exponential) {delta:+.1f}: {winner} fits better; weighted by the standard errors, "
             f"{n} widths")
 
 
 def _width_claim(series: str, line: pd.DataFrame) -> Claim:
-    """Fit both width models on one line and judge the fall (rules in the module docstring)."""
+    """Fit both width models on one line and test the fall (rules in the module docstring)."""
     prefix = series_suffix(series)
-    positive = line[line["mean"] > 0].reset_index(drop=True)
-    excluded = line[line["mean"] <= 0]
-    note = ""
-    if len(excluded):
-        note = (f"widths {', '.join(fmt_num(x) for x in excluded['x'])} have error <= 0 (below the reference "
-                f"within noise): left out of the fit, drawn at their error bar")
     pts = points_text(line, "width", "mHa")
-    seed_fail, seed_note = seed_gate(line, "width")
-    failures = [convergence_gate(line), points_gate(positive, "width", " with error > 0"), seed_fail]
-    if len(positive) < 2 or seed_fail:
-        if len(positive) < 2:
-            failures.insert(0, "the log of a non-positive error is undefined and fewer than 2 widths have error > 0")
-        return Claim("width", WIDTH_EXPONENTIAL + prefix, INCONCLUSIVE, join_parts(*failures, pts, seed_note, note))
-    exp, power = width_fits(positive)
+    blocked = join_parts(limit_gate(line, "width"), points_gate(line, "width"))
+    if blocked:
+        return Claim("width", WIDTH_EXPONENTIAL + prefix, INCONCLUSIVE, join_parts(blocked, pts), kind=LIMIT,
+                     decision=Decision(blocked=blocked, body=pts, trials=trial_numbers(line)))
+    exp, power = width_fits(line)
     delta = power.aic - exp.aic
     if delta > DECISIVE_DELTA_AIC:
-        statement, best = WIDTH_EXPONENTIAL, exp
+        statement, best, axis = WIDTH_EXPONENTIAL, exp, line["x"].to_numpy(float)
     elif delta < -DECISIVE_DELTA_AIC:
-        statement, best = WIDTH_POWER, power
+        statement, best, axis = WIDTH_POWER, power, np.log(line["x"].to_numpy(float))
     else:
         statement, best = WIDTH_EITHER, exp if delta >= 0 else power
+        axis = line["x"].to_numpy(float) if delta >= 0 else np.log(line["x"].to_numpy(float))
     statement += prefix
-    fits = _fit_text(exp, power, len(positive))
-    if any(failures):
-        return Claim("width", statement, INCONCLUSIVE, join_parts(*failures, fits, pts, seed_note, note))
-    z = best.significance
-    if z > SIGNIFICANCE:
-        return Claim("width", statement, NOT_SUPPORTED,
-                     join_parts(f"the error grows with width (slope {z:.1f} sigma)", fits, pts, seed_note, note))
-    if z >= -SIGNIFICANCE:
-        return Claim("width", statement, INCONCLUSIVE,
-                     join_parts(f"no significant trend (slope {z:.1f} sigma, needs beyond ±{SIGNIFICANCE:g})",
-                                fits, pts, seed_note, note))
-    rev = reversals(positive, "width", "mHa")
-    if rev:
-        return Claim("width", statement, INCONCLUSIVE,
-                     join_parts("significant reversal: " + ", ".join(rev), fits, pts, seed_note, note))
-    if best.dof > 0 and best.p_value < MIN_FIT_P:
-        return Claim("width", statement, INCONCLUSIVE,
-                     join_parts(f"the error falls ({abs(z):.1f} sigma) but neither model fits within the error bars",
-                                fits, pts, seed_note, note))
-    return Claim("width", statement, SUPPORTED,
-                 join_parts(f"falls at {abs(z):.1f} sigma", fits, pts, seed_note, note))
+    _, _, samples = log_points(line)
+    test = slope(axis, samples)
+    seeds = min_seeds(line)
+    rows = [r for _, r in line.iterrows()]
+    rev = reversals(line, "width", "mHa")
+    misfit = (f"the error falls but the model does not fit the points (χ² p {best.p_value:.2g} < {MIN_FIT_P:g})"
+              if best.dof > 0 and best.p_value < MIN_FIT_P else "")
+    model = "width" if axis is not None and np.allclose(axis, line["x"].to_numpy(float)) else "ln(width)"
+    decision = Decision(
+        p_support=test.p_less, p_refute=test.p_greater,
+        hold=join_parts(("significant reversal: " + ", ".join(rev)) if rev else "", misfit, lost_hold(line, "a point")),
+        supported="the error falls with width", refuted="the error grows with width",
+        undecided="no significant trend",
+        test=f"Welch t on the least-squares slope of ln(error) vs {model}: {test.text()}",
+        body=join_parts(_fit_text(exp, power, len(line)), pts, floored_note(rows, True), lost_note(line)),
+        need=need_text(test, seeds), power=power_text(test, seeds, True, "", f"no trend (per unit of {model})"),
+        trials=trial_numbers(line))
+    return decided(Claim("width", statement, INCONCLUSIVE, "", kind=LIMIT, decision=decision))
 
 
 WIDTH_DEPTH = FigureKind("width_depth", "trials", width_depth_data, draw_error_figure,
