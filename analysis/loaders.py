@@ -262,8 +262,10 @@ def _grid_space(trials) -> dict | None:
     return None
 
 
-def frame_from_study(study, output_root: str | os.PathLike | None = None, storage: str | None = None) -> pd.DataFrame:
-    """The tidy trial frame of an opened Optuna study (see :func:`load_study`)."""
+def frame_from_study(study, output_root: str | os.PathLike | None = None, storage: str | None = None,
+                     cache: dict | None = None) -> pd.DataFrame:
+    """The tidy trial frame of an opened Optuna study (see :func:`load_study`); ``cache`` keeps the
+    run files read (:mod:`analysis.run_files`) for the rest of the same load."""
     trials = study.get_trials(deepcopy=False)
     attrs = dict(study.user_attrs)
     root = output_root if output_root is not None else attrs.get("output_root")
@@ -279,7 +281,7 @@ def frame_from_study(study, output_root: str | os.PathLike | None = None, storag
                 value=trial.value if trial.values is not None and len(trial.values) == 1 else None,
                 params=params,
                 user_attrs=trial.user_attrs,
-                summary=read_summary(run_dir),
+                summary=read_summary(run_dir, cache),
                 run_dir=run_dir,
             )
         )
@@ -309,7 +311,7 @@ def frame_from_study(study, output_root: str | os.PathLike | None = None, storag
     }
     space = attrs.get("space") if isinstance(attrs.get("space"), list) else []
     frame = build_frame(records, ordered_keys([dict.fromkeys(map(str, space)), *all_params]), meta)
-    return add_run_columns(frame)
+    return add_run_columns(frame, cache)
 
 
 def load_study(name: str, storage: str | None = None, output_root: str | os.PathLike | None = None) -> pd.DataFrame:
@@ -368,6 +370,7 @@ def load_history(
     storage: str | None = None,
     output_root: str | os.PathLike | None = None,
     trials: pd.DataFrame | None = None,
+    cache: dict | None = None,
 ) -> pd.DataFrame:
     """Per-iteration training metrics of every trial in long form.
 
@@ -377,7 +380,8 @@ def load_history(
     ``learning_rate``, ``step_time_s`` seconds). Trials that share a run directory (a retried
     trial) appear once, under the trial that completed (else the latest one).
 
-    Pass ``trials`` (a frame from :func:`load_study`) to avoid reading the storage again.
+    Pass ``trials`` (a frame from :func:`load_study`) to avoid reading the storage again, and the
+    ``cache`` of that load to avoid reading the run directories again.
     """
     if trials is None:
         if name is None:
@@ -387,9 +391,10 @@ def load_history(
     lead = ["trial", *params] + [c for c in ("seed", "state", "system", "network", "reference_energy") if c not in params]
     pieces = []
     for _, row in _one_trial_per_run_dir(trials).iterrows():
-        metrics = read_metrics(row["run_dir"])
+        metrics = read_metrics(row["run_dir"], cache)
         if metrics is None or metrics.empty:
             continue
+        metrics = metrics.copy()
         for col in reversed(lead):
             metrics.insert(0, col, [row[col]] * len(metrics))
         pieces.append(metrics)

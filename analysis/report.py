@@ -23,15 +23,7 @@ from typing import Mapping, TextIO
 import pandas as pd
 
 from . import html_report
-from .loaders import (
-    DEFAULT_OUTPUT_ROOT,
-    EmptyStudy,
-    default_storage,
-    frame_from_study,
-    load_history,
-    open_study,
-    param_importances,
-)
+from .loaders import DEFAULT_OUTPUT_ROOT, EmptyStudy, default_storage, load_history
 from .notes import accuracy_note, clipping_note, convergence_note
 from .points import swept_keys, title_line, tuning_keys
 from .studies import FIGURE_KINDS, STUDIES, STUDY_OF, plan_figures
@@ -245,6 +237,15 @@ class ReportResult:
     report_path: Path
     html_path: Path | None = None
 
+    @property
+    def main_figure(self):
+        """The study's main figure: the first drawn figure of its plan, training curves only when
+        nothing else was drawn (what the W&B study log shows); None when none was drawn."""
+        for name, fig in self.drawn.items():
+            if name != "training_curves":
+                return fig
+        return self.drawn.get("training_curves")
+
 
 def run_report(
     name: str,
@@ -260,12 +261,9 @@ def run_report(
     """
     root = Path(output_root if output_root is not None else DEFAULT_OUTPUT_ROOT)
     url = storage or default_storage(root)
-    study = open_study(name, url, root)
-    trials = frame_from_study(study, root, storage=url)
-    _require_complete(trials, name, url)
-    history = load_history(trials=trials)
-    importances, reason = (param_importances(study) if tuning_keys(trials) else (None, None))
-    return write_report(trials, history, root / name, importances, reason, stream)
+    inputs = Inputs.load(name, url, root)
+    _require_complete(inputs.trials, name, url)
+    return write_inputs(inputs, root / name, stream)
 
 
 def _require_complete(trials: pd.DataFrame, name: str, where: str) -> None:
@@ -284,10 +282,15 @@ def write_report(
     stream: TextIO | None = None,
 ) -> ReportResult:
     """Draw and write every planned figure, check the claims, print and write report.md."""
+    return write_inputs(Inputs(trials, history, importances, importance_reason), directory, stream)
+
+
+def write_inputs(inputs: Inputs, directory: Path, stream: TextIO | None = None) -> ReportResult:
+    """:func:`write_report` of a loaded study (:meth:`analysis.study.Inputs.load`)."""
     stream = stream or sys.stdout
+    trials, importance_reason = inputs.trials, inputs.importance_reason
     study = str(trials.attrs.get("study", directory.name))
     names = plan_figures(trials, every_study=True)
-    inputs = Inputs(trials, history, importances, importance_reason)
     data, notes = build_figure_data(names, inputs)
     if importance_reason and "importances" in names:
         notes.append(f"importances: {importance_reason}")
@@ -386,25 +389,16 @@ def sweep_figure(name: str, storage: str | None = None, output_root: str | os.Pa
     import matplotlib.pyplot  # noqa: F401  (see the docstring)
 
     url = storage or default_storage(output_root if output_root is not None else DEFAULT_OUTPUT_ROOT)
-    study = open_study(name, url, output_root)
-    trials = frame_from_study(study, output_root, storage=url)
+    inputs = Inputs.load(name, url, output_root)
+    trials = inputs.trials
     if not (trials["state"] == "COMPLETE").any():
         return None
     names = [n for n in plan_figures(trials) if n != "training_curves"] + ["training_curves"]
     for fig_name in names:
-        kind = FIGURE_KINDS[fig_name]
-        if kind.source == "history":
-            frame = load_history(trials=trials)
-        elif kind.source == "importances":
-            frame = param_importances(study)[0]
-        else:
-            frame = trials
-        if frame is None or frame.empty:
-            continue
-        data = kind.data(frame)
-        if not data.empty:
+        data = STUDY_OF[fig_name].data(FIGURE_KINDS[fig_name], inputs)
+        if data is not None and not data.empty:
             data.attrs["title"] = title_line(trials)
-            return kind.draw(data)
+            return FIGURE_KINDS[fig_name].draw(data)
     return None
 
 

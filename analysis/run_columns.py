@@ -42,9 +42,9 @@ def scale_from_overrides(overrides: Sequence[str] | None) -> str | None:
     return found
 
 
-def training_energies(run_dir: str | None) -> list[float] | None:
+def training_energies(run_dir: str | None, cache: dict | None = None) -> list[float] | None:
     """The ``energy`` column of a run's metrics.csv (Hartree), or None when it cannot be read."""
-    metrics = read_metrics(run_dir)
+    metrics = read_metrics(run_dir, cache)
     if metrics is None or "energy" not in metrics:
         return None
     return pd.to_numeric(metrics["energy"], errors="coerce").tolist()
@@ -59,8 +59,10 @@ def _finite(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def run_columns(row: Mapping[str, Any], summary: Mapping[str, Any], study_scale: str | None) -> dict:
-    """The :data:`RUN_COLUMNS` of one trial from its frame row and summary.json."""
+def run_columns(row: Mapping[str, Any], summary: Mapping[str, Any], study_scale: str | None,
+                cache: dict | None = None) -> dict:
+    """The :data:`RUN_COLUMNS` of one trial from its frame row and summary.json (``cache``: the
+    study load's cache of run files, :mod:`analysis.run_files`)."""
     config = summary.get("config") if isinstance(summary.get("config"), Mapping) else {}
     out = {"scale": config.get("scale") or study_scale,
            "iterations_planned": config.get("optim.iterations"),
@@ -70,7 +72,7 @@ def run_columns(row: Mapping[str, Any], summary: Mapping[str, Any], study_scale:
     if row.get("state") != "COMPLETE":
         conv = Convergence(None, f"not measured: trial {str(row.get('state')).lower()}")
     else:
-        energies = training_energies(row.get("run_dir"))
+        energies = training_energies(row.get("run_dir"), cache)
         if energies is None:
             conv = Convergence(None, "not measured: no metrics.csv (training energies) for this trial")
         else:
@@ -92,14 +94,15 @@ def ablation_facts(row: Mapping[str, Any], summary: Mapping[str, Any]) -> dict:
     return {"n_electrons": _finite(n), "energy_spikes": _finite(spikes)}
 
 
-def add_run_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with :data:`RUN_COLUMNS` appended (swept keys of the same name are kept as they are)."""
+def add_run_columns(frame: pd.DataFrame, metrics: dict | None = None) -> pd.DataFrame:
+    """``frame`` with :data:`RUN_COLUMNS` appended (swept keys of the same name are kept as they are);
+    ``metrics``: the study load's cache of run files (:mod:`analysis.run_files`), so each is read once."""
     study_scale = scale_from_overrides(frame.attrs.get("base_overrides"))
     rows = []
     for record in frame.to_dict("records"):
         run_dir = record.get("run_dir")
         record["run_dir"] = run_dir if isinstance(run_dir, str) and run_dir else None  # NaN in a frame
-        rows.append(run_columns(record, read_summary(record["run_dir"]), study_scale))
+        rows.append(run_columns(record, read_summary(record["run_dir"], metrics), study_scale, metrics))
     extra = pd.DataFrame(rows, columns=list(RUN_COLUMNS), index=frame.index)
     extra["converged"] = extra["converged"].astype("boolean")
     for col in ("iterations_planned", "batch_size", "n_electrons", "energy_spikes", "tail_iterations", "tail_blocks"):

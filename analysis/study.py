@@ -24,25 +24,42 @@ from typing import Callable, Mapping, Protocol
 
 import pandas as pd
 
+from .loaders import default_storage, frame_from_study, load_history, open_study, param_importances
 from .points import swept_keys, tuning_keys
 from .verdicts import COMPARISON, LIMIT, LIMIT_SCOPE, NOTE, Claim
 
-SOURCES = ("trials", "history", "importances")
+SOURCES = ("trials", "history", "importances", "trials+history")
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """What studies read: the trial frame (:func:`analysis.load_study`), the history (one row per
-    trial and training step, :func:`analysis.load_history`), and Optuna's parameter importances
-    (or None, with the reason)."""
+    """A study as the analysis reads it, loaded once (:meth:`load`): the trial frame
+    (:func:`analysis.load_study`), the history (one row per trial and training step,
+    :func:`analysis.load_history`), and Optuna's parameter importances (or None, with the reason).
+    The study modules, the verdicts and the report writers all read this value; none of them
+    opens the storage or a run directory again."""
 
     trials: pd.DataFrame
     history: pd.DataFrame | None = None
     importances: pd.DataFrame | None = None
     importance_reason: str | None = None
 
+    @classmethod
+    def load(cls, name: str, storage: str | None = None, output_root=None) -> "Inputs":
+        """Read study ``name`` once: the storage is opened once and every run directory's
+        summary.json and metrics.csv read once (:mod:`analysis.run_files`' cache)."""
+        url = storage or default_storage(output_root)
+        study = open_study(name, url, output_root)
+        cache: dict = {}
+        trials = frame_from_study(study, output_root, storage=url, cache=cache)
+        history = load_history(trials=trials, cache=cache)
+        importances, reason = param_importances(study) if tuning_keys(trials) else (None, None)
+        return cls(trials, history, importances, reason)
+
     def frame(self, source: str) -> pd.DataFrame | None:
         """The frame named ``source`` (one of :data:`SOURCES`)."""
+        if source == "trials+history":
+            return self.trials
         return {"trials": self.trials, "history": self.history, "importances": self.importances}[source]
 
 
@@ -105,10 +122,13 @@ class FigureStudy:
 
     def data(self, kind: FigureKind, inputs: Inputs) -> pd.DataFrame | None:
         """The plotted data of ``kind``, or None when its source frame is missing or empty."""
-        frame = inputs.frame(kind.source)
-        if frame is None or frame.empty:
-            return None
-        plotted = kind.data(frame)
+        if kind.source == "trials+history":
+            plotted = kind.data(inputs.trials, inputs.history) if not inputs.trials.empty else None
+        else:
+            frame = inputs.frame(kind.source)
+            if frame is None or frame.empty:
+                return None
+            plotted = kind.data(frame)
         if plotted is not None:
             plotted.attrs["claims"] = inputs.trials.attrs.get("claims")  # the rules its claims are judged by
         return plotted

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..extrapolate import Limit, SERIES_KEYS, TRAINING_MODEL, power_curve, training_limit, variance_limit, width_limit
-from ..loaders import HARTREE_TO_MHA, complete_trials, load_history
+from ..loaders import HARTREE_TO_MHA, complete_trials
 from ..plotting import new_figure
 from ..points import GRID_KEYS, point_label, swept_keys, tuning_keys, varying_keys
 from ..study import FigureKind, FigureStudy
@@ -110,9 +110,7 @@ def width_limit_data(trials: pd.DataFrame) -> pd.DataFrame:
 def training_limit_data(trials: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per complete trial with a training curve: the evaluated energy and the predicted
     converged energy (``limit`` ± ``limit_stderr``, ``usable``, ``reason``, fit details), Hartree."""
-    if history is None:
-        history = load_history(trials=trials)
-    if history.empty or "energy" not in history:
+    if history is None or history.empty or "energy" not in history:
         return pd.DataFrame()
     done = numeric_columns(complete_trials(trials), ("energy", "energy_stderr", "reference_energy"))
     keys = varying_keys(trials, done)
@@ -358,12 +356,14 @@ def width_limit_claim(lim: pd.Series, series: str) -> Claim:
     return Claim("extrapolation", WIDTH_LIMIT_STATEMENT + series, NOTE, text)
 
 
-def extrapolation_claims(trials: pd.DataFrame, figure_data: Mapping[str, pd.DataFrame] | None = None) -> list[Claim]:
-    """Every extrapolation this study allows, from the figure data when drawn (else computed)."""
+def extrapolation_claims(trials: pd.DataFrame, figure_data: Mapping[str, pd.DataFrame] | None = None,
+                         history: pd.DataFrame | None = None) -> list[Claim]:
+    """Every extrapolation this study allows, from the figure data when drawn (else computed from
+    the trials and the loaded ``history``)."""
     figure_data = figure_data or {}
     claims = []
     training = figure_data.get("training_limit")
-    training = training_limit_data(trials) if training is None else training
+    training = training_limit_data(trials, history) if training is None else training
     if training is not None and len(training):
         claims.append(training_limit_claim(training, rules_of(trials)))
     variance = figure_data.get("energy_variance")
@@ -378,7 +378,7 @@ def extrapolation_claims(trials: pd.DataFrame, figure_data: Mapping[str, pd.Data
 
 
 TRAINING_LIMIT = FigureKind(
-    "training_limit", "trials", training_limit_data, draw_training_limit,
+    "training_limit", "trials+history", training_limit_data, draw_training_limit,
     "Evaluated energy and the converged energy predicted by fitting E(t) = E_inf + a t^-b to the second "
     "half of each training curve (open: too poor to use).")
 ENERGY_VARIANCE = FigureKind(
@@ -390,5 +390,5 @@ WIDTH_LIMIT = FigureKind(
     "Energy vs width with the fit E(w) = E_inf + a w^-b and E_inf ± its error (dotted when too poor "
     "to use).")
 STUDY = FigureStudy("limits", (TRAINING_LIMIT, ENERGY_VARIANCE, WIDTH_LIMIT), planned,
-                    lambda inputs, data: extrapolation_claims(inputs.trials, data), claim_kind=LIMIT,
+                    lambda inputs, data: extrapolation_claims(inputs.trials, data, inputs.history), claim_kind=LIMIT,
                     every_study=True)
