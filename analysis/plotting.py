@@ -151,11 +151,62 @@ def _wrap_title(title: str, fig) -> str:
 
 
 def annotate(fig, title: str | None, caption: str | None) -> None:
-    """The title line above the axes and the caption line below them (both in the layout)."""
+    """The title line above the axes and the caption line below them (both in the layout), and
+    every axis label wrapped to its axis (:func:`fit_axis_labels`)."""
     if title:
         fig.suptitle(_wrap_title(title, fig), fontsize=8.5)
     if caption:
         fig.supxlabel(_wrap(caption, fig), fontsize=7, color="0.25")
+    fit_axis_labels(fig)
+
+
+def fit_axis_labels(fig, chars_per_point: float = 0.62) -> None:
+    """Break every axis label longer than its axis into lines that fit it: a y label longer than
+    the axes' height would otherwise run into the title above and the panel beside it, which the
+    constrained layout does not prevent. (Character width is estimated as ``chars_per_point`` x
+    the font size; :func:`overlapping_texts` checks the result.)"""
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        pos = ax.get_position()
+        height_pt = pos.height * fig.get_figheight() * 72
+        width_pt = pos.width * fig.get_figwidth() * 72
+        for label, room in ((ax.yaxis.label, height_pt), (ax.xaxis.label, width_pt)):
+            text = label.get_text().replace("\n", " ")
+            per_line = max(12, int(room / (label.get_fontsize() * chars_per_point)))
+            if text and len(text) > per_line:
+                label.set_text("\n".join(textwrap.wrap(text, width=per_line, break_on_hyphens=False)))
+
+
+def overlapping_texts(fig) -> list[tuple[str, str]]:
+    """Pairs of drawn, non-empty texts of a figure whose boxes overlap (titles, axis and tick
+    labels, legends, captions): a figure should have none. Tick labels count only for ticks inside
+    their axis's view (matplotlib keeps the others, undrawn)."""
+    from matplotlib.axis import Tick
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    tick_texts = {id(t) for ax in fig.axes for tick in ax.findobj(Tick) for t in (tick.label1, tick.label2)}
+    drawn = [t for t in fig.findobj(Text) if id(t) not in tick_texts]
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            span = (high - low) * 1e-9
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if low - span <= tick.get_loc() <= high + span:
+                    drawn += [t for t in (tick.label1, tick.label2) if t.get_visible()]
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in drawn
+             if t.get_visible() and t.get_text().strip() and (t.axes is None or t.axes.get_visible())]
+    boxes = [(text, box) for text, box in boxes if box.width > 0 and box.height > 0]
+    found = []
+    for i, (text_a, a) in enumerate(boxes):
+        for text_b, b in boxes[i + 1:]:
+            if a.overlaps(b):
+                found.append((text_a, text_b))
+    return found
 
 
 def draw_error_figure(data: pd.DataFrame, title: str | None = None):

@@ -211,8 +211,10 @@ def draw_ratio_panel(ax, table: pd.DataFrame, name: str, factor: float, fit: Lin
         container = ax.errorbar(x, r, yerr=[r - r * np.exp(-s), r * np.exp(s) - r], marker="o", ms=5, mfc="white",
                                 mew=1.1, ls="none", capsize=3, color="black", label=name)
         raise_error_bars(container)
+        seen: dict[float, int] = {}
         for xi, ri, system in zip(x, r, rows["x"]):
-            ax.annotate(str(system), (xi, ri), textcoords="offset points", xytext=(5, 3), fontsize=6.5)
+            k = seen[xi] = seen.get(xi, -1) + 1  # systems with the same electron count: stacked labels
+            ax.annotate(str(system), (xi, ri), textcoords="offset points", xytext=(5, 3 - 9 * k), fontsize=6.5)
         if fit is not None:
             grid = np.linspace(x.min(), x.max(), 50)
             ax.plot(grid, np.exp(fit.intercept + fit.slope * grid), color="C2", lw=1.0, ls="--",
@@ -242,8 +244,8 @@ def grouped_figure(data: pd.DataFrame, order: Sequence[str], numerator: str, den
     table = ratios(data, numerator, denominator, factor) if len(data) else pd.DataFrame(columns=RATIO_COLUMNS)
     draw_ratio_panel(right, table, ratio_name, factor, ratio_fit(table) if with_fit else None)
     caption = error_caption(data) if len(data) else ""
-    caption += (f" Right: the ratio of the mean errors ({ratio_name}), bars ±1σ of its logarithm (both error bars "
-                f"propagated); dotted: {factor:g}x ({what}).")
+    caption += (f" Right: the ratio of the seeds' geometric mean errors ({ratio_name}), bars ±1σ of its logarithm; "
+                f"dotted: {factor:g}x ({what}).")
     annotate(fig, data.attrs.get("title"), caption.strip())
     return fig
 

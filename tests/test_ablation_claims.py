@@ -175,7 +175,7 @@ def test_optimizer_figure_draws_both_panels(tmp_path: Path):
     np.testing.assert_allclose(ratio.lines[0].get_ydata(), [growing(n) for n in (3, 4, 5, 6)], rtol=1e-3)
     assert "10x" in [t.get_text() for t in right.get_legend().get_texts()]
     caption = fig._supxlabel.get_text().replace("\n", " ")
-    assert "mean over 2 seeds" in caption and "Right: the ratio of the mean errors (Adam / KFAC error ratio)" in caption
+    assert "mean over 2 seeds" in caption and "Right: the ratio of the seeds' geometric mean errors (Adam / KFAC error ratio)" in caption
     assert_png(fig, tmp_path / "optimizer.png")
 
 
