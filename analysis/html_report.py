@@ -1,12 +1,12 @@
 """``report.html``: one self-contained page per study (no network needed to view it).
 
-The page holds, in order: a header (study, system, scale, sweep file, the git commit of the code
-that ran the trials and of the analysis, package versions, the machines), the status line, then
-the first screen a reader needs: for each topic one headline per claim (verdict, effect size, the
-budget or "in the limit": :meth:`analysis.verdicts.Claim.headline`) with the topic's figure
-beside it and the statistics folded underneath in ``<details>`` (the same
-:class:`analysis.verdicts.Claim` objects the text report prints, each rendered as ``[verdict]
-statement: scope; evidence``), the study notes folded apart; then the trial table, the other
+The page holds, in order: the study's name and status line, then the first screen a reader needs:
+for each topic one headline per claim (verdict, effect size, the budget or "in the limit":
+:meth:`analysis.verdicts.Claim.headline`) with the topic's figure beside it and the statistics
+folded underneath in ``<details>`` (the same :class:`analysis.verdicts.Claim` objects the text
+report prints, each rendered as ``[verdict] statement: scope; evidence``), the study notes folded
+apart; then the provenance, folded (study, system, scale, sweep file, the git commit of the code
+that ran the trials and of the analysis, package versions, the machines); then the trial table, the other
 figures with their captions (PNG embedded as base64 ``data:`` URIs), the Pareto front and the
 extrapolated limits, and the notes. Inline CSS only: no script, no external link, no web font.
 """
@@ -261,8 +261,7 @@ def render(*, trials: pd.DataFrame, status_line: str, table: pd.DataFrame, claim
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>ablate study {_e(study)}</title><style>{CSS}</style></head><body>",
-        f"<h1>Study <code>{_e(study)}</code></h1>", f'<dl class="head">{head}</dl>',
-        f'<p id="status">{_e(status_line)}</p>',
+        f"<h1>Study <code>{_e(study)}</code></h1>", f'<p id="status">{_e(status_line)}</p>',
     ]
     if missing:
         parts.append("<p class=small>" + "<br>".join(_e(m) for m in missing) + "</p>")
@@ -270,6 +269,8 @@ def render(*, trials: pd.DataFrame, status_line: str, table: pd.DataFrame, claim
     by_name = {name: (caption, png) for name, caption, png in figures}
     first_screen, placed = claims_html(claims, by_name)
     parts += first_screen or ["<p>none of the checks applies to the swept keys</p>"]
+    parts.append(f'<details id="provenance"><summary>provenance: the code, packages and machines behind these '
+                 f'numbers</summary><dl class="head">{head}</dl></details>')
     parts += ['<h2 id="trials">Trials</h2>', table_html(table),
               "<p class=small>device s: devices x wall seconds of the run's phases; train FLOP: XLA's FLOPs of one "
               "training iteration x iterations (see each run's summary.json, <code>flops_counted</code>).</p>"]

@@ -152,6 +152,9 @@ def test_report_html_holds_the_same_claims_every_figure_and_the_header(tmp_path)
                  "Pareto", "too poor to use" if "too poor" in text else "usable"):
         assert fact in text, fact
     assert "<script" not in text
+    # the first screen is the claims beside their figures; the provenance follows, folded
+    assert text.index('<h2 id="claims">') < text.index('<details id="provenance">') < text.index("0123abc")
+    assert text.index('<h2 id="claims">') < text.index('<figure id="fig-width">') < text.index('<details id="provenance">')
 
 
 # ----------------------------------------------------------------------------- the browser
