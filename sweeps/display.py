@@ -63,8 +63,9 @@ def time_left(rows, running: list[Running], n_planned: int, slots: int) -> float
 class Display:
     """The study's console output (see the module docstring)."""
 
-    def __init__(self, plan: StudyPlan, study, every_s: float):
+    def __init__(self, plan: StudyPlan, study, every_s: float, n_planned: int | None = None):
         self.plan, self.study, self.every_s = plan, study, every_s
+        self.n_planned = plan.spec.n_planned() if n_planned is None else n_planned  # grows with rounds of seeds
         self.tag = f"[{plan.study_name}]"
         self._last = time.monotonic()
 
@@ -74,7 +75,7 @@ class Display:
         where = ", ".join(s.name for s in plan.slots)
         goal = (f"objectives {', '.join(f'{o} ({d})' for o, d in zip(spec.all_objectives, spec.all_directions))}"
                 if spec.multi_objective else f"objective {spec.objective}")
-        say(f"{self.tag} {verb} study '{plan.study_name}' ({spec.sampler}, {spec.n_planned()} trials, "
+        say(f"{self.tag} {verb} study '{plan.study_name}' ({spec.sampler}, {self.n_planned} trials, "
             f"{goal}) in {redact_url(plan.storage_url)}")
         say(f"{self.tag} base: {' '.join(plan.trial_overrides) or '(defaults)'}; workers: {where}; "
             f"runs under {plan.output_root / plan.study_name}")
@@ -85,11 +86,11 @@ class Display:
 
     def line(self, rows, running: list[Running], final: bool = False) -> None:
         self._last = time.monotonic()
-        line = study_line(self.study, self.plan.spec.n_planned())
+        line = study_line(self.study, self.n_planned)
         if running and not final:
             line += " | " + "; ".join(running_text(r) for r in running)
         if not final:
-            left = time_left(rows, running, self.plan.spec.n_planned(), len(self.plan.slots))
+            left = time_left(rows, running, self.n_planned, len(self.plan.slots))
             if left is not None:
                 line += f" | ~{_duration(left)} left"
         say(f"{self.tag} {line}")

@@ -1,7 +1,9 @@
-"""docs/sweeps.md's generated table of the sweep file's keys, from `sweeps.space.SweepFile`.
+"""docs/sweeps.md's generated tables of the sweep file's keys, from `sweeps.space.SweepFile`, and
+of its ``claims`` block, from `sweeps.space.ClaimsBlock`.
 
-``python -m sweeps.docs`` rewrites the section between ``<!-- generated: sweep-keys -->`` and
-``<!-- end: sweep-keys -->``; ``--check`` exits 1 when it is stale (a test runs the check).
+``python -m sweeps.docs`` rewrites the sections between ``<!-- generated: NAME -->`` and
+``<!-- end: NAME -->`` (``sweep-keys``, ``claims-keys``); ``--check`` exits 1 when one is stale (a
+test runs the check).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 from ablate.config import key_table
 from ablate.contract_docs import key_table_markdown, regenerate
-from sweeps.space import SweepFile
+from sweeps.space import ClaimsBlock, SweepFile
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "sweeps.md"
 
@@ -21,7 +23,12 @@ def sweep_keys_markdown() -> str:
     return key_table_markdown(key_table(SweepFile, ""))
 
 
-SECTIONS = {"sweep-keys": sweep_keys_markdown}
+def claims_keys_markdown() -> str:
+    """Every key of a sweep file's ``claims`` block: meaning, unit, allowed values."""
+    return key_table_markdown(key_table(ClaimsBlock, "claims."))
+
+
+SECTIONS = {"sweep-keys": sweep_keys_markdown, "claims-keys": claims_keys_markdown}
 
 
 def main(argv: list[str] | None = None) -> int:

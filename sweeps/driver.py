@@ -8,7 +8,9 @@ one thing:
 - :mod:`sweeps.trials` (``TrialBook``): claiming trials and telling their results;
 - :mod:`sweeps.pool` (``WorkerPool``): the worker processes and their pipes;
 - :mod:`sweeps.recovery` (``Recovery``): heartbeats and stale-trial recovery;
-- :mod:`sweeps.display` (``Display``): what the study prints.
+- :mod:`sweeps.display` (``Display``): what the study prints;
+- :mod:`sweeps.rounds` (``Rounds``): a study's rounds of seeds, decided by the step the command
+  line hands the driver (``decide``; the driver never imports the analysis).
 
 Workers run in separate processes (see :mod:`sweeps.workers`); a crash, OOM or NaN there never
 takes the driver down.
@@ -42,8 +44,9 @@ from .plan import StudyPlan, build_plan, compose
 from .pool import WorkerPool
 from .recovery import Recovery
 from .retry import Retry, RetryingStorage, StorageUnavailable
+from .rounds import Decide, Rounds
 from .status import format_params
-from .study_log import Analyse, log_study
+from .study_log import Analyse, StudyAnalysis, log_study
 from .submit import submit
 from .trials import Running, TrialBook
 from .workers import Worker, describe_exit
@@ -53,13 +56,22 @@ MAX_STARTUP_DEATHS = 3      # workers dying before they are ready: give up after
 STOP_GRACE_S = 20           # on SIGTERM, workers get this long to checkpoint (Slurm's KillWait is 30 s)
 
 
-def run_sweep(cfg, task_overrides: list[str], analyse: Analyse | None = None) -> int:
+def run_sweep(cfg, task_overrides: list[str], analyse: Analyse | None = None, decide: Decide | None = None) -> int:
     """Run (or resume, or join) the study described by ``cfg.sweep``, or with
     ``sweep.launcher=slurm`` submit its drivers (:mod:`sweeps.submit`); returns the exit code.
+    See :func:`run_plan`."""
+    return run_plan(build_plan(cfg, list(task_overrides)), task_overrides, analyse, decide)
 
-    ``analyse`` (the command line passes the analysis package's) draws the finished study's
-    figure and report for its W&B study log (:func:`sweeps.study_log.log_study`)."""
-    plan = build_plan(cfg, list(task_overrides))
+
+def run_plan(plan: StudyPlan, task_overrides: list[str], analyse: Analyse | None = None,
+             decide: Decide | None = None) -> int:
+    """Run (or resume, or join) the study of a checked ``plan`` (or submit its drivers).
+
+    ``decide`` (the command line passes the analysis's) judges the claims after each round of a
+    study with rounds of seeds (:mod:`sweeps.rounds`); without it a study runs its first round
+    only. ``analyse`` (the command line passes the analysis's) writes the finished study's report
+    and draws its figure, whatever the logger; the W&B study log
+    (:func:`sweeps.study_log.log_study`) uploads what it made."""
     if plan.spec.launcher == "slurm":
         return submit(plan, list(task_overrides))
     _quiet_optuna()
@@ -78,7 +90,9 @@ def run_sweep(cfg, task_overrides: list[str], analyse: Analyse | None = None) ->
             directions=plan.spec.all_directions if plan.spec.multi_objective else None)
         with mutex():
             folder = st.study_folder(study, plan.output_root, created, plan.storage_url, log=say)
-        driver = Driver(plan, study, storage, created=created, mutex=mutex, folder=folder, retry=retry)
+        rounds = Rounds(plan, study, decide, say) if decide is not None and plan.spec.rounds else None
+        driver = Driver(plan, study, storage, created=created, mutex=mutex, folder=folder, retry=retry,
+                        rounds=rounds)
         code = driver.run()
     except StorageUnavailable as err:
         say(f"[{plan.study_name}] stopped: {err}", err=True)
@@ -88,10 +102,21 @@ def run_sweep(cfg, task_overrides: list[str], analyse: Analyse | None = None) ->
             lock.release()
     figure = None
     if code == 0:
-        figure = study_log_figure(plan, analyse)
+        figure = study_log_figure(plan, finished_study(plan, analyse))
     if code in (0, 1) and retry.outage_since is None:   # no closing table from an unreachable storage
         driver.display.closing(figure)
     return code
+
+
+def finished_study(plan: StudyPlan, analyse: Analyse | None) -> StudyAnalysis:
+    """What ``analyse`` makes of the finished study (its report and figure), or nothing."""
+    if analyse is None:
+        return StudyAnalysis()
+    try:
+        return analyse(plan.study_name, st.engine_url(plan.storage_url), str(plan.output_root))
+    except Exception as err:  # noqa: BLE001 - never fail a finished study for its report
+        say(f"note: the study's report was not written ({type(err).__name__}: {err})")
+        return StudyAnalysis()
 
 
 def _cached(storage):
@@ -102,11 +127,12 @@ def _cached(storage):
     return storage
 
 
-def study_log_figure(plan: StudyPlan, analyse: Analyse | None = None) -> Path | None:
-    """Logs the finished study to W&B (``sweeps.study_log``); the sweep figure's path if drawn."""
+def study_log_figure(plan: StudyPlan, made: StudyAnalysis | None = None) -> Path | None:
+    """Logs the finished study to W&B (``sweeps.study_log``) with what the analysis ``made``; the
+    sweep figure's path if drawn."""
     try:
         out = log_study(plan.study_name, st.engine_url(plan.storage_url), str(plan.output_root),
-                        analyse=analyse)
+                        analysis=made)
     except Exception as err:  # noqa: BLE001 - never fail a finished study for its W&B log
         say(f"note: W&B study log skipped ({type(err).__name__}: {err})")
         return None
@@ -156,7 +182,7 @@ class Driver:
     """Ask, dispatch, report, tell and recover until the study is done (see the module docstring)."""
 
     def __init__(self, plan: StudyPlan, study, storage, created: bool = True, mutex=None, folder=None,
-                 retry: Retry | None = None):
+                 retry: Retry | None = None, rounds: Rounds | None = None):
         self.plan, self.spec, self.study = plan, plan.spec, study
         self.created = created
         self.book = TrialBook(plan, study, storage, ownership.Owner.me(), say, mutex=mutex, folder=folder)
@@ -164,8 +190,15 @@ class Driver:
         self.recovery = Recovery(self.book, self.spec.stale_after_s, say, retry=retry)
         if retry is not None:   # while a storage call waits, our trials' heartbeat files go on
             retry.on_wait = self.recovery.beat_files
-        self.display = Display(plan, study, self.spec.progress_every_s)
+        self.display = Display(plan, study, self.spec.progress_every_s, n_planned=self.n_planned)
+        self.rounds = rounds
+        self.pool_started = False
         self.startup_deaths = 0
+
+    @property
+    def n_planned(self) -> int:
+        """Trials the study should end with: its grid (rounds of seeds included) or n_trials."""
+        return len(self.book.grid) if self.book.grid is not None else self.spec.n_planned()
 
     @property
     def running(self) -> list[Running]:
@@ -182,17 +215,18 @@ class Driver:
         self.recovery.recover_stale()
         if self.spec.retry_failed and self.spec.sampler == "grid":
             with self.book.locked():
-                n = st.requeue_failed_points(self.study, self.spec.grid_points(), self.plan.defaults)
+                n = st.requeue_failed_points(self.study, self.book.grid, self.plan.defaults)
             say(f"{self.book.tag} sweep.retry_failed: {n} failed grid point(s) enqueued again")
         old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         for s in old:
             signal.signal(s, self._on_signal)
         try:
-            self.pool.start()
             while True:
                 self.fill_workers()
                 if self.done():
-                    break
+                    if not self.next_round():
+                        break
+                    continue
                 self.pump(timeout=0.5)
                 self.recovery.tick(self.running)
                 self.display.maybe_line(self.book.rows, self.running)
@@ -217,9 +251,15 @@ class Driver:
         raise Interrupted(signal.Signals(signum).name)
 
     def fill_workers(self) -> None:
-        """Give a trial to every idle, ready worker while there is work."""
+        """Give a trial to every idle, ready worker while there is work. The workers start with
+        the first work (a rerun of a finished study starts none)."""
         if self.stopping:
             return
+        if not self.pool_started:
+            if not self.book.work_left()[0]:
+                return
+            self.pool.start()
+            self.pool_started = True
         for w in self.pool.idle:
             if not self.dispatch(w):
                 return
@@ -237,6 +277,15 @@ class Driver:
             self.display.maybe_line(self.book.rows, [])
             return False
         return True
+
+    def next_round(self) -> bool:
+        """With rounds of seeds (and not stopping): whether a next round (or another driver's)
+        left trials to run (:meth:`sweeps.rounds.Rounds.next`)."""
+        if self.rounds is None or self.stopping:
+            return False
+        more = self.rounds.next(self.book)
+        self.display.n_planned = self.n_planned
+        return more
 
     def dispatch(self, worker: Worker) -> bool:
         """Claim a trial and send it to ``worker``; False when there is nothing to claim."""

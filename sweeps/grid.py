@@ -18,6 +18,10 @@ under the study mutex when a driver starts or joins, and with every stale check,
 - grid points no trial has (a grown grid);
 - the continuation of a trial that was failed to be enqueued again (``requeued``) when nothing
   enqueued it: a driver killed between the FAIL and the enqueue loses no point.
+
+A study with rounds of seeds (:mod:`sweeps.rounds`) keeps the points each round grew in its
+``rounds`` user attribute; :func:`study_grid` adds their (point, seed) pairs to the sweep's grid,
+so the reconciliation pass of a rerun, and of every other driver of the study, enqueues them too.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from ablate.study_record import trial_params
 
 LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 CONTINUATION_KEYS = ("run_dir", "run_id")
+ROUNDS = "rounds"   # study user attr: [{"seeds": 4, "points": [{point less its seed}, ...]}, ...]
 
 
 def _canon(value: Any) -> Any:
@@ -47,6 +52,21 @@ def point_key(params: Mapping[str, Any], defaults: Mapping[str, Any] | None = No
     """Canonical JSON of a point, with the base config's value for keys it does not name."""
     full = {**dict(defaults or {}), **dict(params)}
     return json.dumps({k: _canon(v) for k, v in sorted(full.items())}, sort_keys=True)
+
+
+def study_grid(grid: list[dict], attrs: Mapping[str, Any],
+               defaults: Mapping[str, Any] | None = None) -> list[dict]:
+    """The sweep's ``grid`` plus, for every round in the study's ``rounds`` attribute (``attrs``),
+    each of its points at seeds 0 ... seeds-1; each effective point once, the grid's first."""
+    out, seen = [], set()
+    grown = [{**dict(point), "seed": seed} for r in (attrs.get(ROUNDS) or [])
+             for point in r.get("points", []) for seed in range(int(r.get("seeds", 0)))]
+    for params in [*grid, *grown]:
+        key = point_key(params, defaults)
+        if key not in seen:
+            seen.add(key)
+            out.append(dict(params))
+    return out
 
 
 def trial_key(trial, defaults: Mapping[str, Any] | None = None) -> str:

@@ -60,6 +60,11 @@ class StudyPlan:
             "sampler": self.spec.sampler,
             "space": [d.key for d in self.spec.dimensions],
             "n_planned": self.spec.n_planned(),
+            # how the analysis judges the claims (analysis.verdicts.Rules) and, for a study with
+            # rounds of seeds, its maximum and first look (sweeps.rounds; analysis.sequential)
+            "claims": self.spec.claims.as_attr(),
+            "max_seeds": self.spec.max_seeds,
+            **({"looks": [self.spec.seeds]} if self.spec.rounds else {}),
         }
 
 
@@ -93,12 +98,14 @@ def _cache_dir(base_cfg) -> str | None:
 
 def point_defaults(spec: SweepSpec, base_cfg) -> dict[str, Any]:
     """The base config's value of every swept key that holds a plain value: a grid point that does
-    not name a key means this value (``{width: 8}`` is ``{width: 8, seed: 0}`` once seeds grow)."""
+    not name a key means this value (``{width: 8}`` is ``{width: 8, seed: 0}`` once seeds grow;
+    with rounds of seeds ``seed`` is one of them even while the grid has one seed)."""
     out = {}
-    for dim in spec.dimensions:
-        value = OmegaConf.select(base_cfg, dim.key, default=_MISSING)
+    keys = [dim.key for dim in spec.dimensions] + (["seed"] if spec.rounds else [])
+    for key in keys:
+        value = OmegaConf.select(base_cfg, key, default=_MISSING)
         if value is not _MISSING and (value is None or isinstance(value, (bool, int, float, str))):
-            out[dim.key] = value
+            out[key] = value
     return out
 
 

@@ -101,17 +101,54 @@ def _gpus(name: str, value: Any) -> tuple[str, ...] | None:
     return ids
 
 
-def read_declared(cls, node: Mapping[str, Any], prefix: str):
+def read_declared(cls, node: Mapping[str, Any], prefix: str, what: str = "sweep setting"):
     """``cls`` (a dataclass of `key` fields) from ``node``, every key checked against its
-    declaration; a key ``cls`` does not declare is refused with the allowed ones. ``prefix``
-    (``sweep.``) makes the names in the error lines. A nested mapping of keys is a field whose
-    ``parse`` calls this with its own dataclass."""
+    declaration; a key ``cls`` does not declare is refused with the allowed ones (``what`` names
+    the kind of key in that line). ``prefix`` (``sweep.``) makes the names in the error lines. A
+    nested mapping of keys is a field whose ``parse`` calls this with its own dataclass."""
     allowed = [f.name for f in fields(cls)]
     unknown = sorted(set(node) - set(allowed))
     if unknown:
         raise ConfigError(f"{prefix}{unknown[0]}", node[unknown[0]],
-                          f"not a sweep setting; allowed: {', '.join(allowed)}")
+                          f"not a {what}; allowed: {', '.join(allowed)}")
     return read_group(cls, node, prefix)
+
+
+@dataclass(frozen=True)
+class ClaimsBlock:
+    """The sweep file's ``claims`` block: the margins and level the study's claims are judged by
+    (stored with the study as its ``claims`` attribute and read by the analysis,
+    ``analysis.verdicts.Rules``) and what the power plan assumes (``sweep.plan=true``)."""
+
+    margin_mha: float = key("margin of every 'no better', 'matches' and 'agrees with the reference' claim "
+                            "(default: chemical accuracy)", 1.6, unit="mHa", low=0, low_open=True)
+    exponent_margin: float = key("margin around -1/2 of 'the error bar shrinks like 1/sqrt(walkers)'", 0.15,
+                                 low=0, low_open=True)
+    rate_margin: float = key("margin of 'HMC spikes no more often than MH' (a difference of the fractions of "
+                             "trials that spiked)", 0.3, low=0, low_open=True, high=1)
+    alpha: float = key("one-sided level of each test direction (Holm over the study's claims; spent over the "
+                       "looks of a study with rounds of seeds)", 0.025, low=0, low_open=True, high=0.5, high_open=True)
+    scatter: float = key("the power plan's assumed standard deviation of ln(error) between seeds", 0.5,
+                         low=0, low_open=True)
+    error_mha: float = key("the power plan's assumed typical error", 3.0, unit="mHa", low=0, low_open=True)
+
+    def as_attr(self) -> dict[str, float]:
+        """The block as the study's ``claims`` user attribute (every key, defaults filled in)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# the claims keys that change a verdict; scatter and error_mha only shape the power plan
+VERDICT_KEYS = ("margin_mha", "exponent_margin", "rate_margin", "alpha")
+CLAIMS_ALLOWED = "a mapping of " + ", ".join(f.name for f in fields(ClaimsBlock)) + " (docs/sweeps.md)"
+
+
+def _claims(name: str, raw: Any) -> ClaimsBlock:
+    """The ``claims`` block: null (every default) or a mapping of `ClaimsBlock` keys."""
+    if raw is None:
+        return ClaimsBlock()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(name, raw, CLAIMS_ALLOWED)
+    return read_declared(ClaimsBlock, raw, f"{name}.", what="claims setting")
 
 
 @dataclass(frozen=True)
@@ -144,6 +181,12 @@ class SweepFile:
     n_trials: int | None = key("trials of a tpe/random/nsga2 study (COMPLETE + PRUNED + RUNNING + WAITING; "
                                "failed ones are replaced); grid: ignored", None, low=1)
     seeds: int = key("repeat every grid point over seeds 0 ... seeds-1 (seed becomes a grid axis)", 1, low=1)
+    max_seeds: int | None = key("rounds of seeds (grid only): after each round the claims are judged, and the grid "
+                                "points of the claims still undecided get twice the seeds, up to max_seeds "
+                                "(null: seeds, one round; docs/sweeps.md)", None, low=1)
+    claims: ClaimsBlock = key("how the claims are judged: margin_mha, exponent_margin, rate_margin, alpha; and what "
+                              "the power plan assumes: scatter, error_mha (docs/sweeps.md)", ClaimsBlock(),
+                              parse=_claims, allowed=CLAIMS_ALLOWED)
     pruner: Pruner | None = key("prune trials from their intermediate (training) energies (null: none)", "none")
     report_every: int = key("the worker reports the mean training energy of every report_every "
                             "iterations (the pruner's steps)", 50, low=1)
@@ -174,6 +217,8 @@ class SweepFile:
     storage_retry_s: float = key("ride out a storage outage this long: storage calls retry connection errors "
                                  "with back-off; then exit 1", 300.0, unit="s", low=0, low_open=True)
     progress_every_s: float = key("seconds between study lines", 30.0, unit="s", low=0, low_open=True)
+    plan: bool = key("true: print the study's plan (grid, seeds, looks and their levels, the smallest effect "
+                     "each claim detects) and run nothing", False)
     launcher: Literal["local", "slurm"] = key("local: drive the study in this process; slurm: submit one driver "
                                               "per node as a Slurm job array (docs/sweeps.md)", "local")
     slurm: SlurmOptions = key("the Slurm job (sweep.slurm.nodes, gpus_per_node, cpus_per_task, time, partition, "
@@ -220,6 +265,7 @@ class SweepSpec:
     defaults and allowed values are declared there).
 
     ``dimensions`` is the search space (with ``seed`` appended for ``seeds`` > 1);
+    ``max_seeds`` is the resolved value (``seeds`` when the file says null);
     ``objectives``/``directions`` list every objective of a multi-objective study and are empty
     for a single-objective one, whose ``objective``/``direction`` say it all.
     """
@@ -233,6 +279,8 @@ class SweepSpec:
     directions: tuple[str, ...]
     n_trials: int | None
     seeds: int
+    max_seeds: int
+    claims: ClaimsBlock
     pruner: str
     report_every: int
     prune_warmup_steps: int
@@ -249,6 +297,7 @@ class SweepSpec:
     stale_after_s: float
     storage_retry_s: float
     progress_every_s: float
+    plan: bool = False
     launcher: str = "local"
     slurm: SlurmOptions = SlurmOptions()
 
@@ -267,6 +316,11 @@ class SweepSpec:
     @property
     def multi_objective(self) -> bool:
         return len(self.all_objectives) > 1
+
+    @property
+    def rounds(self) -> bool:
+        """Whether the study adds seeds in rounds (``max_seeds`` above ``seeds``)."""
+        return self.max_seeds > self.seeds
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Every grid point as a flat ``{key: value}`` dict (grid sampler only)."""
@@ -301,6 +355,8 @@ def parse_spec(node: Mapping[str, Any], default_name: str | None = None) -> Swee
             raise ConfigError("sweep.seeds", file.seeds, "1 for tpe/random (repeat seeds only in grid sweeps)")
         if "seed" in [d.key for d in dims]:
             raise ConfigError("sweep.seeds", file.seeds, "1 when the space already sweeps 'seed'")
+    max_seeds = _max_seeds(file, dims)
+    if file.seeds > 1:
         dims.append(Dimension("seed", "choice", tuple(range(file.seeds))))
     if file.sampler != "grid" and file.n_trials is None:
         raise ConfigError("sweep.n_trials", None, "an integer >= 1")
@@ -315,8 +371,24 @@ def parse_spec(node: Mapping[str, Any], default_name: str | None = None) -> Swee
         "objectives": objectives if len(objectives) > 1 else (),
         "directions": directions if len(objectives) > 1 else (),
         "n_trials": file.n_trials if file.sampler != "grid" else None,
+        "max_seeds": max_seeds,
         "pruner": pruner,
     })
+
+
+def _max_seeds(file: SweepFile, dims: list[Dimension]) -> int:
+    """``max_seeds`` resolved: ``seeds`` when null; above ``seeds`` only for a grid whose space does
+    not sweep ``seed`` itself (the rounds add seeds to grid points)."""
+    if file.max_seeds is None:
+        return file.seeds
+    if file.max_seeds < file.seeds:
+        raise ConfigError("sweep.max_seeds", file.max_seeds, f"null or an integer >= sweep.seeds ({file.seeds})")
+    if file.max_seeds > file.seeds and file.sampler != "grid":
+        raise ConfigError("sweep.max_seeds", file.max_seeds,
+                          f"null (or sweep.seeds) for a {file.sampler} study: rounds of seeds need the grid sampler")
+    if file.max_seeds > file.seeds and "seed" in [d.key for d in dims]:
+        raise ConfigError("sweep.max_seeds", file.max_seeds, "null when the space already sweeps 'seed'")
+    return file.max_seeds
 
 
 def _parse_objectives(objective: Any, direction: Any, directions: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:

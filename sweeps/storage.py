@@ -47,6 +47,7 @@ from ablate.run_record import trial_dir_name
 from ablate.study_record import redact_url, sqlite_path, trial_params
 
 from . import grid as gr
+from .space import VERDICT_KEYS
 
 GRID_READY = "grid_ready"
 STUDY_FILE = "study.json"          # in a study's trial folder: whose trials these are
@@ -269,10 +270,11 @@ def open_study(storage, name: str, *, direction: str, sampler, pruner,
 
     Returns ``(study, created)``. Under the study mutex: create or load the study, give it a
     ``uuid`` user attribute if it has none, and enqueue what :func:`sweeps.grid.missing_work`
-    finds missing (the whole grid for a new study; new points of a grown grid; lost
-    continuations). A joining driver first checks that the study was made with the same
-    direction(s) and base overrides. ``directions`` (two or more) makes a multi-objective study;
-    else ``direction`` is used.
+    finds missing in the study's grid (:func:`sweeps.grid.study_grid`: the whole grid for a new
+    study; new points of a grown grid or of a round of seeds; lost continuations). A joining
+    driver first checks that the study was made with the same direction(s), base overrides,
+    claims block and rounds of seeds (:func:`join_attrs`). ``directions`` (two or more) makes a
+    multi-objective study; else ``direction`` is used.
     """
     lock = mutex() if mutex is not None else contextlib.nullcontext()
     with lock:
@@ -289,11 +291,13 @@ def open_study(storage, name: str, *, direction: str, sampler, pruner,
                 study.set_user_attr(key, value)
         else:
             _check_compatible(study, name, direction, attrs, directions if multi else None)
+            join_attrs(study, attrs)
             if grid is not None and mutex is None:
                 _wait_grid_ready(study, wait_s, log)
         if not study.user_attrs.get("uuid"):
             study.set_user_attr("uuid", uuidlib.uuid4().hex)
-        enqueue_missing(study, grid, defaults, log, quiet=created)
+        full = gr.study_grid(grid, study.user_attrs, defaults) if grid is not None else None
+        enqueue_missing(study, full, defaults, log, quiet=created)
         if grid is not None and not study.user_attrs.get(GRID_READY):
             study.set_user_attr(GRID_READY, True)
     return study, created
@@ -374,6 +378,33 @@ def _check_compatible(study, name: str, direction: str, attrs: dict[str, Any],
     old_obj = study.user_attrs.get("objective")
     if old_obj is not None and old_obj != attrs.get("objective"):
         raise ConfigError("sweep.objective", attrs.get("objective"), f"'{old_obj}' like the existing study '{name}'")
+    old_claims, new_claims = study.user_attrs.get("claims"), attrs.get("claims")
+    if isinstance(old_claims, dict) and isinstance(new_claims, dict):
+        differ = [k for k in VERDICT_KEYS if k in old_claims and old_claims.get(k) != new_claims.get(k)]
+        if differ:
+            raise ConfigError(f"sweep.claims.{differ[0]}", new_claims.get(differ[0]),
+                              f"{old_claims[differ[0]]!r} like the existing study '{name}' (its claims are judged "
+                              "by the block it was created with; or a new sweep.name)")
+    old_max = study.user_attrs.get("max_seeds")
+    if len(study.user_attrs.get("looks") or []) > 1 and old_max != attrs.get("max_seeds"):
+        raise ConfigError("sweep.max_seeds", attrs.get("max_seeds"),
+                          f"{old_max!r} like the existing study '{name}' (it has added seeds in rounds planned "
+                          "to that maximum; or a new sweep.name)")
+
+
+def join_attrs(study, attrs: dict[str, Any]) -> None:
+    """Give a joined study the run's settings that are still open: the ``claims`` block when the
+    study has none (a study created before the block existed), and ``max_seeds`` with the first
+    look while no round has added seeds (the study may grow ``seeds``, or start or stop rounds;
+    ``looks`` becomes ``[]`` for a run without rounds). :func:`_check_compatible` has refused a
+    run whose settings contradict the study's."""
+    have = study.user_attrs
+    if "claims" not in have and "claims" in attrs:
+        study.set_user_attr("claims", attrs["claims"])
+    if len(have.get("looks") or []) <= 1 and "max_seeds" in attrs:
+        for key, value in (("max_seeds", attrs["max_seeds"]), ("looks", attrs.get("looks", []))):
+            if have.get(key, []) != value:
+                study.set_user_attr(key, value)
 
 
 def _wait_grid_ready(study, wait_s: float, log) -> None:

@@ -1,10 +1,11 @@
 """The study-level W&B run: one run of job_type ``analysis`` in a finished study's group.
 
 The driver calls :func:`log_study` when a study completes; it logs the Optuna trial table and,
-when the caller passes an ``analyse`` function (the command line passes the ``analysis``
-package's), the sweep's main figure and the study's one-page report (``report.html``, as a
-``wandb.Html``). It lives with the sweeps because it reads Optuna studies; the engine
-(``ablate``) knows nothing of studies, and the sweeps import nothing of the analysis.
+when the caller passes what the analysis made of the study (:class:`StudyAnalysis`: the command
+line's ``analyse`` function writes the report at every study's end, whatever the logger), the
+sweep's main figure and the study's one-page report (``report.html``, as a ``wandb.Html``). It
+lives with the sweeps because it reads Optuna studies; the engine (``ablate``) knows nothing of
+studies, and the sweeps import nothing of the analysis.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class StudyAnalysis:
     report: Path | None = None
 
 
-# (study name, storage URL, output root) -> StudyAnalysis; it warns and never raises.
+# (study name, storage URL, output root) -> StudyAnalysis: writes the finished study's report
+# and draws its figure; it warns and never raises.
 Analyse = Callable[[str, str, str], StudyAnalysis]
 
 
@@ -89,10 +91,11 @@ def log_study(
     project: str | None = None,
     entity: str | None = None,
     init_timeout: float | None = None,
-    analyse: Analyse | None = None,
+    analysis: StudyAnalysis | None = None,
 ) -> Path | None:
     """One W&B run of job_type ``analysis`` in the study's group, with the trial table and, from
-    ``analyse`` when given, the sweep figure and the report page.
+    ``analysis`` when given (what the command line's ``analyse`` made), the sweep figure and the
+    report page.
 
     Mode, project, entity and tags default to those of the study's trials (their config.yaml);
     nothing is written when the trials ran with ``logger=none`` or mode ``disabled``. Its W&B files
@@ -137,7 +140,7 @@ def log_study(
     try:
         columns, rows = study_table(study)
         payload: dict[str, Any] = {"study_table": wandb.Table(columns=columns, data=rows, allow_mixed_types=True)}
-        made = analyse(study_name, storage_url, str(output_root)) if analyse else StudyAnalysis()
+        made = analysis or StudyAnalysis()
         figure, page = made.figure, made.report
         if figure is not None:
             # saved as a PNG first: wandb.Image(figure) needs pyplot, and the analysis figures

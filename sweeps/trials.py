@@ -60,7 +60,9 @@ class TrialBook:
         self.mutex = mutex
         self.folder = Path(folder) if folder is not None else plan.output_root / plan.study_name
         self.uuid = study.user_attrs.get("uuid")
-        self.grid = plan.spec.grid_points() if plan.spec.sampler == "grid" else None
+        # the study's grid: the sweep's points and those its rounds of seeds grew (sweeps.rounds)
+        self.grid = (gr.study_grid(plan.spec.grid_points(), study.user_attrs, plan.defaults)
+                     if plan.spec.sampler == "grid" else None)
         self.axes = {d.key: list(d.values) for d in plan.spec.dimensions if d.kind == "choice"}
         self.tag = f"[{plan.study_name}]"
         self.failures = 0

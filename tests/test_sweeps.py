@@ -47,9 +47,11 @@ def env(tmp_path_factory):
 
 
 def sweep_args(out: Path, *extra: str, sweep: str = "width") -> list[str]:
-    # one seed per grid point unless a test asks otherwise (the width sweep's default is 2)
+    # one seed per grid point unless a test asks otherwise (the width sweep's default is 2), and no
+    # rounds of seeds unless a test asks for them (the talk studies' files set max_seeds: 8)
     seeds = [] if any(e.startswith("sweep.seeds=") for e in extra) else ["sweep.seeds=1"]
-    return [sys.executable, "-m", "ablate", f"+sweep={sweep}", f"output_root={out}", *TINY, *seeds,
+    rounds = [] if any("sweep.max_seeds=" in e for e in extra) else ["++sweep.max_seeds=null"]
+    return [sys.executable, "-m", "ablate", f"+sweep={sweep}", f"output_root={out}", *TINY, *seeds, *rounds,
             *extra]
 
 
