@@ -9,8 +9,8 @@ the analysis; the sweeps import nothing of the analysis. What it hands the drive
   pending ones rest on (:func:`analysis.rounds.next_round`); the driver records and runs the
   next round (:mod:`sweeps.rounds`);
 * ``analyse`` (:func:`analyse_study`): at the study's end, whatever the logger, the report
-  (``analysis.run_report``: report.md, report.html, figures) and the sweep's main figure, which
-  the W&B study log uploads when W&B logging is on.
+  (``analysis.run_report``: report.md, report.html, figures) and its main figure, from one load
+  of the study; the W&B study log uploads them when W&B logging is on.
 
 ``sweep.plan=true`` prints the study's plan (grid, seeds, looks and levels, the smallest effect
 each claim detects; :func:`analysis.rounds.plan_lines`) and runs nothing; a grid study prints the
@@ -101,23 +101,21 @@ def decide_round(study_name: str, storage_url: str, output_root: str) -> Look:
 
 def analyse_study(study_name: str, storage_url: str, output_root: str) -> StudyAnalysis:
     """The finished study's report (``analysis.run_report``: figures, report.md, report.html; its
-    headlines printed) and the sweep's figure (``analysis.sweep_figure``, for the W&B study log);
-    a part that fails is None, with one warning line."""
-    from analysis import run_report, sweep_figure  # lazy: pandas, matplotlib, scipy
+    headlines printed) and its main figure for the W&B study log, from one load of the study;
+    None for both, with one warning line, when the report fails."""
+    import matplotlib.pyplot  # noqa: F401  (wandb.Image looks pyplot up to recognise a figure)
+
+    from analysis import run_report  # lazy: pandas, matplotlib, scipy
     from analysis.verdicts import NOTE
 
     figure = page = None
     try:
         result = run_report(study_name, storage=storage_url, output_root=output_root, stream=io.StringIO())
-        page = result.html_path
+        page, figure = result.html_path, result.main_figure  # the study read once: report and figure
         heads = [f"  {c.headline()}" for c in result.claims if c.verdict != NOTE]
         lines = ([f"[{study_name}] claims:", *heads] if heads else []) + \
             [f"[{study_name}] report: {page or result.report_path}"]
         print("\n".join(lines), flush=True)
     except Exception as err:  # noqa: BLE001 - never fail a finished study for its report
         warn(f"report for study {study_name!r} failed ({type(err).__name__}: {err})")
-    try:
-        figure = sweep_figure(study_name, storage=storage_url, output_root=output_root)
-    except Exception as err:  # noqa: BLE001 - never fail a finished study for its figure
-        warn(f"analysis figure for study {study_name!r} failed ({type(err).__name__}: {err})")
     return StudyAnalysis(figure, page)

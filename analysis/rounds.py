@@ -44,7 +44,6 @@ from .studies import plan_figures
 from .study import Inputs
 from .verdicts import Claim
 
-SEEDS_GATE = "seeds per point"  # the words of the gate more seeds lift (analysis.verdicts.replicate_gate)
 # "detects a true factor 1.8 beyond no trend (80% power, level 0.025, 2 seeds per point)"
 POWER_TEXT = re.compile(r"detects a true (?P<size>.+?) beyond (?P<boundary>.+?) \(\d+% power[^()]*\)\s*$")
 
@@ -86,14 +85,8 @@ def next_round(study: Inputs | pd.DataFrame) -> NextRound:
 
 
 def seeds_could_decide(claims: Sequence[Claim]) -> list[Claim]:
-    """The claims of :func:`analysis.sequential.pending` whose gate failures, if any, are all
-    about seeds per point (each ``; ``-separated part of ``decision.blocked`` names them)."""
-    out = []
-    for claim in pending(list(claims)):
-        blocked = claim.decision.blocked
-        if not blocked or all(SEEDS_GATE in part for part in blocked.split("; ")):
-            out.append(claim)
-    return out
+    """The claims more seeds could still decide (:func:`analysis.sequential.pending`)."""
+    return pending(list(claims))
 
 
 def points_of(trials: pd.DataFrame, numbers: Sequence[int]) -> tuple[dict, ...]:

@@ -112,15 +112,19 @@ def decide_looks(trials: pd.DataFrame, claims_of: Callable[[pd.DataFrame], list[
     return [final.get(c.key, c) for c in latest], records
 
 
+SEEDS_GATE = "seeds per point"  # the words of the gate more seeds lift (analysis.verdicts.replicate_gate)
+
+
 def pending(claims: list[Claim]) -> list[Claim]:
     """Confirmatory claims more seeds could still decide: testable and undecided, or blocked only
-    because a point has a single seed."""
+    by the seeds gate (every ``; ``-separated part of the gate failure is about seeds per point;
+    "only 2 width values" or unequal budgets are not lifted by seeds)."""
     out = []
     for claim in claims:
         d = claim.decision
         if d is None or claim.verdict in (SUPPORTED, NOT_SUPPORTED):
             continue
-        if d.testable or (d.blocked and "seeds per point" in d.blocked and "unequal" not in d.blocked):
+        if d.testable or (d.blocked and all(SEEDS_GATE in part for part in d.blocked.split("; "))):
             out.append(claim)
     return out
 

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from .convergence import block_length
+from .inference import Sample
 
 MID_WINDOW = (0.4, 0.6)  # fractions of the training iterations: the mid-training window
 END_WINDOW = (0.8, 1.0)  # the end window (the same iterations as the convergence tail)
@@ -224,8 +225,6 @@ def window_margin(a, b, window: str, factor: float = 1.0, log: bool = False) -> 
     reblocked error as :meth:`analysis.inference.Sample.logged` does). None when either is not
     measured."""
     if log:
-        from .inference import Sample
-
         sa, sb = Sample.from_row(a, window), Sample.from_row(b, window)
         if not (sa.n and sb.n):
             return None

@@ -111,7 +111,7 @@ def test_tiny_architecture_sweep_then_analysis(tmp_path: Path):
     tiny = ["system=H2", "network.determinants=1", "batch_size=32", "optim.iterations=20", "mcmc.burn_in=5",
             "mcmc.steps=2", "pretrain=none", "evaluation.iterations=10", "evaluation.burn_in=5", "logger=none"]
     sweep = subprocess.run([sys.executable, "-m", "ablate", "+sweep=architecture", "sweep.space.system=[H2]",
-                            "sweep.seeds=1", "sweep.workers=2", *tiny,
+                            "sweep.seeds=1", "sweep.max_seeds=null", "sweep.workers=2", *tiny,
                             f"output_root={root}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert sweep.returncode == 0, sweep.stdout[-2000:] + sweep.stderr[-2000:]
     done = subprocess.run([sys.executable, "-m", "analysis", "architecture", "--output-root", str(root)], cwd=REPO,

@@ -36,7 +36,7 @@ def width_study(root: Path, widths: str, system: str, iterations: int, eval_iter
     """Runs ``+sweep=width`` with two seeds per width and returns the claims of its width figure."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, "-m", "ablate", "+sweep=width", f"sweep.space.network.width={widths}", "sweep.seeds=2",
+        [sys.executable, "-m", "ablate", "+sweep=width", f"sweep.space.network.width={widths}", "sweep.seeds=2", "sweep.max_seeds=null",
          "sweep.workers=2", f"system={system}", f"optim.iterations={iterations}",
          f"evaluation.iterations={eval_iterations}", *SMALL, f"output_root={root}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
