@@ -5,12 +5,15 @@ class ConfigError(ValueError):
     """A bad input: the message names the key, the value and what is allowed.
 
     The CLI prints ``str(err)`` on one line and exits with code 2, before any
-    expensive work starts.
+    expensive work starts. A database URL's password in the message is shown as ``***``
+    (:func:`ablate.redact.redact_text`).
     """
 
     def __init__(self, key: str, value, allowed: str):
+        from ablate.redact import redact_text  # a URL's password never reaches the message
+
         self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"config error: {key}={value!r}: {allowed}")
+        super().__init__(redact_text(f"config error: {key}={value!r}: {allowed}"))
 
 
 class ConfigFileError(ConfigError):

@@ -236,7 +236,7 @@ def run_report(
     url = storage or default_storage(root)
     study = open_study(name, url, root)
     trials = frame_from_study(study, root, storage=url)
-    _require_complete(trials, name, url)
+    _require_complete(trials, name, str(trials.attrs.get("storage")))   # the URL redacted
     history = load_history(trials=trials)
     importances, reason = (param_importances(study) if tuning_keys(trials) else (None, None))
     return write_report(trials, history, root / name, importances, reason, stream)
