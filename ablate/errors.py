@@ -30,3 +30,15 @@ class RunFailed(RuntimeError):
 
 class NonFiniteEnergy(RunFailed):
     """The local energy became NaN or Inf during training."""
+
+
+class WriteFailed(RunFailed, OSError):
+    """A file of the run could not be written (a full disk, a read-only folder). The message is
+    one line naming the file; what was written before it (the previous checkpoint, the earlier
+    summary.json) is kept, so the same command resumes once there is room. Also an OSError, so
+    code that tolerates a failed write (a heartbeat file) still does."""
+
+    def __init__(self, path, err: OSError):
+        super().__init__(f"cannot write {path}: {err.strerror or err} (the earlier files are kept: free "
+                         "space, then rerun the same command to resume from the previous checkpoint)")
+        self.path, self.errno = str(path), err.errno
