@@ -1,5 +1,7 @@
 """Exceptions with one-line messages that the CLI prints as they are."""
 
+from ablate.redact import redact_text  # standard library only: a URL's password never reaches a message
+
 
 class ConfigError(ValueError):
     """A bad input: the message names the key, the value and what is allowed.
@@ -10,8 +12,6 @@ class ConfigError(ValueError):
     """
 
     def __init__(self, key: str, value, allowed: str):
-        from ablate.redact import redact_text  # a URL's password never reaches the message
-
         self.key, self.value, self.allowed = key, value, allowed
         super().__init__(redact_text(f"config error: {key}={value!r}: {allowed}"))
 

@@ -3,7 +3,8 @@ record and W&B config uses, and the refusal of a storage URL that carries a pass
 
 A study's storage URL is printed (the driver's lines, ``python -m sweeps status``), written
 (study.json, report.md, report.html, the W&B study run) and handed to other processes (workers,
-Slurm jobs, the analysis). ablate refuses a URL with a password (:func:`check_no_password`):
+Slurm jobs, the analysis). ablate refuses a URL with a password
+(:func:`ablate.safe_paths.check_no_password`, with :func:`has_password`):
 libpq, under both psycopg2 and psycopg, reads it from ``~/.pgpass``, ``PGPASSFILE`` or
 ``PGPASSWORD`` itself, in every process that connects, so the URL never needs one. A password typed on the
 command line would already be in ``ps`` and the shell's history before ablate could hide it,
@@ -15,7 +16,8 @@ plus the ``?password=`` query parameter, after reading the user information up t
 such as an empty user (``postgresql://:pw@host/db``) are hidden too. :func:`redact_text` applies
 it to every URL in a line of text (an error message, a command line).
 
-Standard library at import time: SQLAlchemy is imported only when a URL has something to hide.
+Standard library at import time (and no project module: ``ablate.errors`` redacts its messages
+with it): SQLAlchemy is imported only when a URL has something to hide.
 """
 
 from __future__ import annotations
@@ -24,19 +26,12 @@ import argparse
 import re
 from urllib.parse import quote
 
-from ablate.errors import ConfigError
-
 HIDDEN = "***"
 # a URL in free text: scheme://, then anything up to white space or a quote that ends it; Hydra's
 # messages and repr() may escape its ':' with backslashes (postgresql\\://u\\:pw@h)
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*\\*://[^\s'\"]+")
 # ?password=... / &password=... in a URL's query (any case, as libpq and SQLAlchemy accept it)
 _QUERY_PASSWORD = re.compile(r"([?&](?:password|passwd|pwd)=)[^&#\s]*", re.IGNORECASE)
-
-PASSWORD_ALLOWED = ("a URL without a password: put it in ~/.pgpass (chmod 600; "
-                    "host:port:database:user:password) or a file named by PGPASSFILE, or export "
-                    "PGPASSWORD; libpq reads them in every process that connects (docs/sweeps.md)")
-
 
 def _split_userinfo(url: str) -> tuple[str, str, str | None, str] | None:
     """(scheme, user, password or None, host part) of ``scheme://user[:password]@host...``, the
@@ -92,12 +87,6 @@ def has_password(url) -> bool:
     text = str(url)
     parts = _split_userinfo(text)
     return (parts is not None and parts[2] is not None) or _QUERY_PASSWORD.search(text) is not None
-
-
-def check_no_password(key: str, url) -> None:
-    """ConfigError (the URL redacted) when a storage URL carries a password: see the module."""
-    if url is not None and has_password(url):
-        raise ConfigError(key, redact_url(url), PASSWORD_ALLOWED)
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -1,5 +1,6 @@
-"""Names and paths checked once, at the edge: study names, paths without control characters,
-and files that must stay inside a folder (the output root, a study's folder).
+"""Names, paths and storage URLs checked once, at the edge: study names, paths without control
+characters, files that must stay inside a folder (the output root, a study's folder), and
+storage URLs without a password.
 
 A study name becomes a folder (``<output_root>/<study>/``), a Slurm job name and a file name
 (``<output_root>/slurm/<study>.sbatch``), so it is one path component of plain characters.
@@ -19,10 +20,14 @@ import re
 from pathlib import Path
 
 from ablate.errors import ConfigError
+from ablate.redact import has_password, redact_url
 
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 STUDY_NAME_ALLOWED = "a study name of letters, digits, '.', '_' and '-' that starts with a letter or a digit"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+PASSWORD_ALLOWED = ("a URL without a password: put it in ~/.pgpass (chmod 600; "
+                    "host:port:database:user:password) or a file named by PGPASSFILE, or export "
+                    "PGPASSWORD; libpq reads them in every process that connects (docs/sweeps.md)")
 
 
 def is_study_name(name) -> bool:
@@ -56,3 +61,10 @@ def check_inside(key: str, path: str | os.PathLike, folder: str | os.PathLike) -
     if not is_inside(path, folder):
         raise ConfigError(key, str(path), f"a path inside {Path(folder).resolve()}")
     return Path(path).resolve()
+
+
+def check_no_password(key: str, url) -> None:
+    """ConfigError (the URL shown redacted) when a storage URL carries a password: libpq reads it
+    from ~/.pgpass, PGPASSFILE or PGPASSWORD in every process that connects (ablate.redact)."""
+    if url is not None and has_password(url):
+        raise ConfigError(key, redact_url(url), PASSWORD_ALLOWED)

@@ -31,8 +31,7 @@ from typing import Any, Iterator, Literal, Mapping, get_args
 from ablate.config import key, read_group
 from ablate.errors import ConfigError
 from ablate.jsonio import flatten
-from ablate.redact import check_no_password
-from ablate.safe_paths import STUDY_NAME_ALLOWED, check_path_text, check_study_name
+from ablate.safe_paths import STUDY_NAME_ALLOWED, check_no_password, check_path_text, check_study_name
 
 from .slurm import SlurmOptions, parse_options
 
@@ -81,7 +80,7 @@ def _base(name: str, raw: Any) -> tuple[str, ...]:
 
 def _storage(name: str, raw: Any) -> str | None:
     """null, a database URL without a password (libpq reads it from ~/.pgpass, PGPASSFILE or
-    PGPASSWORD: ablate.redact) or a journal file path without control characters."""
+    PGPASSWORD: ablate.safe_paths.check_no_password) or a journal file path without control characters."""
     if raw is not None and (not isinstance(raw, str) or not raw.strip()):
         raise ConfigError(name, raw, "null (SQLite under output_root), a database URL or a journal file path")
     check_no_password(name, raw)

@@ -44,8 +44,8 @@ from optuna.trial import TrialState
 from ablate.errors import ConfigError
 from ablate.jsonio import write_json_atomic
 from ablate.run_record import trial_dir_name
-from ablate.safe_paths import check_inside, is_study_name
-from ablate.redact import check_no_password, redact_text, redact_url
+from ablate.redact import redact_text, redact_url
+from ablate.safe_paths import check_inside, check_no_password, is_study_name
 from ablate.study_record import sqlite_path, trial_params
 
 from . import grid as gr
@@ -57,7 +57,7 @@ FAULT_ENV = "ABLATE_FAULT"         # fault injection for tests: "kill-after-fail
 
 def check_storage_url(url: str, key: str = "sweep.storage") -> None:
     """Cheap checks on a storage URL before anything is created; ``key`` names it in the error
-    line (``sweep.storage``, ``--storage``). A URL with a password is refused (ablate.redact)."""
+    line (``sweep.storage``, ``--storage``). A URL with a password is refused (ablate.safe_paths)."""
     check_no_password(key, url)
     if "://" not in url:
         return  # a journal file path

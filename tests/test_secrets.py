@@ -21,7 +21,8 @@ import optuna
 import pytest
 
 from ablate.errors import ConfigError
-from ablate.redact import check_no_password, has_password, redact_text, redact_url
+from ablate.redact import has_password, redact_text, redact_url
+from ablate.safe_paths import check_no_password
 from conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
