@@ -291,7 +291,7 @@ def test_the_batch_script_is_private_and_quotes_every_value(tmp_path, monkeypatc
     (tmp_path / "bin" / "sbatch").write_text("#!/bin/sh\necho 7\n")
     (tmp_path / "bin" / "sbatch").chmod(0o755)
     out = tmp_path / "it's $HOME runs"
-    overrides = ["+sweep=width", "sweep.launcher=slurm", "sweep.slurm.partition=gpu$x", f"output_root={out}"]
+    overrides = ["+sweep=width", "sweep.launcher=slurm", "sweep.slurm.partition=gpu$x", f'output_root="{out}"']
     plan = build_plan(compose(overrides), overrides)
     script_path = out / "slurm" / "width.sbatch"
     script_path.parent.mkdir(parents=True)
@@ -303,7 +303,7 @@ def test_the_batch_script_is_private_and_quotes_every_value(tmp_path, monkeypatc
     assert f"#SBATCH --output={shlex.quote(str(out / 'slurm' / 'width-%A_%a.out'))}\n" in script
     assert "#SBATCH --partition='gpu$x'\n" in script
     command = next(ln for ln in script.splitlines() if ln.endswith(" &"))[:-2]
-    assert shlex.split(command) == [sys.executable, "-m", "ablate", "+sweep=width", f"output_root={out}",
+    assert shlex.split(command) == [sys.executable, "-m", "ablate", "+sweep=width", f'output_root="{out}"',
                                     "sweep.launcher=local"]
     check = subprocess.run(["bash", "-n", str(script_path)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
