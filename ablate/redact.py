@@ -33,6 +33,7 @@ _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*\\*://[^\s'\"]+")
 # ?password=... / &password=... in a URL's query (any case, as libpq and SQLAlchemy accept it)
 _QUERY_PASSWORD = re.compile(r"([?&](?:password|passwd|pwd)=)[^&#\s]*", re.IGNORECASE)
 
+
 def _split_userinfo(url: str) -> tuple[str, str, str | None, str] | None:
     """(scheme, user, password or None, host part) of ``scheme://user[:password]@host...``, the
     user information taken up to the *last* ``@``; None when the URL has none."""

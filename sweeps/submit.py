@@ -4,8 +4,8 @@
 here. Every check that can fail comes first (one line, exit code 2, nothing written or
 submitted): SQLite or a journal file for more than one node, no ``sbatch`` on PATH, a database
 that does not answer. Then it writes ``<output_root>/slurm/<study>.sbatch`` (the script of
-:mod:`sweeps.slurm`; readable by its owner only, and holding no secret), submits it and prints the job id and the command that follows the study.
-With ``sweep.slurm.dry_run=true`` it prints the script instead and submits nothing.
+:mod:`sweeps.slurm`; readable by its owner only, and holding no secret), submits it and prints
+the job id and the command that follows the study. With ``sweep.slurm.dry_run=true`` it prints the script instead and submits nothing.
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ def study_script(plan: StudyPlan, task_overrides: list[str], workdir: Path) -> t
 
 
 def write_private(path: Path, text: str) -> None:
-    """Writes ``text`` to ``path`` readable by its owner only (0600, also when it existed)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Writes ``text`` to ``path`` readable by its owner only (0600, also when it existed; a
+    symbolic link there is not followed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
@@ -78,8 +79,9 @@ def submit(plan: StudyPlan, task_overrides: list[str]) -> int:
                                                      "or print the script with sweep.slurm.dry_run=true)")
     if shared_storage(plan.storage_url):
         open_storage(plan.storage_url)   # unreachable: ConfigError, before anything is submitted
+    path = output.parent / f"{plan.study_name}.sbatch"
+    check_inside("sweep.name", path, plan.output_root)   # before anything is written
     output.parent.mkdir(parents=True, exist_ok=True)
-    path = check_inside("sweep.name", output.parent / f"{plan.study_name}.sbatch", plan.output_root)
     write_private(path, script)
     done = subprocess.run([sbatch, "--parsable", str(path)], capture_output=True, text=True)
     if done.returncode != 0:
