@@ -3,9 +3,10 @@
 The redaction of every odd URL form; a storage URL with a password refused in one line by every
 command that takes one (the password never echoed); and a real study on a PostgreSQL role that
 logs in only with its password (scram-sha-256, .ci/start_postgres.sh), the password given the
-documented way (a pgpass file named by PGPASSFILE), with W&B offline and the Slurm dry run:
-then every file under the output root, the W&B folders, the batch script, the commands' output
-and the process list sampled while the driver ran are searched for the password.
+documented way (a pgpass file named by PGPASSFILE), with W&B offline, the Slurm dry run and a
+Slurm submission (a stand-in sbatch, so the batch script is written): then every file under the
+output root (the batch script among them), the W&B folders, the commands' output and the process
+list sampled while the driver ran are searched for the password.
 """
 
 from __future__ import annotations
@@ -172,12 +173,21 @@ def test_a_study_on_a_password_only_database_writes_and_shows_its_password_nowhe
 
     dry = _cli("-m", "ablate", *args[3:], "sweep.launcher=slurm", "sweep.slurm.dry_run=true", env=env)
     assert dry.returncode == 0 and "#SBATCH --job-name=ablate-" + name in dry.stdout, dry.stderr[-2000:]
+    (tmp_path / "bin").mkdir()        # a stand-in sbatch: the submission writes its real batch script
+    (tmp_path / "bin" / "sbatch").write_text("#!/bin/sh\necho 7\n")
+    (tmp_path / "bin" / "sbatch").chmod(0o755)
+    submitted = _cli("-m", "ablate", *args[3:], "sweep.launcher=slurm",
+                     env=dict(env, PATH=f"{tmp_path / 'bin'}:{env['PATH']}"))
+    script = out / "slurm" / f"{name}.sbatch"
+    assert submitted.returncode == 0 and "submitted Slurm job 7" in submitted.stdout, submitted.stderr[-2000:]
+    assert script.is_file() and script.stat().st_mode & 0o077 == 0
     status = _cli("-m", "sweeps", "status", name, "--storage", _scram_url(), "--output-root", str(out), env=env)
     assert status.returncode == 0 and "COMPLETE" in status.stdout, status.stderr
 
     found, read = search([out, wandb_home], needles)
     assert found == [] and read > 20, (found, read)
-    said = "\n".join([stdout, stderr, dry.stdout, dry.stderr, status.stdout, status.stderr, *processes])
+    said = "\n".join([stdout, stderr, dry.stdout, dry.stderr, submitted.stdout, submitted.stderr, status.stdout,
+                      status.stderr, *processes])
     assert not any(n.decode() in said for n in needles)
     for made in ("report.md", "report.html", "trials.csv", "study.json"):   # the search covered these
         assert (out / name / made).is_file(), made

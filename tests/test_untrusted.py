@@ -110,6 +110,17 @@ def test_the_sweep_cli_refuses_a_study_name_of_dot_dot_before_writing_anything(t
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_a_study_folder_that_links_out_of_output_root_is_refused_before_anything_is_written(tmp_path):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "width").symlink_to(elsewhere)
+    overrides = ["+sweep=width", "sweep.gpus=[]", *TINY, f"output_root={out}"]
+    with pytest.raises(ConfigError, match=rf"^config error: sweep\.name=.*a path inside {out.resolve()}"):
+        build_plan(compose(overrides), overrides)
+    assert sorted(p.name for p in out.iterdir()) == ["width"] and not any(elsewhere.iterdir())
+
+
 # ----------------------------------------------------------------------------- a shared storage
 
 
