@@ -30,6 +30,7 @@ from ablate.config import validate
 from ablate.errors import ConfigError, ConfigFileError, RunFailed
 from ablate.help import help_page
 from ablate.preemption import EXIT_PREEMPTED, Preempted, install as install_preemption
+from ablate.redact import redact_text
 from ablate.xla_env import quiet_xla_on_cpu
 
 # The --help page is Hydra's hydra/help template (conf/hydra/help/ablate.yaml), whose text
@@ -42,7 +43,10 @@ FAILED_JOBS: list[str] = []   # multirun jobs that failed (the CLI exits 1 when 
 
 
 def _fail(message: str, code: int) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """One line on stderr (a database URL's password shown as ***, a control character that came
+    with the user's input as its escape, e.g. ``\\n``), then exit with ``code``."""
+    line = re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], redact_text(message))
+    print(line, file=sys.stderr, flush=True)
     raise SystemExit(code)
 
 
@@ -124,7 +128,7 @@ def _multirun_job(cfg: DictConfig) -> DictConfig:
             cfg.logger.group = "multirun-" + sweep_dir.rstrip("/").rsplit("/", 1)[-1]
         if cfg.logger.get("job_type") in (None, "single"):
             cfg.logger.job_type = "multirun"
-    print(f"[multirun job {hc.job.num}] {' '.join(hc.overrides.task) or '(defaults)'} -> {cfg.run_dir}",
+    print(redact_text(f"[multirun job {hc.job.num}] {' '.join(hc.overrides.task) or '(defaults)'} -> {cfg.run_dir}"),
           flush=True)
     return cfg
 
@@ -161,7 +165,7 @@ def main(cfg: DictConfig) -> None:
             _fail(f"run failed: {text}", 1)
         # a failed job must not stop the other jobs of the grid: report it, go on, exit 1 at the end
         FAILED_JOBS.append(HydraConfig.get().job.num)
-        print(f"run failed: {text}", file=sys.stderr, flush=True)
+        print(redact_text(f"run failed: {text}"), file=sys.stderr, flush=True)
 
 
 def cli() -> None:

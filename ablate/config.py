@@ -24,6 +24,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ablate import jsonio
 from ablate.errors import ConfigError
+from ablate.safe_paths import check_path_text
 from ablate.systems import System, build_system
 
 
@@ -167,6 +168,19 @@ def key_table(cls, prefix: str) -> list[tuple[str, str, str | None, str]]:
 
 
 # ----------------------------------------------------------------------------- the groups
+
+
+def _folder(name: str, raw) -> str | None:
+    """A folder path as text (None stays None): a path with a control character (a newline in a
+    batch script's line, an escape in a log) is bad input (ablate.safe_paths)."""
+    if raw is None:
+        if name == "output_root":
+            raise ConfigError(name, raw, "a folder path without control characters")
+        return None
+    if not isinstance(raw, str) or not raw:
+        raise ConfigError(name, raw, "a folder path without control characters")
+    check_path_text(name, raw)
+    return raw
 
 
 def _hidden_dims(name: str, raw) -> tuple[tuple[int, int], ...] | None:
@@ -399,13 +413,15 @@ class RunSettings:
         "float32 matrix products: highest (full float32), default or tensorfloat32 (faster on GPUs, "
         "10-bit mantissa inputs)", "highest")
     checkpoint_every: int = key("iterations between checkpoints (a killed run loses at most this many)", 200, low=1)
-    output_root: str = key("folder everything a run or study writes goes under", "runs")
-    run_dir: str | None = key("explicit run directory; the same one again resumes it", None)
+    output_root: str = key("folder everything a run or study writes goes under", "runs",
+                           parse=_folder, allowed="a folder path without control characters")
+    run_dir: str | None = key("explicit run directory; the same one again resumes it", None,
+                              parse=_folder, allowed="null or a folder path without control characters")
     progress: bool = key("print a progress line every few seconds", True)
     compilation_cache: str | None = key(
         "JAX persistent compilation cache folder, shared by runs and sweeps: auto (per user: $ABLATE_CACHE_DIR, "
         "else $XDG_CACHE_HOME/ablate/jax, else ~/.cache/ablate/jax), a folder, or null (off); safe to delete",
-        "auto")
+        "auto", parse=_folder, allowed="auto, null or a folder path without control characters")
     scale: str | None = key("the scale preset the run was composed with (set by scale=quick or scale=paper)", None)
 
 

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from ablate.errors import WriteFailed
+
 
 def finite_or_none(value: Any) -> Any:
     """``value``, or None when it is a non-finite float (NaN, Inf)."""
@@ -35,14 +37,21 @@ def clean_json(value: Any) -> Any:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Writes JSON (sorted keys, NaN/Inf as null) to ``path`` atomically: temp file, fsync, rename."""
+    """Writes JSON (sorted keys, NaN/Inf as null) to ``path`` atomically: temp file, fsync, rename.
+    A failed write (a full disk) removes the temp file, leaves the old ``path`` as it was and
+    raises :class:`ablate.errors.WriteFailed` naming ``path``."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(clean_json(data), indent=2, sort_keys=True))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    text = json.dumps(clean_json(data), indent=2, sort_keys=True)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise WriteFailed(path, err) from None
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "", keep: Iterable[str] = ("params",),

@@ -16,6 +16,16 @@ runs a program traced from the old code. A missing, unreadable or damaged artefa
 tracing as before (and writing it anew). Single-device processes only: a multi-device run uses
 plain ``jax.jit`` (its shardings are not part of the key). Written by hand: JAX has no cache of
 traced programs across processes.
+
+Nothing here is unpickled: the program is jax.export's flatbuffer (``jax.export.deserialize``
+reads no pickle) and its output's tree structure is JSON (``ablate.pytree_json``). The folder
+is still a trust boundary, like the JAX compilation cache it sits in: whoever can write there
+can make later runs execute programs of their choosing (JAX loads its cached executables, and
+this store its StableHLO, without checking who wrote them). So the cache is per user by default
+(``~/.cache/ablate/jax``); never point ``compilation_cache`` at a folder others can write
+(docs/sweeps.md). Checking each file against a hash recorded by the process that wrote it would
+need that record to live somewhere equally writable, and would keep a later process from using
+what an earlier one traced, which is the store's purpose.
 """
 
 from __future__ import annotations
@@ -23,8 +33,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import json
 import os
-import pickle
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -33,8 +43,9 @@ import jax
 import numpy as np
 
 from ablate.jax_setup import cache_folder_in_use
+from ablate.pytree_json import TreeFormatError, structure_from_json, structure_to_json
 
-FORMAT = "ablate-program-store 1"
+FORMAT = "ablate-program-store 2"   # 2: the output tree as JSON (1 was a pickle)
 FOLDER = "programs"
 _PACKAGES = ("jax", "jaxlib", "kfac-jax", "folx", "optax", "numpy")
 
@@ -198,10 +209,12 @@ class StoredProgram:
 
 
 def _read(path: Path):
-    """(Exported, output tree) kept at `path`, or (None, None) when absent or unreadable."""
+    """(Exported, output tree) kept at `path`, or (None, None) when absent or unreadable.
+    Neither file is unpickled: ``.export`` is jax.export's flatbuffer, ``.tree`` the output's
+    pytree structure as JSON (ablate.pytree_json, node classes of known packages only)."""
     try:
         blob = path.with_suffix(".export").read_bytes()
-        out_tree = pickle.loads(path.with_suffix(".tree").read_bytes())
+        out_tree = structure_from_json(json.loads(path.with_suffix(".tree").read_text()))
         return jax.export.deserialize(bytearray(blob)), out_tree
     except Exception:  # absent, half-written by a killed process, or from another version
         return None, None
@@ -209,10 +222,14 @@ def _read(path: Path):
 
 def _write(path: Path, blob: bytes, out_tree) -> None:
     """Writes both files atomically (a reader sees a whole file or none); errors are ignored:
-    the store only saves time."""
+    the store only saves time (an output tree this format cannot hold is simply not kept)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for suffix, data in ((".tree", pickle.dumps(out_tree)), (".export", blob)):
+        tree = json.dumps(structure_to_json(out_tree)).encode()
+    except TreeFormatError:
+        return
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for suffix, data in ((".tree", tree), (".export", blob)):
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)

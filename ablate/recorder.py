@@ -9,6 +9,7 @@ past the checkpoint's step are dropped.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import warnings
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Protocol
 
 from omegaconf import OmegaConf
 
+from ablate.errors import WriteFailed
 from ablate.run_record import TABLES, RunDir, RunSummary
 
 
@@ -37,11 +39,8 @@ class Recorder:
         self._rows: dict[str, list] = {phase: [] for phase in TABLES}
 
     def write_config(self, cfg) -> None:
-        path = self.run_dir.config_file
-        tmp = path.with_name(path.name + ".tmp")
         node = cfg if OmegaConf.is_config(cfg) else OmegaConf.create(dict(cfg))
-        tmp.write_text(OmegaConf.to_yaml(node, resolve=True))
-        os.replace(tmp, path)
+        _replace_atomically(self.run_dir.config_file, OmegaConf.to_yaml(node, resolve=True))
 
     def truncate(self, phase: str, upto_step: int) -> None:
         """Drops rows with step >= upto_step (work after the checkpoint we resume from)."""
@@ -50,7 +49,11 @@ class Recorder:
             return
         with open(path, newline="") as fh:
             rows = [r for r in csv.DictReader(fh) if int(r["step"]) < upto_step]
-        self._write_rows(path, TABLES[phase][1], rows, mode="w")
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=TABLES[phase][1])
+        writer.writeheader()
+        writer.writerows(rows)
+        _replace_atomically(path, text.getvalue())   # a full disk leaves the table as it was
 
     def log(self, phase: str, step: int, metrics: dict) -> None:
         row = {"step": step, **{k: metrics[k] for k in TABLES[phase][1] if k != "step"}}
@@ -61,28 +64,56 @@ class Recorder:
     def flush(self) -> None:
         for phase, rows in self._rows.items():
             if rows:
-                self._write_rows(self.run_dir.table(phase), TABLES[phase][1], rows, mode="a")
+                self._append_rows(self.run_dir.table(phase), TABLES[phase][1], rows)
                 rows.clear()
 
     @staticmethod
-    def _write_rows(path: Path, columns, rows, mode: str) -> None:
-        new = mode == "w" or not path.exists()
-        with open(path, mode, newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=columns)
-            if new:
-                writer.writeheader()
-            writer.writerows(rows)
+    def _append_rows(path: Path, columns, rows) -> None:
+        """Appends rows (a header first in a new file). A failed write (a full disk) cuts the
+        file back to its old length, so no half row is left, and raises WriteFailed."""
+        size = path.stat().st_size if path.exists() else None
+        try:
+            with open(path, "a", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=columns)
+                if size is None:
+                    writer.writeheader()
+                writer.writerows(rows)
+        except OSError as err:
+            try:
+                if size is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    os.truncate(path, size)
+            except OSError:
+                pass
+            raise WriteFailed(path, err) from None
 
     def write_summary(self, summary: RunSummary) -> None:
         self.run_dir.write_summary(summary)
 
     def finish(self, summary: RunSummary) -> None:
-        """Flushes the tables, writes summary.json and closes the sinks."""
-        self.flush()
-        self.write_summary(summary)
-        for sink in self.sinks:
-            try:
-                sink.set_summary(summary.to_dict())
-                sink.finish(summary.status, summary.reason)
-            except Exception as err:  # a sink never takes a run down
-                warnings.warn(f"sink {type(sink).__name__} failed to finish: {err}")
+        """Flushes the tables, writes summary.json and closes the sinks (also when a write
+        fails: then WriteFailed is raised after the sinks are closed)."""
+        try:
+            self.flush()
+            self.write_summary(summary)
+        finally:
+            for sink in self.sinks:
+                try:
+                    sink.set_summary(summary.to_dict())
+                    sink.finish(summary.status, summary.reason)
+                except Exception as err:  # a sink never takes a run down
+                    warnings.warn(f"sink {type(sink).__name__} failed to finish: {err}")
+
+
+def _replace_atomically(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temp file and a rename; a failed write (a full disk)
+    leaves the old file, removes the temp file and raises WriteFailed naming ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise WriteFailed(path, err) from None

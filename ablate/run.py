@@ -21,7 +21,7 @@ import numpy as np
 import ablate
 from ablate import checkpoint, cost, fingerprint, program_store, training
 from ablate.config import Experiment, validate
-from ablate.errors import RunFailed
+from ablate.errors import RunFailed, WriteFailed
 from ablate.jax_setup import cache_folder_in_use as jax_cache_folder, setup_jax
 from ablate.networks import param_count
 from ablate.pretrain import hartree_fock  # pyscf itself is imported inside, only when called
@@ -251,6 +251,8 @@ def run_experiment(cfg: Mapping | Any, run_dir=None, callbacks=None) -> RunSumma
     study = {"name": trial.study, "uuid": trial.study_uuid} if trial.study else None
     # Another config's (or another study's) run directory: one line, exit 2, nothing written.
     stamp = fingerprint.check_run_dir(run_dir, experiment.config, study)
+    # A pickled checkpoint of older ablate is read only on the user's word: one line, exit 2.
+    checkpoint.check_no_pickle(RunDir(run_dir).checkpoints)
     recorder = Recorder(run_dir)
     run = recorder.run_dir
     previous = _previous_summary(experiment, run)
@@ -283,7 +285,10 @@ def run_experiment(cfg: Mapping | Any, run_dir=None, callbacks=None) -> RunSumma
                                  startup_s=stretch.startup_s(),
                                  finished_at=_now(), **_wall(so_far, t0),
                                  **cost.cost_fields(stretch.clock, so_far.devices or 1))
-        recorder.finish(summary)
+        try:
+            recorder.finish(summary)
+        except WriteFailed:
+            pass   # a full disk: the error that stopped the run is the one to report (summary.json is as before)
         raise
     summary = summary.replace(finished_at=_now(), **_wall(summary, t0),
                               **cost.cost_fields(stretch.clock, summary.devices or 1))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -32,11 +31,6 @@ def sqlite_path(url: str) -> Path | None:
         return None
     path = url[len(prefix):].split("?", 1)[0]
     return None if path in ("", ":memory:") else Path(path)
-
-
-def redact_url(url: str) -> str:
-    """A storage URL without its password: ``postgresql://user:secret@host/db`` -> ``user:***@host``."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", str(url))
 
 
 # ----------------------------------------------------------------------------- trials

@@ -109,6 +109,10 @@ def _settings(init_timeout: float, finish_timeout: float):
         disable_code=True,
         disable_job_creation=True,
         x_save_requirements=False,
+        # no system metadata: wandb would record the process's sys.argv as `args` (a worker
+        # inherits its driver's), the host and the environment's program; summary.json has the
+        # host, Python, git commit and package versions (docs/wandb.md)
+        x_disable_meta=True,
     )
 
 

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from ablate.errors import ConfigError
 
 from .loaders import DEFAULT_OUTPUT_ROOT, AnalysisError
+from .records import ArgumentParser, check_inside, check_no_password, check_path_text, check_study_name, redact_text
 from .report import report_from_frame, run_report
 from .wandb_loader import load_wandb_study
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line (see the module docstring)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(   # argparse's, its usage errors redacted
         prog="python -m analysis",
         description="Tables, paper-style figures and a claims report for an ablate study.",
     )
@@ -37,14 +41,31 @@ def main(argv: list[str] | None = None) -> int:
     """Run the report; returns the exit code (0, or 2 with one line on stderr)."""
     args = parse_args(argv)
     try:
+        check_arguments(args)
+    except ConfigError as err:
+        print(f"analysis: {err}", file=sys.stderr)
+        return 2
+    try:
         if args.wandb:
             report_from_frame(_wandb_frame(args.study, args.wandb), args.output_root)
         else:
             run_report(args.study, storage=args.storage, output_root=args.output_root)
     except AnalysisError as err:
-        print(f"analysis: {err}", file=sys.stderr)
+        print(redact_text(f"analysis: {err}"), file=sys.stderr)
         return 2
     return 0
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """The edge checks, before anything is read or written (ConfigError, one line): a study
+    name that is one plain folder name, an output root without control characters (the report
+    goes to ``<output-root>/<study>/``, which must stay inside it) and a storage URL without a
+    password (libpq reads it from ~/.pgpass, PGPASSFILE or PGPASSWORD)."""
+    check_study_name("study", args.study)
+    check_path_text("--output-root", args.output_root)
+    check_no_password("--storage", args.storage)
+    check_path_text("--storage", args.storage)
+    check_inside("study", Path(args.output_root) / args.study, args.output_root)
 
 
 def _wandb_frame(study: str, path: str):

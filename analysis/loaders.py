@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping
 import optuna
 import pandas as pd
 
-from .records import default_storage_url, sqlite_path, trial_dir_name, trial_params
+from .records import default_storage_url, redact_text, redact_url, sqlite_path, trial_dir_name, trial_params
 from .run_columns import add_run_columns
 from .run_files import read_metrics, read_summary
 
@@ -105,15 +105,15 @@ def open_study(name: str, storage: str | None = None, output_root: str | os.Path
     url = storage or default_storage(output_root)
     db_file = sqlite_path(url)
     if db_file is not None and not db_file.is_file():
-        raise StudyNotFound(f"unknown study {name!r}: no study storage at {db_file} ({url})")
+        raise StudyNotFound(f"unknown study {name!r}: no study storage at {db_file} ({redact_url(url)})")
     try:
         names = optuna.get_all_study_names(url)
     except Exception as err:  # any driver/schema error: report it on one line
         detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise AnalysisError(f"cannot read study storage {url}: {type(err).__name__} {detail}".strip())
+        raise AnalysisError(redact_text(f"cannot read study storage {url}: {type(err).__name__} {detail}".strip()))
     if name not in names:
         known = ", ".join(sorted(names)) or "none"
-        raise StudyNotFound(f"unknown study {name!r} in {url} (studies there: {known})")
+        raise StudyNotFound(f"unknown study {name!r} in {redact_url(url)} (studies there: {known})")
     return optuna.load_study(study_name=name, storage=url)
 
 
@@ -292,7 +292,7 @@ def frame_from_study(study, output_root: str | os.PathLike | None = None, storag
     meta = {
         "study": study.study_name,
         "source": "optuna",
-        "storage": storage,
+        "storage": redact_url(storage) if storage else storage,   # shown in report.md/html
         # a multi-objective study records a list; the frame keeps one string (and the list)
         "objective": ", ".join(map(str, attrs["objective"])) if isinstance(attrs.get("objective"), list)
         else attrs.get("objective"),

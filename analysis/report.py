@@ -262,7 +262,7 @@ def run_report(
     root = Path(output_root if output_root is not None else DEFAULT_OUTPUT_ROOT)
     url = storage or default_storage(root)
     inputs = Inputs.load(name, url, root)
-    _require_complete(inputs.trials, name, url)
+    _require_complete(inputs.trials, name, str(inputs.trials.attrs.get("storage")))   # the URL redacted
     return write_inputs(inputs, root / name, stream)
 
 

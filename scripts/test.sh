@@ -7,7 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 if url="$(bash .ci/start_postgres.sh)"; then
-  export ABLATE_TEST_POSTGRES_URL="$url"
+  export ABLATE_TEST_POSTGRES_URL="$url"   # without a password: libpq reads it from the pgpass file
+  if [ -z "${PGPASSFILE:-}" ] && [ -z "${PGPASSWORD:-}" ]; then
+    # the "ablate" role's password, for a server that asks for it (our own cluster trusts loopback)
+    export PGPASSFILE="$(mktemp "${TMPDIR:-/tmp}/ablate-pgpass.XXXXXX")"
+    chmod 600 "$PGPASSFILE"
+    echo "127.0.0.1:*:ablate:ablate:ablate" > "$PGPASSFILE"
+  fi
   # The outage test stops and restarts the server: only our own cluster (the script's $DATA).
   pg_data="${ABLATE_PG_DATA:-/tmp/ablate-postgres}"
   pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"

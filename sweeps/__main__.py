@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from ablate.errors import ConfigError
+from ablate.redact import ArgumentParser
 
 from .status import show_status
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sweeps", description="Inspect ablate sweep studies.")
+    parser = ArgumentParser(prog="python -m sweeps", description="Inspect ablate sweep studies.")
     sub = parser.add_subparsers(dest="command", required=True)
     status = sub.add_parser("status", help="list a study's trials: params, state, energy ± error, error (mHa), wall time")
     status.add_argument("name", help="study name (sweep.name; by default the sweep file's name)")

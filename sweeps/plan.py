@@ -16,6 +16,7 @@ from omegaconf import OmegaConf, open_dict
 from ablate.compose import compose
 from ablate.config import validate
 from ablate.errors import ConfigError
+from ablate.safe_paths import check_inside
 from ablate.study_record import default_storage_url
 from ablate.xla_env import cache_folder
 
@@ -82,6 +83,8 @@ def build_plan(cfg, task_overrides: list[str]) -> StudyPlan:
     check_values(spec, trial_overrides, device_count=slots[0].device_count)
 
     output_root = Path(str(base_cfg.output_root)).expanduser().resolve()
+    # the study's folder (trials, report, figures, W&B analysis run) is not a link out of output_root
+    check_inside("sweep.name", output_root / spec.name, output_root)
     storage_url = spec.storage or default_storage_url(output_root)
     check_storage_url(storage_url)
     scale = _choice_of(trial_overrides, "scale") or "quick"

@@ -106,25 +106,33 @@ def _int(key: str, value: Any, low: int) -> int:
 
 
 def _name(key: str, value: Any) -> str | None:
+    """null or a Slurm name (partition, account) without white space or control characters."""
     if value is None:
         return None
-    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+    if not isinstance(value, str) or not value or any(c.isspace() or not c.isprintable() for c in value):
         raise ConfigError(key, value, "null or a name without spaces")
     return value
 
 
 def sbatch_options(options: SlurmOptions, job_name: str, output: Path, workdir: Path) -> list[str]:
-    """The ``#SBATCH`` options of a study's array, in the order the script lists them."""
-    lines = [f"--job-name={job_name}", f"--array=0-{options.nodes - 1}", "--nodes=1", "--ntasks=1"]
+    """The ``#SBATCH`` options of a study's array, in the order the script lists them. Every
+    value is quoted as a shell word (``shlex.quote``: plain values stay as they are), which
+    sbatch reads the same way; the values hold no control character (checked at the edge:
+    study names, ``sweep.slurm.*``, output_root and the working directory), so no value can end
+    its line."""
+    def opt(name: str, value) -> str:
+        return f"--{name}={shlex.quote(str(value))}"
+
+    lines = [opt("job-name", job_name), f"--array=0-{options.nodes - 1}", "--nodes=1", "--ntasks=1"]
     if options.cpus_per_task is not None:
         lines.append(f"--cpus-per-task={options.cpus_per_task}")
     if options.gpus_per_node:
         lines.append(f"--gpus-per-node={options.gpus_per_node}")
-    lines.append(f"--time={options.time}")
-    lines += [f"--{key}={value}" for key, value in (("partition", options.partition),
-                                                   ("account", options.account)) if value]
+    lines.append(opt("time", options.time))
+    lines += [opt(key, value) for key, value in (("partition", options.partition),
+                                                 ("account", options.account)) if value]
     lines += ["--requeue", "--open-mode=append", f"--signal=B:USR1@{options.signal_s}",
-              f"--chdir={workdir}", f"--output={output}"]
+              opt("chdir", workdir), opt("output", output)]
     return lines
 
 

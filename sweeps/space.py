@@ -31,6 +31,7 @@ from typing import Any, Iterator, Literal, Mapping, get_args
 from ablate.config import key, read_group
 from ablate.errors import ConfigError
 from ablate.jsonio import flatten
+from ablate.safe_paths import STUDY_NAME_ALLOWED, check_no_password, check_path_text, check_study_name
 
 from .slurm import SlurmOptions, parse_options
 
@@ -78,8 +79,12 @@ def _base(name: str, raw: Any) -> tuple[str, ...]:
 
 
 def _storage(name: str, raw: Any) -> str | None:
+    """null, a database URL without a password (libpq reads it from ~/.pgpass, PGPASSFILE or
+    PGPASSWORD: ablate.safe_paths.check_no_password) or a journal file path without control characters."""
     if raw is not None and (not isinstance(raw, str) or not raw.strip()):
         raise ConfigError(name, raw, "null (SQLite under output_root), a database URL or a journal file path")
+    check_no_password(name, raw)
+    check_path_text(name, raw)
     return raw.strip() if raw else None
 
 
@@ -160,7 +165,7 @@ class SweepFile:
 
     name: str | None = key("Optuna study name (null: the sweep file's name); trials go to "
                            "<output_root>/<name>/t0000/, ...", None, parse=_study_name,
-                           allowed="a study name without '/', '\\' or spaces")
+                           allowed=STUDY_NAME_ALLOWED)
     sampler: Sampler = key("grid: every point once; tpe, random, or nsga2 (NSGA-II, generations of a "
                            "quarter of n_trials, 2 ... 50); TPE and NSGA-II handle several objectives",
                            "grid")
@@ -195,10 +200,12 @@ class SweepFile:
     sampler_seed: int | None = key("seed of the TPE/random/NSGA-II sampler", 0)
     base: tuple = key("overrides every trial runs under; command-line overrides win over them", (),
                       parse=_base, allowed="a list of override strings, e.g. [system=LiH, scale=quick]")
-    storage: Any = key("null: sqlite:///<output_root>/studies.db; a database URL "
-                              "(postgresql+psycopg2://...); or a path to an Optuna journal file", None,
+    storage: Any = key("null: sqlite:///<output_root>/studies.db; a database URL without a password "
+                              "(postgresql+psycopg2://user@host/db; the password in ~/.pgpass, PGPASSFILE "
+                              "or PGPASSWORD); or a path to an Optuna journal file", None,
                               parse=_storage,
-                              allowed="null (SQLite under output_root), a database URL or a journal file path")
+                              allowed="null (SQLite under output_root), a database URL without a password "
+                                      "or a journal file path")
     workers: Any = key("CPU trials at once when there is no GPU (each gets cores / workers threads); auto: one "
                        "per core, at most one per planned trial and per 2 GiB of memory (measured fastest: "
                        "README, Speed)", "auto", parse=_workers, allowed=WORKERS_ALLOWED)
@@ -341,9 +348,8 @@ def parse_spec(node: Mapping[str, Any], default_name: str | None = None) -> Swee
         raise ConfigError("sweep", node, "a mapping (a sweep file under conf/sweep/)")
     file = read_declared(SweepFile, node, "sweep.")
 
-    name = file.name if file.name is not None else default_name
-    if not isinstance(name, str) or not name or any(c in name for c in "/\\ "):
-        raise ConfigError("sweep.name", name, "a non-empty study name without '/', '\\' or spaces")
+    # one folder under output_root, a Slurm job name and a file name: ablate.safe_paths
+    name = check_study_name("sweep.name", file.name if file.name is not None else default_name)
     objectives, directions = _parse_objectives(file.objective, file.direction, file.directions)
     pruner = file.pruner or "none"
     if len(objectives) > 1 and pruner != "none":

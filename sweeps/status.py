@@ -15,9 +15,11 @@ import optuna
 from optuna.trial import TrialState
 
 from ablate.errors import ConfigError
-from ablate.study_record import TrialRow, default_storage_url, redact_url, sqlite_path
+from ablate.redact import redact_url
+from ablate.safe_paths import check_path_text, check_study_name
+from ablate.study_record import TrialRow, default_storage_url, sqlite_path
 
-from .storage import open_storage
+from .storage import check_storage_url, open_storage
 
 _STATE_ORDER = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "WAITING": 3, "FAIL": 4}
 
@@ -129,17 +131,21 @@ def format_table(study) -> str:
 
 def show_status(name: str, storage_url: str | None = None, output_root: str = "runs") -> int:
     """Print the study table; ConfigError when the storage or study does not exist."""
+    check_study_name("study", name)
+    check_path_text("--output-root", output_root)
     url = storage_url or default_storage_url(Path(output_root))
+    check_storage_url(url, "--storage")   # a password in the URL: refused, never printed
     db = sqlite_path(url)
     if db is not None and not db.exists():
         raise ConfigError("--storage", url, "an existing study storage (run a sweep first, or give --output-root/--storage)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(url)
+    storage = open_storage(url, key="--storage")
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         names = sorted(optuna.get_all_study_names(storage=storage))
-        raise ConfigError("study", name, f"one of the studies in {url}: {', '.join(names) or '(none)'}") from None
+        raise ConfigError("study", name, f"one of the studies in {redact_url(url)}: "
+                                         f"{', '.join(names) or '(none)'}") from None
     print(format_table(study))
     for line in next_commands(name, Path(output_root), url):
         print(line)

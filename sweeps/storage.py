@@ -44,7 +44,9 @@ from optuna.trial import TrialState
 from ablate.errors import ConfigError
 from ablate.jsonio import write_json_atomic
 from ablate.run_record import trial_dir_name
-from ablate.study_record import redact_url, sqlite_path, trial_params
+from ablate.redact import redact_text, redact_url
+from ablate.safe_paths import check_inside, check_no_password, is_study_name
+from ablate.study_record import sqlite_path, trial_params
 
 from . import grid as gr
 from .space import VERDICT_KEYS
@@ -54,17 +56,19 @@ STUDY_FILE = "study.json"          # in a study's trial folder: whose trials the
 FAULT_ENV = "ABLATE_FAULT"         # fault injection for tests: "kill-after-fail"
 
 
-def check_storage_url(url: str) -> None:
-    """Cheap checks on a storage URL before anything is created."""
+def check_storage_url(url: str, key: str = "sweep.storage") -> None:
+    """Cheap checks on a storage URL before anything is created; ``key`` names it in the error
+    line (``sweep.storage``, ``--storage``). A URL with a password is refused (ablate.safe_paths)."""
+    check_no_password(key, url)
     if "://" not in url:
         return  # a journal file path
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
     if scheme not in ("sqlite", "postgresql", "postgres", "mysql"):
-        raise ConfigError("sweep.storage", url, "sqlite:///FILE, postgresql://..., mysql://... or a journal file path")
+        raise ConfigError(key, redact_url(url), "sqlite:///FILE, postgresql://..., mysql://... or a journal file path")
     if scheme == "sqlite" and sqlite_path(url) is None:
-        raise ConfigError("sweep.storage", url, "sqlite:///PATH with a file path")
+        raise ConfigError(key, redact_url(url), "sqlite:///PATH with a file path")
     if scheme in ("postgresql", "postgres") and _pg_driver() is None:
-        raise ConfigError("sweep.storage", redact_url(url), "a PostgreSQL driver: pip install 'ablate[postgres]' (psycopg2)")
+        raise ConfigError(key, redact_url(url), "a PostgreSQL driver: pip install 'ablate[postgres]' (psycopg2)")
 
 
 def _pg_driver() -> str | None:
@@ -88,10 +92,11 @@ def engine_url(url: str) -> str:
     return url
 
 
-def open_storage(url: str, connect_timeout_s: int = 10):
-    """Open (and for SQLite create) an Optuna storage; an unreachable server is a ConfigError."""
+def open_storage(url: str, connect_timeout_s: int = 10, key: str = "sweep.storage"):
+    """Open (and for SQLite create) an Optuna storage; an unreachable server is a ConfigError
+    naming ``key``."""
 
-    check_storage_url(url)
+    check_storage_url(url, key)
     if "://" not in url:
         path = Path(url).expanduser().resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,20 +110,20 @@ def open_storage(url: str, connect_timeout_s: int = 10):
         engine_kwargs = {"pool_pre_ping": True}
         if url.startswith(("postgresql", "postgres")):
             engine_kwargs["connect_args"] = {"connect_timeout": connect_timeout_s}
-        _check_reachable(url, engine_kwargs)
+        _check_reachable(url, engine_kwargs, key)
 
     for attempt in range(5):
         try:
             return optuna.storages.RDBStorage(engine_url(url), engine_kwargs=engine_kwargs)
         except sqlalchemy.exc.DBAPIError as err:
             if not _schema_race(err):
-                raise ConfigError("sweep.storage", redact_url(url), f"cannot open storage: {_first_line(err)}") from None
+                raise ConfigError(key, redact_url(url), f"cannot open storage: {_first_line(err)}") from None
             # Another process is creating the same fresh schema (two drivers starting on an
             # empty database): the tables are there a moment later.
             time.sleep(0.5 * (attempt + 1))
         except Exception as err:  # noqa: BLE001 - any driver error is one line for the user
-            raise ConfigError("sweep.storage", redact_url(url), f"cannot open storage: {_first_line(err)}") from None
-    raise ConfigError("sweep.storage", redact_url(url), "cannot open storage: its schema is still being created")
+            raise ConfigError(key, redact_url(url), f"cannot open storage: {_first_line(err)}") from None
+    raise ConfigError(key, redact_url(url), "cannot open storage: its schema is still being created")
 
 
 def _schema_race(err: Exception) -> bool:
@@ -128,7 +133,7 @@ def _schema_race(err: Exception) -> bool:
     return isinstance(err, sqlalchemy.exc.IntegrityError) or "already exists" in text or "duplicate" in text
 
 
-def _check_reachable(url: str, engine_kwargs: dict) -> None:
+def _check_reachable(url: str, engine_kwargs: dict, key: str = "sweep.storage") -> None:
 
     try:
         engine = sqlalchemy.create_engine(engine_url(url), **engine_kwargs)
@@ -136,12 +141,13 @@ def _check_reachable(url: str, engine_kwargs: dict) -> None:
             conn.execute(sqlalchemy.text("SELECT 1"))
         engine.dispose()
     except Exception as err:  # noqa: BLE001
-        raise ConfigError("sweep.storage", redact_url(url), f"cannot connect: {_first_line(err)}") from None
+        raise ConfigError(key, redact_url(url), f"cannot connect: {_first_line(err)}") from None
 
 
 def _first_line(err: BaseException) -> str:
+    """The first line of a driver error, any URL in it redacted."""
     text = str(getattr(err, "orig", None) or err).strip()
-    return (text.splitlines() or [type(err).__name__])[0]
+    return redact_text((text.splitlines() or [type(err).__name__])[0])
 
 
 class StudyLock:
@@ -176,7 +182,7 @@ def lock_sqlite_study(url: str, study_name: str) -> StudyLock | None:
         return None
     lock = StudyLock(path.with_name(f"{path.name}.{study_name}.lock"))
     if not lock.acquire():
-        raise ConfigError("sweep.storage", url,
+        raise ConfigError("sweep.storage", redact_url(url),
                           f"another driver is running study '{study_name}' on this SQLite file; "
                           "wait for it, or use PostgreSQL (sweep.storage=postgresql://...) for several drivers")
     return lock
@@ -315,6 +321,9 @@ def study_folder(study, output_root: Path, created: bool, storage_url: str, log=
     """
     uuid = study.user_attrs["uuid"]
     name = study.user_attrs.get("trial_folder")
+    if name is not None and not is_study_name(name):   # read from a shared storage: one plain folder name
+        raise ConfigError("trial_folder", name, f"a study attribute naming one folder under {output_root} "
+                                                "(the study's name, or name-<uuid8>): this storage was altered")
     if name is None:
         name = study.study_name
         folder = output_root / name
@@ -327,6 +336,7 @@ def study_folder(study, output_root: Path, created: bool, storage_url: str, log=
                 f"this study's trials go to {output_root / name}")
         study.set_user_attr("trial_folder", name)
     folder = output_root / name
+    check_inside("trial_folder", folder, output_root)   # not a symbolic link out of output_root
     if _read_marker(folder) is None:
         folder.mkdir(parents=True, exist_ok=True)
         storage = study._storage

@@ -19,7 +19,9 @@ from omegaconf import OmegaConf
 
 from ablate.jsonio import finite_or_none
 from ablate.run_record import RunDir
-from ablate.study_record import TrialRow, redact_url
+from ablate.safe_paths import is_inside
+from ablate.redact import redact_url
+from ablate.study_record import TrialRow
 from ablate.wandb_records import wait_complete
 from ablate.wandb_sink import FLUSH_TIMEOUT_S, init_run, run_id_for, warn
 
@@ -69,11 +71,12 @@ def study_table(study) -> tuple[list[str], list[list[Any]]]:
     return columns, rows
 
 
-def _trial_logger_settings(study) -> dict[str, Any]:
-    """logger.* of the first trial whose run directory holds a config.yaml (empty if none)."""
+def _trial_logger_settings(study, output_root: str | Path) -> dict[str, Any]:
+    """logger.* of the first trial whose run directory (under ``output_root``: the storage names
+    it, and it decides where the study's W&B run goes) holds a config.yaml (empty if none)."""
     for t in study.get_trials(deepcopy=False):
         run_dir = t.user_attrs.get("run_dir")
-        if not run_dir or not RunDir(run_dir).config_file.is_file():
+        if not run_dir or not is_inside(run_dir, output_root) or not RunDir(run_dir).config_file.is_file():
             continue
         cfg = OmegaConf.load(RunDir(run_dir).config_file)
         logger_cfg = OmegaConf.select(cfg, "logger")
@@ -103,7 +106,7 @@ def log_study(
     """
     try:
         study = optuna.load_study(study_name=study_name, storage=storage_url)
-        trial_logger = _trial_logger_settings(study)
+        trial_logger = _trial_logger_settings(study, output_root)
         if mode is None and trial_logger.get("kind", "wandb") != "wandb":
             return None
         mode = mode or trial_logger.get("mode") or "offline"

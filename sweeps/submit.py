@@ -4,12 +4,13 @@
 here. Every check that can fail comes first (one line, exit code 2, nothing written or
 submitted): SQLite or a journal file for more than one node, no ``sbatch`` on PATH, a database
 that does not answer. Then it writes ``<output_root>/slurm/<study>.sbatch`` (the script of
-:mod:`sweeps.slurm`), submits it and prints the job id and the command that follows the study.
-With ``sweep.slurm.dry_run=true`` it prints the script instead and submits nothing.
+:mod:`sweeps.slurm`; readable by its owner only, and holding no secret), submits it and prints
+the job id and the command that follows the study. With ``sweep.slurm.dry_run=true`` it prints the script instead and submits nothing.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -17,7 +18,8 @@ import sys
 from pathlib import Path
 
 from ablate.errors import ConfigError
-from ablate.study_record import redact_url
+from ablate.redact import redact_text, redact_url
+from ablate.safe_paths import check_inside, check_path_text
 
 from . import overrides as ov
 from .plan import StudyPlan
@@ -35,11 +37,24 @@ def driver_command(task_overrides: list[str]) -> list[str]:
 
 
 def study_script(plan: StudyPlan, task_overrides: list[str], workdir: Path) -> tuple[str, Path]:
-    """(the batch script, the output file pattern) of a study's submission."""
+    """(the batch script, the output file pattern) of a study's submission. The script holds no
+    secret: a storage URL with a password is refused before (sweeps.space), and the jobs get the
+    password the way the drivers here do (~/.pgpass, or PGPASSFILE/PGPASSWORD, which sbatch
+    passes on with the rest of the environment)."""
+    check_path_text("working directory", workdir)   # becomes #SBATCH --chdir
     output = plan.output_root / "slurm" / f"{plan.study_name}-%A_%a.out"
     script = batch_script(plan.spec.slurm, f"ablate-{plan.study_name}", driver_command(task_overrides),
                           output, workdir)
     return script, output
+
+
+def write_private(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` readable by its owner only (0600, also when it existed; a
+    symbolic link there is not followed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
 
 
 def shared_storage(url: str) -> bool:
@@ -56,7 +71,7 @@ def submit(plan: StudyPlan, task_overrides: list[str]) -> int:
                           "(SQLite and journal files take one driver at a time)")
     script, output = study_script(plan, list(task_overrides), Path.cwd())
     if options.dry_run:
-        print(script, end="", flush=True)
+        print(redact_text(script), end="", flush=True)
         return 0
     sbatch = shutil.which("sbatch")
     if sbatch is None:
@@ -64,9 +79,10 @@ def submit(plan: StudyPlan, task_overrides: list[str]) -> int:
                                                      "or print the script with sweep.slurm.dry_run=true)")
     if shared_storage(plan.storage_url):
         open_storage(plan.storage_url)   # unreachable: ConfigError, before anything is submitted
-    output.parent.mkdir(parents=True, exist_ok=True)
     path = output.parent / f"{plan.study_name}.sbatch"
-    path.write_text(script)
+    check_inside("sweep.name", path, plan.output_root)   # before anything is written
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_private(path, script)
     done = subprocess.run([sbatch, "--parsable", str(path)], capture_output=True, text=True)
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]

@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 from ablate.errors import ConfigError
 from ablate.run_record import RunSummary, trial_dir_name
+from ablate.safe_paths import is_inside
 from ablate.study_record import TrialRow, trial_attrs, trial_params
 
 from . import grid as gr
@@ -147,6 +148,10 @@ class TrialBook:
         attrs = frozen.user_attrs
         run_id = attrs.get("run_id") or trial_dir_name(frozen.number)
         run_dir = Path(attrs.get("run_dir") or self.folder / run_id)
+        outside = self.outside_study(run_dir)
+        if outside:   # a shared storage names the folder: never a worker's files (or pickles) elsewhere
+            self.failed(trial, frozen, outside)
+            return None
         for key, value in {"run_id": run_id, "run_dir": str(run_dir), "driver": self.me.ident,
                            "driver_ticks": self.me.ticks, "heartbeat": time.time(),
                            "worker": slot_name}.items():
@@ -161,6 +166,15 @@ class TrialBook:
                         else f"config: {type(err).__name__}: {err}", rec=rec)
             return None
         return rec, OmegaConf.to_container(cfg, resolve=True)
+
+    def outside_study(self, run_dir: Path) -> str | None:
+        """Why a trial's run directory (from the storage: ``run_dir``/``run_id`` attributes anyone
+        who reaches the database can set) is refused, or None when it is a folder below the
+        study's own folder under output_root (symbolic links followed)."""
+        if run_dir.resolve() != self.folder.resolve() and is_inside(run_dir, self.folder):
+            return None
+        return (f"run_dir {str(run_dir)!r} from the storage is outside the study's folder "
+                f"{self.folder.resolve()}: refused (nothing was run)")
 
     def _logger(self, run_id: str, params: dict) -> dict:
         """W&B settings of a trial: grouped by study; tagged with its system (a swept system

@@ -11,6 +11,26 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.join(tempfile.gettempdir(), "ablate-tests-jax-cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
+
+def _password_out_of_the_test_url() -> None:
+    """ablate refuses storage URLs with a password: a ABLATE_TEST_POSTGRES_URL that still carries
+    one (exported by an older .ci/start_postgres.sh) is used without it, and its password is
+    handed to libpq through PGPASSWORD, as a user would."""
+    from ablate.redact import has_password
+
+    url = os.environ.get("ABLATE_TEST_POSTGRES_URL")
+    if not url or not has_password(url):
+        return
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.password is not None:
+        os.environ.setdefault("PGPASSWORD", parsed.password)
+    os.environ["ABLATE_TEST_POSTGRES_URL"] = parsed._replace(password=None).render_as_string(hide_password=False)
+
+
+_password_out_of_the_test_url()
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 

@@ -98,7 +98,7 @@ def test_killed_process_resumes_from_its_checkpoint(tmp_path):
                                 start_new_session=True)
     deadline = time.time() + 240
     while time.time() < deadline:
-        ckpts = list((run_dir / "checkpoints").glob("ckpt_*.pkl"))
+        ckpts = list((run_dir / "checkpoints").glob("ckpt_*.ckpt"))
         if any(int(p.stem.split("_")[1]) >= 50 for p in ckpts):
             break
         time.sleep(0.2)

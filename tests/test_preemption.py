@@ -48,7 +48,7 @@ def test_sigterm_mid_training_checkpoints_and_the_rerun_resumes(tmp_path):
     with open(tmp_path / "first.out", "w") as log:   # a file, never an unread pipe
         proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 240
-    while time.time() < deadline and not list((run_dir / "checkpoints").glob("ckpt_*.pkl")):
+    while time.time() < deadline and not list((run_dir / "checkpoints").glob("ckpt_*.ckpt")):
         time.sleep(0.05)
     time.sleep(1.0)   # the step-0 checkpoint is written just before training starts
     proc.send_signal(signal.SIGTERM)

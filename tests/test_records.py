@@ -70,18 +70,34 @@ def test_an_old_completed_run_directory_is_returned_not_rerun(tmp_path):
     assert (run_dir / "summary.json").read_text() == before   # nothing rerun, nothing rewritten
 
 
-def test_an_old_interrupted_run_resumes_from_its_checkpoint(tmp_path):
-    """A run killed at step 24 by the code before schema 1 resumes from its step-20 checkpoint."""
+def test_an_old_interrupted_run_resumes_from_its_checkpoint_when_pickles_are_allowed(tmp_path, monkeypatch):
+    """A run killed at step 24 by the code before schema 1 resumes from its step-20 checkpoint (a
+    pickle): refused in one line naming the file and the opt-in, nothing written; with
+    ABLATE_LOAD_PICKLED_CHECKPOINTS=1 it resumes, and its new checkpoints are not pickles."""
+    from ablate import checkpoint
+    from ablate.errors import ConfigError
     from ablate.run import run_experiment
 
     run_dir = tmp_path / "interrupted"
     shutil.copytree(OLD_RUNS / "interrupted", run_dir)
-    resumed = run_experiment(compose(TINY + ["optim.iterations=30", "checkpoint_every=10",
-                                             "evaluation.iterations=6", f"output_root={tmp_path}",
-                                             f"run_dir={run_dir}"]))
+    cfg = compose(TINY + ["optim.iterations=30", "checkpoint_every=10", "evaluation.iterations=6",
+                          f"output_root={tmp_path}", f"run_dir={run_dir}"])
+    monkeypatch.delenv(checkpoint.PICKLE_ENV, raising=False)
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in run_dir.rglob("*"))
+    with pytest.raises(ConfigError, match=r"ckpt_00000020\.pkl.*ABLATE_LOAD_PICKLED_CHECKPOINTS=1"):
+        run_experiment(cfg)
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in run_dir.rglob("*")) == before
+
+    monkeypatch.setenv(checkpoint.PICKLE_ENV, "1")
+    resumed = run_experiment(cfg)
     assert resumed.status == "completed" and resumed.iterations == 30
     reference = RunSummary.read(OLD_RUNS / "completed")   # the same config run straight through
     assert resumed.energy == pytest.approx(reference.energy, rel=1e-6)
+    names = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert names == ["ckpt_00000020.pkl", "ckpt_00000030.ckpt"], names   # the newest is no pickle
+    monkeypatch.delenv(checkpoint.PICKLE_ENV)
+    checkpoint.check_no_pickle(run_dir / "checkpoints")   # so no opt-in is needed from here on
+    assert checkpoint.latest(run_dir / "checkpoints")["step"] == 30
 
 
 def test_contracts_doc_is_generated_from_the_types():
@@ -100,8 +116,6 @@ def test_storage_url_helpers_agree_everywhere(tmp_path):
     assert study_record.sqlite_path("sqlite:///:memory:") is None
     assert study_record.sqlite_path("postgresql://u:p@h/db") is None
     assert study_record.default_storage_url(tmp_path) == f"sqlite:///{tmp_path.resolve()}/studies.db"
-    assert study_record.redact_url("postgresql://user:se:cret@host:5432/db") == "postgresql://user:***@host:5432/db"
-    assert study_record.redact_url("sqlite:///a.db") == "sqlite:///a.db"
     from analysis.loaders import default_storage
     assert default_storage(tmp_path) == study_record.default_storage_url(tmp_path)
 
@@ -138,16 +152,18 @@ def test_validate_returns_typed_groups_and_names_bad_keys():
 
 def test_engine_and_analysis_import_boundaries():
     """ablate imports neither optuna nor analysis; analysis imports only the record modules of
-    ablate (run and study records, JSON helpers, provenance) and its statistics (reblocking,
-    numpy only); the CLI's config path imports no JAX."""
+    ablate (run and study records, JSON helpers, provenance, errors), its statistics (reblocking,
+    numpy only) and its edge checks (redaction, names and paths: standard library); the CLI's
+    config path imports no JAX."""
     code = ("import sys, ablate.run, ablate.config; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('optuna', 'analysis', 'sweeps')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
     code = "import sys, analysis; print(sorted(m for m in sys.modules if m.startswith('ablate')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ("['ablate', 'ablate.jsonio', 'ablate.provenance', 'ablate.run_record', "
-                                  "'ablate.stats', 'ablate.study_record']"), out.stdout
+    assert out.stdout.strip() == ("['ablate', 'ablate.errors', 'ablate.jsonio', 'ablate.provenance', "
+                                  "'ablate.redact', 'ablate.run_record', 'ablate.safe_paths', 'ablate.stats', "
+                                  "'ablate.study_record']"), out.stdout
     code = "import sys, ablate.config, sweeps.driver; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stdout

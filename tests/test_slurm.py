@@ -14,6 +14,7 @@ import contextlib
 import os
 import re
 import shlex
+import stat
 import subprocess
 import sys
 import time
@@ -254,7 +255,7 @@ def test_a_bad_submission_submits_and_writes_nothing(case, tmp_path, monkeypatch
     if case == "sqlite for two nodes":
         overrides.append("sweep.slurm.nodes=2")
     elif case == "unreachable postgres":
-        overrides.append("sweep.storage=postgresql://nobody:pw@127.0.0.1:1/x")
+        overrides.append("sweep.storage=postgresql://nobody@127.0.0.1:1/x")
     plan = build_plan(compose(overrides), overrides)
     if case != "no sbatch":
         monkeypatch.setenv("PATH", str(tmp_path))   # a stand-in sbatch: the other checks refuse
@@ -279,3 +280,30 @@ def test_dry_run_prints_the_script_and_submits_nothing(tmp_path, capsys, monkeyp
     assert "#SBATCH --time=90\n" in script and "#SBATCH --signal=B:USR1@120\n" in script
     assert "sweep.launcher=local &\n" in script and "sweep.slurm" not in script
     assert not (tmp_path / "slurm").exists()
+
+
+def test_the_batch_script_is_private_and_quotes_every_value(tmp_path, monkeypatch):
+    """The script went out world-readable with every override as given; now it is 0600 (also
+    when an older one was readable), each #SBATCH value and the command are shell words (sbatch
+    reads quoted #SBATCH values), and bash reads the command back as it was given."""
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")   # a stand-in sbatch
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "sbatch").write_text("#!/bin/sh\necho 7\n")
+    (tmp_path / "bin" / "sbatch").chmod(0o755)
+    out = tmp_path / "it's $HOME runs"
+    overrides = ["+sweep=width", "sweep.launcher=slurm", "sweep.slurm.partition=gpu$x", f'output_root="{out}"']
+    plan = build_plan(compose(overrides), overrides)
+    script_path = out / "slurm" / "width.sbatch"
+    script_path.parent.mkdir(parents=True)
+    script_path.write_text("old")
+    script_path.chmod(0o644)
+    assert submit_study(plan, overrides) == 0
+    assert stat.S_IMODE(script_path.stat().st_mode) == 0o600
+    script = script_path.read_text()
+    assert f"#SBATCH --output={shlex.quote(str(out / 'slurm' / 'width-%A_%a.out'))}\n" in script
+    assert "#SBATCH --partition='gpu$x'\n" in script
+    command = next(ln for ln in script.splitlines() if ln.endswith(" &"))[:-2]
+    assert shlex.split(command) == [sys.executable, "-m", "ablate", "+sweep=width", f'output_root="{out}"',
+                                    "sweep.launcher=local"]
+    check = subprocess.run(["bash", "-n", str(script_path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr

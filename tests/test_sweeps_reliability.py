@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import optuna
 import pytest
+import sqlalchemy
+import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from ablate.compose import compose
@@ -193,10 +198,21 @@ def _pg_ctl(*args: str) -> subprocess.CompletedProcess:
 
 
 def _pg_start() -> None:
+    """Start the server and wait until it accepts a real connection (not only pg_ctl's word)."""
     port = urlparse(POSTGRES_URL).port or 5432
     res = _pg_ctl("-w", "-t", "60", "-l", f"{PG_DATA}/server.log", "-o",
                   f"-h 127.0.0.1 -p {port} -k /tmp -c max_connections=200", "start")
     assert res.returncode == 0, res.stdout + res.stderr
+    engine = sqlalchemy.create_engine(engine_url(POSTGRES_URL), poolclass=sqlalchemy.pool.NullPool)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with engine.connect() as conn:
+                conn.execute(sqlalchemy.text("SELECT 1"))
+            return
+        except sqlalchemy.exc.OperationalError:
+            assert time.monotonic() < deadline, "the server does not accept connections 60 s after it started"
+            time.sleep(0.2)
 
 
 def _own_pg_server() -> bool:
@@ -210,6 +226,57 @@ def _own_pg_server() -> bool:
     return len(lines) > 3 and lines[3].strip() == str(urlparse(POSTGRES_URL).port or 5432)
 
 
+class Lines:
+    """A stream of a process read line by line on a thread, so the test can wait for a line with
+    a deadline and still collect everything."""
+
+    def __init__(self, stream):
+        self.seen: list[str] = []
+        self._queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout_s: float) -> bool:
+        """True once a line holding ``text`` arrived; False at the end of the stream or the deadline."""
+        deadline = time.monotonic() + timeout_s
+        while not any(text in ln for ln in self.seen):
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return False
+            if line is None:
+                self._queue.put(None)
+                return False
+            self.seen.append(line)
+        return True
+
+    def text(self, timeout_s: float) -> str:
+        """Everything, once the stream ends (or the deadline passes)."""
+        self.wait_for("\0never\0", timeout_s)
+        return "".join(self.seen)
+
+
+def _outage_under(proc, out: Lines, name: str) -> float:
+    """Once a trial of ``proc`` (a driver in its own session) has started, freeze the driver and
+    its workers, stop the server, and let them go on; returns the monotonic time of the stop.
+
+    The freeze (SIGSTOP to the process group) makes the phase independent of how fast the trial
+    is: while frozen no result can be told, so the driver meets the outage with a RUNNING trial
+    (it used to finish and exit before the test saw the trial RUNNING on a fast machine)."""
+    assert out.wait_for(" started ", 240), "no trial started:\n" + "".join(out.seen)[-3000:]
+    os.killpg(proc.pid, signal.SIGSTOP)
+    try:
+        assert [t.state for t in _pg_trials(name)].count(TrialState.RUNNING) >= 1, points(_pg_trials(name))
+        assert _pg_ctl("-w", "-m", "fast", "stop").returncode == 0
+        return time.monotonic()
+    finally:
+        os.killpg(proc.pid, signal.SIGCONT)
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.skipif(not _own_pg_server(), reason="needs ABLATE_TEST_PG_BIN/ABLATE_TEST_PG_DATA of the server "
@@ -220,19 +287,17 @@ def test_postgres_stopped_and_restarted_under_a_running_driver(tmp_path, env):
     args = sweep_args(tmp_path, "sweep.space.network.width=[4,6]", "optim.iterations=150",
                       f"sweep.storage={POSTGRES_URL}", f"sweep.name={name}", "sweep.storage_retry_s=120",
                       "sweep.progress_every_s=2")
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    lines = Lines(proc.stdout)
     try:
-        deadline = time.monotonic() + 240
-        while not any(t.state == TrialState.RUNNING for t in _pg_trials(name)):
-            assert proc.poll() is None and time.monotonic() < deadline, "no RUNNING trial"
-            time.sleep(0.5)
-        stopped = time.monotonic()
-        assert _pg_ctl("-w", "-m", "fast", "stop").returncode == 0
+        stopped = _outage_under(proc, lines, name)
         time.sleep(20)
-        assert proc.poll() is None, "the driver died during the outage:\n" + proc.communicate()[0][-3000:]
+        assert proc.poll() is None, "the driver died during the outage:\n" + lines.text(10)[-3000:]
         _pg_start()
         outage = time.monotonic() - stopped
-        out = proc.communicate(timeout=400)[0]
+        proc.wait(timeout=400)
+        out = lines.text(30)
         assert proc.returncode == 0, out[-3000:]
     finally:
         if proc.poll() is None:
@@ -250,16 +315,14 @@ def test_postgres_stopped_and_restarted_under_a_running_driver(tmp_path, env):
     name2 = name + "b"
     args = sweep_args(tmp_path, "sweep.space.network.width=[4]", "optim.iterations=150", "checkpoint_every=20",
                       f"sweep.storage={POSTGRES_URL}", f"sweep.name={name2}", "sweep.storage_retry_s=4")
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    lines, errors = Lines(proc.stdout), Lines(proc.stderr)
     try:
-        deadline = time.monotonic() + 240
-        while not any(t.state == TrialState.RUNNING for t in _pg_trials(name2)):
-            assert proc.poll() is None and time.monotonic() < deadline, "no RUNNING trial"
-            time.sleep(0.5)
-        assert _pg_ctl("-w", "-m", "fast", "stop").returncode == 0
-        t0 = time.monotonic()
-        stdout, stderr = proc.communicate(timeout=120)
+        t0 = _outage_under(proc, lines, name2)
+        proc.wait(timeout=120)
         gave_up = time.monotonic() - t0
+        stdout, stderr = lines.text(30), errors.text(30)
     finally:
         if proc.poll() is None:
             proc.kill()

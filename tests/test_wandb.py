@@ -104,6 +104,9 @@ def test_a_sweep_gives_one_wandb_run_per_trial_in_one_group(tmp_path):
 
     trials = [r for r in offline_runs(tmp_path / "wbtest") if r["job_type"] != "analysis"]
     assert len(trials) == 2
+    # no run records the command line (wandb's metadata `args`: the workers inherit the driver's)
+    for path in find_run_files(tmp_path / "wbtest"):
+        assert b"sweep.space.network.width=[4,8]" not in path.read_bytes(), path
     assert {r["group"] for r in trials} == {"wbtest"}
     assert {r["job_type"] for r in trials} == {"width"}
     assert len({r["name"] for r in trials}) == 2 and len({r["run_id"] for r in trials}) == 2
