@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from ablate import config, run_record, study_record
+from ablate import config, run_record
 from sweeps import messages
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "contracts.md"
@@ -47,7 +47,7 @@ def messages_markdown() -> str:
 
 
 def trial_attrs_markdown() -> str:
-    return ", ".join(f"`{k}`" for k in study_record.TRIAL_ATTR_KEYS)
+    return ", ".join(f"`{k}`" for k in run_record.TRIAL_ATTR_KEYS)
 
 
 SECTIONS = {

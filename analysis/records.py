@@ -7,11 +7,12 @@ ablate.provenance, ablate.stats); every other module of this package imports the
 
 from ablate.jsonio import flatten
 from ablate.provenance import git_commit, package_versions
-from ablate.run_record import RunSummary, trial_dir_name
+from ablate.run_record import FRAME_KEYS, RunSummary, trial_dir_name
 from ablate.stats import reblock
 from ablate.study_record import default_storage_url, sqlite_path, trial_params
 
 __all__ = [
+    "FRAME_KEYS",
     "RunSummary",
     "default_storage_url",
     "flatten",

@@ -1,5 +1,6 @@
 """The typed seams: summary.json records, old run directories, generated docs, shared helpers."""
 
+import dataclasses
 import json
 import pickle
 import shutil
@@ -53,6 +54,27 @@ def test_summaries_written_before_schema_1_load():
     assert done.iterations == 30 and done.energy < 0 and done.error_mha is not None
     assert done.objective("error_mha") == pytest.approx(done.error_mha)
     assert study_record.trial_attrs(done)["param_count"] == done.param_count
+
+
+def test_record_fields_are_declared_once_on_the_summary():
+    """Which summary fields a trial's user attributes and the trial frame carry is declared on
+    RunSummary (``copy=``): the storage's copy and the frame's columns follow it, and a frame
+    read from the storage alone (run directory gone) equals one read from summary.json."""
+    from analysis.loaders import DERIVED_COLUMNS, RECORD_COLUMNS, merge_record
+
+    copy = {f.name: f.metadata["copy"] for f in dataclasses.fields(RunSummary)}
+    assert set(run_record.FRAME_KEYS) <= set(study_record.TRIAL_ATTR_KEYS)
+    assert {k for k, c in copy.items() if c} == set(study_record.TRIAL_ATTR_KEYS)
+    assert [c for c in RECORD_COLUMNS if c not in DERIVED_COLUMNS] == [k for k in run_record.FRAME_KEYS if k != "seed"]
+    done = RunSummary.read(OLD_RUNS / "completed").replace(devices=1, device_seconds=12.5, training_flops=3e9,
+                                                           flops_per_iteration=1e8, device_kind="cpu")
+    attrs = study_record.trial_attrs(done)
+    assert set(attrs) == {k for k in study_record.TRIAL_ATTR_KEYS if done.get(k) is not None}
+    args = dict(number=0, state="COMPLETE", value=1.0, params={}, run_dir=None)
+    from_summary = merge_record(user_attrs={}, summary=done.to_dict(), **args)
+    from_storage = merge_record(user_attrs=attrs, summary={}, **args)
+    for key in run_record.FRAME_KEYS:
+        assert from_summary[key] == from_storage[key] == done.get(key), key
 
 
 def test_an_old_completed_run_directory_is_returned_not_rerun(tmp_path):
