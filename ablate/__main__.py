@@ -25,7 +25,7 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ablate.compose import CONF_DIR, compose, quote_group_choices, yaml_error_line
+from ablate.compose import CONF_DIR, compose, quote_group_choices, store_declared_defaults, yaml_error_line
 from ablate.config import validate
 from ablate.errors import ConfigError, ConfigFileError, RunFailed
 from ablate.help import help_page
@@ -35,6 +35,8 @@ from ablate.xla_env import quiet_xla_on_cpu
 # The --help page is Hydra's hydra/help template (conf/hydra/help/ablate.yaml), whose text
 # this resolver generates from the config declarations.
 OmegaConf.register_new_resolver("ablate_help", help_page, replace=True)
+# conf/network/<ansatz>.yaml composes the ansatz's declared keys and defaults from Hydra's store.
+store_declared_defaults()
 
 FLAGS_WITH_VALUE = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
                     "--config-dir", "-cd", "--info", "--shell-completion", "-sc", "--experimental-rerun")

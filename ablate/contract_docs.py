@@ -30,8 +30,7 @@ def key_table_markdown(table) -> str:
 
 def config_keys_markdown() -> str:
     """Every config key the validation checks: meaning, unit, allowed values."""
-    return key_table_markdown(row for _, prefix, cls in config.GROUP_TYPES
-                              for row in config.key_table(cls, prefix))
+    return key_table_markdown(config.config_key_table())
 
 
 def messages_markdown() -> str:

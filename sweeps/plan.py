@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import OmegaConf, open_dict
 
 from ablate.compose import compose
-from ablate.config import validate
+from ablate.config import ansatze_reading, validate
 from ablate.errors import ConfigError
 from ablate.study_record import default_storage_url
 from ablate.xla_env import cache_folder
@@ -103,9 +103,10 @@ def point_defaults(spec: SweepSpec, base_cfg) -> dict[str, Any]:
 
 
 def check_keys(spec: SweepSpec, base_cfg) -> None:
-    """Every swept key must exist in the composed base config (a group name counts)."""
+    """Every swept key must exist in the composed base config (a group name counts) or be a key of
+    an ansatz (`check_values` refuses, naming the point, one its ansatz does not read)."""
     for dim in spec.dimensions:
-        if OmegaConf.select(base_cfg, dim.key, default=_MISSING) is _MISSING:
+        if OmegaConf.select(base_cfg, dim.key, default=_MISSING) is _MISSING and not ansatze_reading(dim.key):
             raise ConfigError(f"sweep.space.{dim.key}", list(dim.probe_values()),
                               f"a key of the config: '{dim.key}' is not one (see conf/config.yaml and its groups)")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ablate import checkpoint, fingerprint
+from ablate import checkpoint, fingerprint, jsonio
 from ablate.compose import compose
 from ablate.errors import ConfigError
 from ablate.run_record import RunSummary
@@ -50,6 +50,20 @@ def test_pretraining_keys_are_inert_only_when_both_runs_skip_pretraining():
     assert fingerprint.differences(none_100, hf_1000) == [
         ("pretrain.iterations", 100.0, 1000.0), ("pretrain.method", "none", "hf")]
     assert fingerprint.differences(none_100, {**none_1000, "seed": 1.0}) == [("seed", 0.0, 1.0)]
+
+
+def test_network_keys_the_ansatz_does_not_read_are_inert():
+    """A Psiformer run directory of before each ansatz had its own config records FermiNet's sizes
+    (scale=quick set them under every network): it still matches its command's config now."""
+    from ablate.config import to_container
+
+    now = fingerprint.fingerprint_values(jsonio.flatten(to_container(compose(["network=psiformer"]))))
+    before = {**now, "network.width": 32.0, "network.depth": 2.0, "network.pairwise_width": 8.0}
+    assert "network.width" not in now and fingerprint.differences(before, now) == []
+    assert fingerprint.differences({**before, "network.heads_dim": 8.0}, now) == [("network.heads_dim", 8.0, 16.0)]
+    ferminet = {**now, "network.type": "ferminet", "network.width": 32.0}   # a key FermiNet reads counts
+    assert fingerprint.differences(ferminet, {k: v for k, v in ferminet.items() if k != "network.width"}) == [
+        ("network.width", 32.0, "(absent)")]
 
 
 def test_a_finished_run_directory_refuses_another_system_cli(tmp_path):
