@@ -18,6 +18,7 @@ JAX nor Hydra (the sweep driver and ``--help`` use it).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import typing
@@ -600,8 +601,9 @@ def config_key_table() -> list[tuple[str, str, str | None, str]]:
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-    """A validated run: what the engine needs, typed; ``config`` is the flat resolved config
-    (dotted keys) recorded in summary.json and W&B."""
+    """A validated run: what the engine needs, typed (`validate` makes it; `ablate.run.run_experiment`
+    takes it). ``resolved`` is the composed config, resolved, as nested plain containers (the run
+    directory's config.yaml); ``config`` the same flat (dotted keys), recorded in summary.json and W&B."""
 
     system: System
     network: NetworkConfig
@@ -613,7 +615,12 @@ class Experiment:
     trial: TrialInfo
     debug: DebugConfig
     run: RunSettings
-    config: dict
+    resolved: dict
+
+    @property
+    def config(self) -> dict:
+        """The flat resolved config: ``{"network.width": 32, ...}``."""
+        return jsonio.flatten(self.resolved)
 
     @property
     def hidden_dims(self) -> tuple[tuple[int, int], ...]:
@@ -624,29 +631,32 @@ class Experiment:
 # ----------------------------------------------------------------------------- validation
 
 
-def visible_devices() -> int:
-    """JAX devices of this process (imports JAX; the sweep driver passes its slot's count instead)."""
-    import jax  # lazy: the driver process and --help never import JAX
-
-    return jax.device_count()
+def check_devices(run: RunSettings, devices: int) -> None:
+    """ConfigError unless the walkers split evenly over ``devices`` (a machine's fact: `validate`
+    checks it when told the count, ``ablate.run`` where the run starts)."""
+    if run.batch_size % devices:
+        raise ConfigError("batch_size", run.batch_size,
+                          f"must be divisible by the number of devices ({devices})")
 
 
 def validate(cfg, device_count: int | None = None) -> Experiment:
     """Checks every value a run depends on and returns the typed Experiment.
 
-    ``cfg``: a composed DictConfig or the same as a plain dict. Raises ConfigError naming the
+    ``cfg``: a composed DictConfig or the same as a plain dict. ``device_count``: the devices the
+    run will be split over, when known here (the sweep driver passes its worker slot's); None
+    leaves `check_devices` to where the run starts. Imports no JAX. Raises ConfigError naming the
     first bad key.
     """
     node = to_container(cfg)
     if not isinstance(node, Mapping):
         raise ConfigError("config", node, "a mapping")
+    node = copy.deepcopy(dict(node)) if node is cfg else node   # the Experiment's own
     system = build_system(node.get("system") or {})
     groups = {"network": read_network(node.get("network"))}
     for attr, prefix, cls in GROUP_TYPES:
         sub = node if prefix == "" else (node.get(attr) or {})
         groups[attr] = read_group(cls, sub, prefix)
     run = groups["run"]
-    devices = visible_devices() if device_count is None else device_count
     if run.forward_laplacian == "ferminet" and groups["network"].type != "ferminet":
         raise ConfigError("forward_laplacian", run.forward_laplacian,
                           f"needs network=ferminet (network.type is {groups['network'].type!r}); "
@@ -655,7 +665,6 @@ def validate(cfg, device_count: int | None = None) -> Experiment:
     if evaluation.target_stderr_mha is not None and evaluation.min_iterations > evaluation.iterations:
         raise ConfigError("evaluation.min_iterations", evaluation.min_iterations,
                           f"at most evaluation.iterations ({evaluation.iterations})")
-    if run.batch_size % devices:
-        raise ConfigError("batch_size", run.batch_size,
-                          f"must be divisible by the number of devices ({devices})")
-    return Experiment(system=system, config=jsonio.flatten(node), **groups)
+    if device_count is not None:
+        check_devices(run, device_count)
+    return Experiment(system=system, resolved=node, **groups)

@@ -116,7 +116,7 @@ def sweep_keys_section() -> list[str]:
 
 
 def scales_section() -> list[str]:
-    lines = ["SCALE PRESETS (scale=...; they set network size, batch, iterations, pretraining)"]
+    lines = ["SCALE PRESETS (scale=...; they set batch, iterations, pretraining, and network sizes that differ)"]
     for name in compose.group_options("scale"):
         path = compose.CONF_DIR / "scale" / f"{name}.yaml"
         head = f"  {name:<10}  "

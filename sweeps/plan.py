@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import OmegaConf, open_dict
 
 from ablate.compose import compose
-from ablate.config import ansatze_reading, validate
+from ablate.config import Experiment, ansatze_reading, validate
 from ablate.errors import ConfigError
 from ablate.study_record import default_storage_url
 from ablate.xla_env import cache_folder
@@ -132,11 +132,12 @@ def check_values(spec: SweepSpec, trial_overrides: list[str], device_count: int 
 
 def trial_config(trial_overrides, params: dict[str, Any], *, study: str | None = None,
                  number: int | None = None, run_dir: Path | None = None, logger: dict | None = None,
-                 device_count: int = 1, study_uuid: str | None = None):
-    """The composed, validated config of one trial: base + user + params, then trial metadata.
+                 device_count: int = 1, study_uuid: str | None = None) -> Experiment:
+    """The run of one trial, composed once (base + user + params, then the trial's metadata) and
+    validated once: the `Experiment` its worker runs.
 
-    ``device_count`` is the number of devices the trial's worker will see; passing it keeps
-    ``validate`` from importing JAX in the driver.
+    ``device_count`` is the number of devices the trial's worker will see (the worker checks it
+    again against the devices it has).
     """
     cfg = compose(ov.merge(trial_overrides, ov.param_overrides(params)))
     with open_dict(cfg):
@@ -145,8 +146,7 @@ def trial_config(trial_overrides, params: dict[str, Any], *, study: str | None =
             cfg.run_dir = str(run_dir)
         for key, value in (logger or {}).items():
             OmegaConf.update(cfg, f"logger.{key}", value, force_add=True)
-    validate(cfg, device_count=device_count)
-    return cfg
+    return validate(cfg, device_count=device_count)
 
 
 def _choice_of(overrides: list[str], group: str) -> str | None:

@@ -79,7 +79,8 @@ def test_each_ansatz_config_has_only_the_keys_it_reads():
     assert not keys["psiformer"] & {"width", "depth", "pairwise_width", "hidden_dims", "residual", "backflow"}
     assert not keys["ferminet"] & {"num_layers", "num_heads", "heads_dim", "mlp_hidden_dims", "layer_norm",
                                    "jastrow", "backflow"}
-    assert (SlaterJastrowConfig().full_det, FermiNetConfig().full_det, PsiformerConfig().full_det) == (False, True, True)
+    full_det = (FermiNetConfig().full_det, PsiformerConfig().full_det, SlaterJastrowConfig().full_det)
+    assert full_det == (True, True, False)
     # scale=paper sets the sizes of several ansätze: each typed config takes its own
     psiformer = validate(compose(["network=psiformer", "scale=paper"]), device_count=1)
     assert type(psiformer.network) is PsiformerConfig and not hasattr(psiformer.network, "width")
@@ -120,3 +121,37 @@ def test_a_bad_network_type_names_the_ansatze():
     with pytest.raises(ConfigError, match=re.escape(
             "network.type='transformer': allowed: ferminet, psiformer, slater_jastrow")):
         validate(compose(["network.type=transformer"]), device_count=1)
+
+
+def test_a_command_of_overrides_is_composed_once_and_validated_once(monkeypatch, tmp_path):
+    """``python -m ablate key=value ...``: one composition, one validation, and the engine gets
+    that Experiment (run_experiment validates nothing: it takes a validated run only)."""
+    import ablate.__main__ as cli
+    import ablate.run
+    from ablate.config import Experiment
+    from ablate.run_record import RunSummary
+
+    calls = {"compose": 0, "validate": 0}
+
+    def counted(name, fn):
+        def wrapped(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapped
+
+    ran, real_run_experiment = [], ablate.run.run_experiment
+    monkeypatch.setattr(cli, "compose", counted("compose", cli.compose))
+    monkeypatch.setattr(cli, "validate", counted("validate", cli.validate))
+    monkeypatch.setattr(cli, "install_preemption", lambda: None)
+    monkeypatch.setattr(cli, "quiet_xla_on_cpu", lambda: False)
+    monkeypatch.setattr(ablate.run, "run_experiment",
+                        lambda experiment: ran.append(experiment) or RunSummary(status="completed"))
+    monkeypatch.setattr(sys, "argv", ["ablate", "system=He", "network=psiformer", f"output_root={tmp_path}"])
+    cli.cli()
+    assert calls == {"compose": 1, "validate": 1}
+    (experiment,) = ran
+    assert isinstance(experiment, Experiment) and type(experiment.network) is PsiformerConfig
+    assert experiment.system.name == "He" and experiment.run.output_root == str(tmp_path)
+    assert not hasattr(ablate.run, "validate")
+    with pytest.raises(TypeError, match="takes a validated Experiment, not dict"):
+        real_run_experiment(experiment.resolved)

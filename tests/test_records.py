@@ -83,9 +83,9 @@ def test_an_old_completed_run_directory_is_returned_not_rerun(tmp_path):
     run_dir = tmp_path / "completed"
     shutil.copytree(OLD_RUNS / "completed", run_dir)
     before = (run_dir / "summary.json").read_text()
-    again = run_experiment(compose(TINY + ["optim.iterations=30", "checkpoint_every=10",
+    again = run_experiment(validate(compose(TINY + ["optim.iterations=30", "checkpoint_every=10",
                                            "evaluation.iterations=6", f"output_root={tmp_path}",
-                                           f"run_dir={run_dir}"]))
+                                           f"run_dir={run_dir}"])))
     assert again.status == "completed"
     old, new = json.loads(before), again.to_dict()
     assert all(new[k] == v for k, v in old.items()) and new["schema"] == 1
@@ -98,9 +98,9 @@ def test_an_old_interrupted_run_resumes_from_its_checkpoint(tmp_path):
 
     run_dir = tmp_path / "interrupted"
     shutil.copytree(OLD_RUNS / "interrupted", run_dir)
-    resumed = run_experiment(compose(TINY + ["optim.iterations=30", "checkpoint_every=10",
+    resumed = run_experiment(validate(compose(TINY + ["optim.iterations=30", "checkpoint_every=10",
                                              "evaluation.iterations=6", f"output_root={tmp_path}",
-                                             f"run_dir={run_dir}"]))
+                                             f"run_dir={run_dir}"])))
     assert resumed.status == "completed" and resumed.iterations == 30
     reference = RunSummary.read(OLD_RUNS / "completed")   # the same config run straight through
     assert resumed.energy == pytest.approx(reference.energy, rel=1e-6)
@@ -139,7 +139,11 @@ def test_flatten_keeps_params_whole_and_ranges_as_leaves():
 
 
 def test_worker_messages_cross_a_pipe():
-    for msg in (messages.RunTrial(3, "/r", {"seed": 1}, 50), messages.Prune(3), messages.Stop(),
+    experiment = validate(compose(["system=He", "network=psiformer"]), device_count=1)
+    sent = pickle.loads(pickle.dumps(messages.RunTrial(3, "/r", experiment, 50))).experiment
+    assert sent.network == experiment.network and sent.config == experiment.config
+    assert sent.system.name == "He" and (sent.system.positions == experiment.system.positions).all()
+    for msg in (messages.Prune(3), messages.Stop(),
                 messages.Ready(1.5), messages.TrialProgress(3, "eval", 10, 100),
                 messages.Done(3, {"status": "completed"}), messages.Failed(3, "boom", None)):
         assert pickle.loads(pickle.dumps(msg)) == msg

@@ -17,6 +17,7 @@ import pytest
 
 from ablate import checkpoint, fingerprint, jsonio
 from ablate.compose import compose
+from ablate.config import validate
 from ablate.errors import ConfigError
 from ablate.run_record import RunSummary
 from conftest import TINY, StopAt
@@ -71,7 +72,7 @@ def test_a_finished_run_directory_refuses_another_system_cli(tmp_path):
     from ablate.run import run_experiment
 
     run_dir = tmp_path / "h2"
-    done = run_experiment(compose(TINY + [f"output_root={tmp_path}", f"run_dir={run_dir}"]))
+    done = run_experiment(validate(compose(TINY + [f"output_root={tmp_path}", f"run_dir={run_dir}"])))
     assert done.status == "completed" and done.fingerprint == json.loads(
         (run_dir / "fingerprint.json").read_text())["fingerprint"]
     before = listing(run_dir)
@@ -92,16 +93,16 @@ def test_a_killed_run_resumed_with_other_settings_is_refused(tmp_path):
     run_dir = tmp_path / "run"
     base = TINY + ["checkpoint_every=5", f"output_root={tmp_path}", f"run_dir={run_dir}"]
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(compose(base), callbacks=StopAt(12))
+        run_experiment(validate(compose(base)), callbacks=StopAt(12))
     before = listing(run_dir)
     with pytest.raises(ConfigError) as err:
-        run_experiment(compose(base + ["optim.lr=0.5", "mcmc.steps=3"]))
+        run_experiment(validate(compose(base + ["optim.lr=0.5", "mcmc.steps=3"])))
     text = str(err.value)
     assert "\n" not in text and str(run_dir) in text
     assert "mcmc.steps 2.0 -> 3.0" in text and "optim.lr 0.05 -> 0.5" in text, text
     assert listing(run_dir) == before
     # presentation keys may change: checkpoint_every, progress, logger
-    resumed = run_experiment(compose(base + ["checkpoint_every=7", "progress=true"]))
+    resumed = run_experiment(validate(compose(base + ["checkpoint_every=7", "progress=true"])))
     assert resumed.status == "completed" and resumed.iterations == 20
     assert len(resumed.wall_time_stretches_s) == 2
     assert resumed.wall_time_s == pytest.approx(sum(resumed.wall_time_stretches_s))
@@ -112,7 +113,6 @@ def test_old_run_directories_are_checked_against_their_config_yaml(tmp_path):
     shutil.copytree(OLD_RUNS / "interrupted", run_dir)
     old = fingerprint.recorded(run_dir)
     assert old["legacy"] and old["values"]["optim.iterations"] == 30.0
-    from ablate.config import validate
     same = validate(compose(TINY + ["optim.iterations=30", "checkpoint_every=10", "evaluation.iterations=6",
                                     f"output_root={tmp_path}", f"run_dir={run_dir}"]), device_count=1)
     fingerprint.check_run_dir(run_dir, same.config)     # no error: the test of test_records resumes it
@@ -139,13 +139,13 @@ def test_a_truncated_summary_is_rebuilt_from_checkpoint_and_tables(tmp_path, cap
     base = TINY + ["pretrain=hf", "pretrain.iterations=3", "checkpoint_every=5", f"output_root={tmp_path}",
                    f"run_dir={run_dir}"]
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(compose(base), callbacks=StopAt(12))
+        run_experiment(validate(compose(base)), callbacks=StopAt(12))
     first = RunSummary.read(run_dir)
     assert first.hf_energy is not None and first.status == "failed"
     path = run_dir / "summary.json"
     path.write_text(path.read_text()[:200])
     capfd.readouterr()
-    resumed = run_experiment(compose(base))
+    resumed = run_experiment(validate(compose(base)))
     err = capfd.readouterr().err
     assert f"warning: {path} is damaged" in err and "rebuilt from the checkpoint and the tables" in err
     assert resumed.status == "completed" and resumed.hf_energy == first.hf_energy
@@ -157,7 +157,7 @@ def test_a_truncated_summary_is_rebuilt_from_checkpoint_and_tables(tmp_path, cap
     # a completed run whose summary is damaged: rebuilt, not rerun, with the same result
     path.write_text("{")
     metrics_before = (run_dir / "metrics.csv").stat().st_mtime_ns
-    again = run_experiment(compose(base))
+    again = run_experiment(validate(compose(base)))
     assert "is damaged" in capfd.readouterr().err
     assert again.status == "completed" and (run_dir / "metrics.csv").stat().st_mtime_ns == metrics_before
     for key in ("energy", "energy_stderr", "error_mha", "variance", "train_energy", "hf_energy",
