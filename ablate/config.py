@@ -232,7 +232,7 @@ def _determinants():
     return key("number of determinants K", 4, low=1)
 
 
-def _full_det(default: bool):
+def _full_det(default: bool = True):
     return key("true: one n x n determinant; false: det(up) * det(down)", default)
 
 
@@ -276,7 +276,7 @@ class FermiNetConfig(_Streams):
     pairwise_width: int = _pairwise_width()
     hidden_dims: tuple | None = _hidden_dims_key()
     determinants: int = _determinants()
-    full_det: bool = _full_det(True)
+    full_det: bool = _full_det()
     envelope: Envelope = _envelope()
     residual: bool = _residual()
     activation: Activation = _activation()
@@ -301,7 +301,7 @@ class PsiformerConfig:
     jastrow: Jastrow = key("simple_ee: the paper's cusp-satisfying e-e Jastrow factor; none: determinants only",
                            "simple_ee")
     determinants: int = _determinants()
-    full_det: bool = _full_det(True)
+    full_det: bool = _full_det()
     envelope: Envelope = _envelope()
     activation: Activation = _activation()
     distance_features: bool = _distance_features()
