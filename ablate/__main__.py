@@ -3,6 +3,11 @@
 ``python -m ablate -m key=a,b ...`` runs a small grid of single runs (Hydra multirun);
 ``python -m ablate --help`` prints our page (ablate/help.py), ``--hydra-help`` Hydra's.
 
+A command of overrides only is composed once (`ablate.compose.compose`) and its run validated
+once (`ablate.config.validate`, in `main`); Hydra's own app runs the rest (``-m``, ``--cfg``,
+``--help``, a custom config folder, ``hydra.*`` settings), after `check` has composed (and
+validated) every job up front.
+
 Bad input gets one line on stderr naming the key and what is allowed (with the closest valid
 names for a misspelling), and exit code 2, before any expensive work, with or without ``-m``.
 
@@ -25,7 +30,7 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ablate.compose import CONF_DIR, compose, quote_group_choices, yaml_error_line
+from ablate.compose import CONF_DIR, compose, quote_group_choices, store_declared_defaults, yaml_error_line
 from ablate.config import validate
 from ablate.errors import ConfigError, ConfigFileError, RunFailed
 from ablate.help import help_page
@@ -36,6 +41,8 @@ from ablate.xla_env import quiet_xla_on_cpu
 # The --help page is Hydra's hydra/help template (conf/hydra/help/ablate.yaml), whose text
 # this resolver generates from the config declarations.
 OmegaConf.register_new_resolver("ablate_help", help_page, replace=True)
+# conf/network/<ansatz>.yaml composes the ansatz's declared keys and defaults from Hydra's store.
+store_declared_defaults()
 
 FLAGS_WITH_VALUE = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
                     "--config-dir", "-cd", "--info", "--shell-completion", "-sc", "--experimental-rerun")
@@ -97,23 +104,37 @@ def variants(overrides: list[str]) -> list[list[str]]:
     return out[:MAX_CHECKED_JOBS]
 
 
-def check(argv: list[str]) -> None:
-    """Composes (the jobs of) the command line: one clear line and exit 2 for any bad key or
-    value, before Hydra starts a job."""
+def own_command(argv: list[str]) -> list[str] | None:
+    """The overrides of a command line the CLI composes and runs itself (overrides only: no
+    flag, no ``hydra.*`` setting), or None for one Hydra's app runs."""
+    if any(a.startswith("-") or re.match(r"[+~]{0,2}hydra[./]", a) for a in argv):
+        return None
+    return list(argv)
+
+
+def check(argv: list[str]) -> DictConfig | None:
+    """Composes the command line: one clear line and exit 2 for any bad key or value, before
+    anything runs. Returns the config of a command the CLI runs itself (`own_command`, one job),
+    composed here once and validated by `main`; else None, after composing (and validating) every
+    job Hydra's app will run."""
     overrides = plain_overrides(argv)
     if overrides is None:
-        return
+        return None
     try:
         jobs = variants(overrides)
     except HydraException as err:
         _fail(f"config error: {' '.join(overrides)}: {str(err).strip().splitlines()[0]}", 2)
-    for job in jobs:
-        try:
+    own = own_command(argv)
+    try:
+        if own is not None and len(jobs) == 1:
+            return compose(own)
+        for job in jobs:
             cfg = compose(job)
             if "sweep" not in cfg:
                 validate(cfg, device_count=1)
-        except ConfigError as err:
-            _fail(str(err), 2)
+    except ConfigError as err:
+        _fail(str(err), 2)
+    return None
 
 
 def _multirun_job(cfg: DictConfig) -> DictConfig:
@@ -134,24 +155,30 @@ def _multirun_job(cfg: DictConfig) -> DictConfig:
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base=None)
-def main(cfg: DictConfig) -> None:
-    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+def hydra_main(cfg: DictConfig) -> None:
+    """Hydra's app: a multirun job, or a command with Hydra flags or settings."""
+    hc = HydraConfig.get()
+    main(cfg, list(hc.overrides.task), multirun=hc.mode == RunMode.MULTIRUN)
+
+
+def main(cfg: DictConfig, overrides: list[str], multirun: bool = False) -> None:
+    """Runs a composed command: ``+sweep=`` its study; else one run, validated here (once)."""
     try:
         if "sweep" in cfg:
             if multirun:
                 raise ConfigError("sweep", "-m", "run a sweep without -m: +sweep=NAME drives its own trials")
             from ablate import sweep_cli  # lazy: Optuna, only for +sweep= (contracts.md)
 
-            code = sweep_cli.run(cfg, list(HydraConfig.get().overrides.task))
+            code = sweep_cli.run(cfg, overrides)
             raise SystemExit(code)
-        quiet_xla_on_cpu()   # before JAX loads (validate counts devices): no XLA:CPU line per cached program
+        quiet_xla_on_cpu()   # before JAX loads: no XLA:CPU line per cached program
         if multirun:
             cfg = _multirun_job(cfg)
-        validate(cfg)
+        experiment = validate(cfg)
         install_preemption()
         from ablate.run import format_result, run_experiment  # lazy: JAX, only on the run path
 
-        summary = run_experiment(cfg)
+        summary = run_experiment(experiment)
         print(format_result(summary), flush=True)
     except ConfigError as err:
         _fail(str(err), 2)
@@ -174,10 +201,13 @@ def cli() -> None:
     try:
         if plain_overrides(sys.argv[1:]) is None:
             check_yaml_files(sys.argv[1:])   # --config-dir etc.: Hydra composes, we check the files
-        check(sys.argv[1:])
+        cfg = check(sys.argv[1:])
     except yaml.YAMLError as err:  # a broken config or sweep file: its name and line, not a traceback
         _fail(str(ConfigFileError(yaml_error_line(err))), 2)
-    main()
+    if cfg is not None:   # overrides only: composed once (check), validated once (main)
+        main(cfg, sys.argv[1:])
+    else:
+        hydra_main()
     if FAILED_JOBS:
         _fail(f"{len(FAILED_JOBS)} multirun job(s) failed: {', '.join(map(str, FAILED_JOBS))}", 1)
 

@@ -3,8 +3,10 @@
 `compose` builds a config from the Hydra groups in ``conf/`` (the same tree the CLI uses) with
 overrides; `check_group_overrides`, `quote_group_choices` and `yaml_error_line` turn Hydra's and
 YAML's multi-line complaints into one line naming the key, the value and what is allowed (or
-the file and line). The keys themselves are declared in `ablate.config`. Hydra is imported inside
-`compose` only: the sweep workers and ``validate`` need OmegaConf alone.
+the file and line). The keys themselves are declared in `ablate.config`; an ansatz's keys and
+their defaults reach Hydra through `store_declared_defaults` (``conf/network/<ansatz>.yaml``
+composes ``/declared/network/<ansatz>``). Hydra is imported inside functions only: the sweep
+workers and ``validate`` need OmegaConf alone.
 """
 
 from __future__ import annotations
@@ -18,12 +20,27 @@ import yaml
 from omegaconf import DictConfig
 
 from ablate import jsonio
-from ablate.config import to_container
+from ablate.config import ANSATZ_TYPES, check_network_key, declared_defaults, to_container
 from ablate.errors import ConfigError, ConfigFileError
-from ablate.network_keys import check_network_key
 
 CONF_DIR = Path(os.environ.get("ABLATE_CONF_DIR", Path(__file__).resolve().parents[1] / "conf"))
 GROUPS = ("system", "network", "mcmc", "optim", "pretrain", "logger", "scale", "sweep")
+
+
+# Where the ansätze's declared keys and defaults sit in Hydra's config store: each
+# conf/network/<ansatz>.yaml starts from /declared/network/<ansatz> (its defaults list).
+DECLARED_NETWORK = "declared/network"
+
+
+def store_declared_defaults() -> None:
+    """Puts each ansatz's keys with their declared defaults (`ablate.config.declared_defaults`)
+    into Hydra's config store, where ``conf/network/<ansatz>.yaml`` composes them from. Call it
+    before Hydra composes (`compose` does; so does the command line before Hydra's app runs)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for name, cls in ANSATZ_TYPES.items():
+        store.store(group=DECLARED_NETWORK, name=name, node=declared_defaults(cls))
 
 
 def group_options(group: str) -> list[str]:
@@ -155,6 +172,7 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
 
     overrides = list(overrides or [])
     check_group_overrides(overrides)
+    store_declared_defaults()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):

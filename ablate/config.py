@@ -2,19 +2,23 @@
 
 `validate` checks every value a run depends on and returns an :class:`Experiment`: frozen
 dataclasses per group (system, network, MCMC, optimiser, pretraining, evaluation, logger),
-which is all the engine ever sees (never a DictConfig). A bad value raises `ConfigError` with
-one line naming the key, the value and what is allowed, before any expensive work starts.
+which is all the engine ever sees (never a DictConfig). The network's is the config of its
+ansatz (:class:`FermiNetConfig`, :class:`PsiformerConfig`, :class:`SlaterJastrowConfig`), which
+has only the keys that ansatz reads. A bad value raises `ConfigError` with one line naming the
+key, the value and what is allowed, before any expensive work starts.
 
 The allowed values live in one place: the field declarations below (their types, ``Literal``
 choices, bounds, meanings and units), made with `key`; `read_group` checks a mapping against
 them and `key_table` lists them. Validation, the ``--help`` page and docs read them; the sweep
-file's keys (`sweeps.space.SweepFile`) are declared the same way. Composing a config with
-Hydra from ``conf/`` is `ablate.compose`'s. This module imports neither JAX nor Hydra (the sweep
-driver and ``--help`` use it).
+file's keys (`sweeps.space.SweepFile`) are declared the same way. The ansätze's declared
+defaults are their only defaults: ``conf/network/*.yaml`` composes them (`ablate.compose`).
+Composing a config with Hydra from ``conf/`` is `ablate.compose`'s. This module imports neither
+JAX nor Hydra (the sweep driver and ``--help`` use it).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import typing
@@ -206,47 +210,208 @@ Envelope = Literal["isotropic", "diagonal", "full"]
 Activation = Literal["tanh", "silu", "gelu"]
 Jastrow = Literal["none", "simple_ee"]
 
+# The ansätze's keys, each declared once (meaning, default, bounds). A key several ansätze read is
+# declared by one function here; each ansatz's config below lists the keys it reads, in the order
+# its config and records show them, so a key an ansatz does not read is not in its config. These
+# declared defaults are the only ones: ``conf/network/<ansatz>.yaml`` takes them from here
+# (`ablate.compose` hands them to Hydra) and holds only what differs; the scale presets set sizes.
 
-@dataclasses.dataclass(frozen=True)
-class NetworkConfig:
-    """The ansatz (``network=ferminet|psiformer|slater_jastrow``) and its size.
 
-    Not every key applies to every ansatz (`ablate.network_keys.NETWORK_KEYS_OF`); setting one
-    that does not is a bad input (`ablate.network_keys.check_network_key`)."""
+def _type(name: str):
+    return key("ansatz: FermiNet, Psiformer or Slater-Jastrow(-backflow), chosen by network=NAME", name)
 
-    type: NetworkType = key("ansatz: FermiNet, Psiformer or Slater-Jastrow(-backflow)", "ferminet")
-    width: int = key("FermiNet: one-electron stream units per layer (Slater-Jastrow: orbital MLP units)", 32, low=1)
-    depth: int = key("FermiNet, Slater-Jastrow: number of layers", 2, low=1)
-    pairwise_width: int = key("FermiNet: two-electron stream units per layer (Slater-Jastrow: backflow units)", 8,
-                              low=1)
-    hidden_dims: tuple | None = key("FermiNet, Slater-Jastrow: explicit per-layer [[one, two], ...]; overrides "
-                                    "width/depth/pairwise_width", None, parse=_hidden_dims,
-                                    allowed="a list of [one, two] layer widths, each >= 1")
-    num_layers: int = key("Psiformer: self-attention layers", 2, low=1)
-    num_heads: int = key("Psiformer: attention heads per layer", 2, low=1)
-    heads_dim: int = key("Psiformer: units per head (model width = num_heads x heads_dim)", 16, low=1)
-    mlp_hidden_dims: tuple = key("Psiformer: hidden widths of each layer's MLP ([]: one tanh layer back to the "
-                                 "model width, as the paper)", (), parse=_widths,
-                                 allowed="a list of layer widths, each an integer >= 1 (may be empty)")
-    layer_norm: bool = key("Psiformer: LayerNorm before the attention and before the MLP", False)
-    jastrow: Jastrow = key("Psiformer: simple_ee: the paper's cusp-satisfying e-e Jastrow factor; none: "
-                           "determinants only", "simple_ee")
-    determinants: int = key("number of determinants K", 4, low=1)
-    full_det: bool = key("true: one n x n determinant; false: det(up) * det(down)", True)
-    envelope: Envelope = key("exponential envelope of the orbitals", "isotropic")
-    residual: bool = key("FermiNet, Slater-Jastrow: residual connections between equal-width layers "
-                         "(the Psiformer always has them)", True)
-    activation: Activation = key("activation function (the Psiformer's MLPs)", "tanh")
-    backflow: bool = key("Slater-Jastrow only: pairwise backflow of the electron coordinates", False)
-    distance_features: bool = key("inputs include |r_i - R_I| and |r_i - r_j| (the paper); false: the vectors "
-                                  "only, for both streams (the envelopes keep |r_i - R_I|)", True)
+
+def _width():
+    return key("one-electron stream units per layer (Slater-Jastrow: hidden units of the orbital MLP)", 32, low=1)
+
+
+def _depth():
+    return key("number of layers", 2, low=1)
+
+
+def _pairwise_width():
+    return key("two-electron stream units per layer (Slater-Jastrow: backflow units, with backflow only)", 8, low=1)
+
+
+def _hidden_dims_key():
+    return key("explicit per-layer [[one, two], ...]; overrides width/depth/pairwise_width", None,
+               parse=_hidden_dims, allowed="a list of [one, two] layer widths, each >= 1")
+
+
+def _residual():
+    return key("residual connections between equal-width layers (the Psiformer always has them)", True)
+
+
+def _determinants():
+    return key("number of determinants K", 4, low=1)
+
+
+def _full_det(default: bool = True):
+    return key("true: one n x n determinant; false: det(up) * det(down)", default)
+
+
+def _envelope():
+    return key("exponential envelope of the orbitals", "isotropic")
+
+
+def _activation():
+    return key("activation function (the Psiformer: of its MLPs)", "tanh")
+
+
+def _distance_features():
+    return key("inputs include |r_i - R_I| and |r_i - r_j| (the paper); false: the vectors only, for both "
+               "streams (the envelopes keep |r_i - R_I|)", True)
+
+
+class _Streams:
+    """What FermiNet and Slater-Jastrow, which have one- and two-electron streams, derive from
+    their widths."""
 
     @property
     def layers(self) -> tuple[tuple[int, int], ...]:
-        """(one-electron, two-electron) widths of each layer (FermiNet, Slater-Jastrow)."""
+        """(one-electron, two-electron) widths of each layer, units."""
         if self.hidden_dims is not None:
             return self.hidden_dims
         return tuple((self.width, self.pairwise_width) for _ in range(self.depth))
+
+    @property
+    def stream_width(self) -> int:
+        """Units per electron of the widest layer (the one-electron stream's)."""
+        return max(one for one, _ in self.layers)
+
+
+@dataclasses.dataclass(frozen=True)
+class FermiNetConfig(_Streams):
+    """FermiNet (``network=ferminet``; Pfau et al. 2020): one- and two-electron streams, K determinants."""
+
+    type: NetworkType = _type("ferminet")
+    width: int = _width()
+    depth: int = _depth()
+    pairwise_width: int = _pairwise_width()
+    hidden_dims: tuple | None = _hidden_dims_key()
+    determinants: int = _determinants()
+    full_det: bool = _full_det()
+    envelope: Envelope = _envelope()
+    residual: bool = _residual()
+    activation: Activation = _activation()
+    distance_features: bool = _distance_features()
+
+
+@dataclasses.dataclass(frozen=True)
+class PsiformerConfig:
+    """Psiformer (``network=psiformer``; von Glehn, Spencer and Pfau, ICLR 2023): self-attention
+    over the electrons, FermiNet's orbitals, envelopes and K determinants, an e-e Jastrow factor.
+    The defaults are quick sizes, our choice: model width 2 x 16 = 32, FermiNet's one-electron
+    width."""
+
+    type: NetworkType = _type("psiformer")
+    num_layers: int = key("self-attention layers", 2, low=1)
+    num_heads: int = key("attention heads per layer", 2, low=1)
+    heads_dim: int = key("units per head (model width = num_heads x heads_dim)", 16, low=1)
+    mlp_hidden_dims: tuple = key("hidden widths of each layer's MLP ([]: one tanh layer back to the model width, "
+                                 "as the paper)", (), parse=_widths,
+                                 allowed="a list of layer widths, each an integer >= 1 (may be empty)")
+    layer_norm: bool = key("LayerNorm before the attention and before the MLP", False)
+    jastrow: Jastrow = key("simple_ee: the paper's cusp-satisfying e-e Jastrow factor; none: determinants only",
+                           "simple_ee")
+    determinants: int = _determinants()
+    full_det: bool = _full_det()
+    envelope: Envelope = _envelope()
+    activation: Activation = _activation()
+    distance_features: bool = _distance_features()
+
+    @property
+    def stream_width(self) -> int:
+        """Units per electron of the widest layer: the model width num_heads x heads_dim."""
+        return self.num_heads * self.heads_dim
+
+
+@dataclasses.dataclass(frozen=True)
+class SlaterJastrowConfig(_Streams):
+    """Slater-Jastrow (``network=slater_jastrow``): K determinants of single-particle orbitals (a
+    per-electron MLP, no electron mixing) times the envelopes, and a cusp-satisfying pairwise
+    Jastrow factor; ``backflow`` adds a pairwise shift of the coordinates before the orbitals."""
+
+    type: NetworkType = _type("slater_jastrow")
+    width: int = _width()
+    depth: int = _depth()
+    pairwise_width: int = _pairwise_width()
+    hidden_dims: tuple | None = _hidden_dims_key()
+    determinants: int = _determinants()
+    full_det: bool = _full_det(False)
+    envelope: Envelope = _envelope()
+    residual: bool = _residual()
+    activation: Activation = _activation()
+    distance_features: bool = _distance_features()
+    backflow: bool = key("pairwise backflow of the electron coordinates", False)
+
+
+NetworkConfig = FermiNetConfig | PsiformerConfig | SlaterJastrowConfig
+# network.type -> the config of that ansatz
+ANSATZ_TYPES: dict[str, type] = {"ferminet": FermiNetConfig, "psiformer": PsiformerConfig,
+                                 "slater_jastrow": SlaterJastrowConfig}
+
+
+def declared_defaults(cls) -> dict[str, Any]:
+    """A config's keys and their declared defaults, as plain YAML values (tuples as lists): what
+    ``conf/network/<ansatz>.yaml`` composes from (`ablate.compose`)."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def ansatz_keys(network_type: str) -> tuple[str, ...]:
+    """The ``network.*`` keys ``network=network_type`` reads (those of its config)."""
+    return tuple(f.name for f in dataclasses.fields(ANSATZ_TYPES[network_type]))
+
+
+def read_network(node: Mapping | None, prefix: str = "network."):
+    """The typed config of the ansatz ``network.type`` names, from a config mapping. Keys of other
+    ansätze in it (a scale preset sets the sizes of several) are not read."""
+    node = to_container(node) or {}
+    kind = node.get("type", "ferminet")
+    if kind not in ANSATZ_TYPES:
+        raise ConfigError(f"{prefix}type", kind, "allowed: " + ", ".join(ANSATZ_TYPES))
+    return read_group(ANSATZ_TYPES[kind], node, prefix)
+
+
+def ansatze_reading(name: str) -> list[str]:
+    """The ansätze whose config has the dotted key ``network.X`` (none for any other key)."""
+    field = name.split(".", 1)[1] if name.startswith("network.") else ""
+    return [t for t in ANSATZ_TYPES if field in ansatz_keys(t)]
+
+
+def check_network_key(name: str, value, network_type: str) -> None:
+    """ConfigError when the dotted key ``network.X`` set to ``value`` is a key of another ansatz,
+    not of ``network=network_type`` (keys of other groups, unknown names and unknown ansätze pass)."""
+    users = ansatze_reading(name)
+    if network_type not in ANSATZ_TYPES or not users or network_type in users:
+        return
+    common = set.intersection(*(set(ansatz_keys(t)) for t in ANSATZ_TYPES))
+    own = ", ".join(k for k in ansatz_keys(network_type) if k not in common)
+    raise ConfigError(name, value, f"does not apply to network={network_type} (it is a key of "
+                                   f"network={'/'.join(users)}); network={network_type}'s own keys: {own}")
+
+
+def network_key_table(prefix: str = "network.") -> list[tuple[str, str, str | None, str]]:
+    """(dotted key, meaning, unit, allowed values) for every key of every ansatz, once each in
+    the order the ansätze declare them; a key not every ansatz reads names the ones that do."""
+    rows, seen = [], set()
+    for kind, cls in ANSATZ_TYPES.items():
+        for name, doc, unit, allowed in key_table(cls, prefix):
+            field = name[len(prefix):]
+            if field in seen:
+                continue
+            seen.add(field)
+            users = ansatze_reading(name)
+            if field == "type":
+                allowed = "allowed: " + ", ".join(ANSATZ_TYPES)
+            elif len(users) < len(ANSATZ_TYPES):
+                doc = f"network={', '.join(users)}: {doc}"
+            rows.append((name, doc, unit, allowed))
+    return rows
 
 
 McmcMethod = Literal["mh", "hmc"]
@@ -430,9 +595,9 @@ class DebugConfig:
     inject_nan_step: int | None = key("fault injection: energies become NaN from this training step on", None)
 
 
-# The groups of an Experiment: (attribute, config key prefix, dataclass).
+# The groups of an Experiment besides its system and its network (`read_network`): (attribute,
+# config key prefix, dataclass).
 GROUP_TYPES = (
-    ("network", "network.", NetworkConfig),
     ("mcmc", "mcmc.", McmcConfig),
     ("optim", "optim.", OptimConfig),
     ("pretrain", "pretrain.", PretrainConfig),
@@ -444,10 +609,17 @@ GROUP_TYPES = (
 )
 
 
+def config_key_table() -> list[tuple[str, str, str | None, str]]:
+    """(dotted key, meaning, unit, allowed values) for every key `validate` checks but the
+    system's: the network's (`network_key_table`), then each group's (the help page, the docs)."""
+    return network_key_table() + [row for _, prefix, cls in GROUP_TYPES for row in key_table(cls, prefix)]
+
+
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-    """A validated run: what the engine needs, typed; ``config`` is the flat resolved config
-    (dotted keys) recorded in summary.json and W&B."""
+    """A validated run: what the engine needs, typed (`validate` makes it; `ablate.run.run_experiment`
+    takes it). ``resolved`` is the composed config, resolved, as nested plain containers (the run
+    directory's config.yaml); ``config`` the same flat (dotted keys), recorded in summary.json and W&B."""
 
     system: System
     network: NetworkConfig
@@ -459,39 +631,48 @@ class Experiment:
     trial: TrialInfo
     debug: DebugConfig
     run: RunSettings
-    config: dict
+    resolved: dict
+
+    @property
+    def config(self) -> dict:
+        """The flat resolved config: ``{"network.width": 32, ...}``."""
+        return jsonio.flatten(self.resolved)
 
     @property
     def hidden_dims(self) -> tuple[tuple[int, int], ...]:
+        """FermiNet's and Slater-Jastrow's layer widths (`FermiNetConfig.layers`)."""
         return self.network.layers
 
 
 # ----------------------------------------------------------------------------- validation
 
 
-def visible_devices() -> int:
-    """JAX devices of this process (imports JAX; the sweep driver passes its slot's count instead)."""
-    import jax  # lazy: the driver process and --help never import JAX
-
-    return jax.device_count()
+def check_devices(run: RunSettings, devices: int) -> None:
+    """ConfigError unless the walkers split evenly over ``devices`` (a machine's fact: `validate`
+    checks it when told the count, ``ablate.run`` where the run starts)."""
+    if run.batch_size % devices:
+        raise ConfigError("batch_size", run.batch_size,
+                          f"must be divisible by the number of devices ({devices})")
 
 
 def validate(cfg, device_count: int | None = None) -> Experiment:
     """Checks every value a run depends on and returns the typed Experiment.
 
-    ``cfg``: a composed DictConfig or the same as a plain dict. Raises ConfigError naming the
+    ``cfg``: a composed DictConfig or the same as a plain dict. ``device_count``: the devices the
+    run will be split over, when known here (the sweep driver passes its worker slot's); None
+    leaves `check_devices` to where the run starts. Imports no JAX. Raises ConfigError naming the
     first bad key.
     """
     node = to_container(cfg)
     if not isinstance(node, Mapping):
         raise ConfigError("config", node, "a mapping")
+    node = copy.deepcopy(dict(node)) if node is cfg else node   # the Experiment's own
     system = build_system(node.get("system") or {})
-    groups = {}
+    groups = {"network": read_network(node.get("network"))}
     for attr, prefix, cls in GROUP_TYPES:
         sub = node if prefix == "" else (node.get(attr) or {})
         groups[attr] = read_group(cls, sub, prefix)
     run = groups["run"]
-    devices = visible_devices() if device_count is None else device_count
     if run.forward_laplacian == "ferminet" and groups["network"].type != "ferminet":
         raise ConfigError("forward_laplacian", run.forward_laplacian,
                           f"needs network=ferminet (network.type is {groups['network'].type!r}); "
@@ -500,7 +681,6 @@ def validate(cfg, device_count: int | None = None) -> Experiment:
     if evaluation.target_stderr_mha is not None and evaluation.min_iterations > evaluation.iterations:
         raise ConfigError("evaluation.min_iterations", evaluation.min_iterations,
                           f"at most evaluation.iterations ({evaluation.iterations})")
-    if run.batch_size % devices:
-        raise ConfigError("batch_size", run.batch_size,
-                          f"must be divisible by the number of devices ({devices})")
-    return Experiment(system=system, config=jsonio.flatten(node), **groups)
+    if device_count is not None:
+        check_devices(run, device_count)
+    return Experiment(system=system, resolved=node, **groups)

@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from ablate import config, run_record, study_record
+from ablate import config, run_record
 from sweeps import messages
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "contracts.md"
@@ -30,8 +30,7 @@ def key_table_markdown(table) -> str:
 
 def config_keys_markdown() -> str:
     """Every config key the validation checks: meaning, unit, allowed values."""
-    return key_table_markdown(row for _, prefix, cls in config.GROUP_TYPES
-                              for row in config.key_table(cls, prefix))
+    return key_table_markdown(config.config_key_table())
 
 
 def messages_markdown() -> str:
@@ -47,7 +46,7 @@ def messages_markdown() -> str:
 
 
 def trial_attrs_markdown() -> str:
-    return ", ".join(f"`{k}`" for k in study_record.TRIAL_ATTR_KEYS)
+    return ", ".join(f"`{k}`" for k in run_record.TRIAL_ATTR_KEYS)
 
 
 SECTIONS = {

@@ -16,7 +16,7 @@ number of the run). Numbers compare by value (``1000`` equals ``1000.0``).
 A run directory written before fingerprints existed has no ``fingerprint.json``; its
 ``config.yaml`` (or the ``config`` of its summary.json) gives the values instead.
 
-Standard library only (PyYAML, lazily, for an old ``config.yaml``).
+Standard library, the ansätze's keys (`ablate.config`) and PyYAML, lazily, for an old ``config.yaml``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+from ablate.config import ANSATZ_TYPES, ansatz_keys
 from ablate.errors import ConfigError
 from ablate.jsonio import flatten
 from ablate.run_record import RunDir
@@ -145,9 +146,14 @@ def _old_config(run: RunDir) -> dict[str, Any] | None:
 
 def _inert(key: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Keys that cannot change a run on either side: the pretraining settings when both runs
-    skip pretraining (``pretrain=none``; the scale presets still set its step count)."""
-    return (key.startswith("pretrain.") and key != "pretrain.method"
-            and old.get("pretrain.method") == new.get("pretrain.method") == "none")
+    skip pretraining (``pretrain=none``; the scale presets still set its step count), and a
+    ``network.*`` key the ansatz of both runs does not read (scale=paper sets the sizes of every
+    ansatz; before each ansatz had its own config, scale=quick set FermiNet's under the Psiformer)."""
+    if key.startswith("pretrain.") and key != "pretrain.method":
+        return old.get("pretrain.method") == new.get("pretrain.method") == "none"
+    kind = new.get("network.type")
+    return (key.startswith("network.") and old.get("network.type") == kind and kind in ANSATZ_TYPES
+            and key.split(".", 1)[1] not in ansatz_keys(kind))
 
 
 def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:

@@ -41,11 +41,13 @@ def _description(path: Path) -> str:
 
 
 def _scale_summary(path: Path) -> str:
-    """``batch 256, 2 x (32, 8), K=4, 2000 iterations, pretraining 100 sto-3g``."""
+    """``batch 256, 2 x (32, 8), K=4, 2000 iterations, pretraining 100 sto-3g``: the FermiNet's
+    sizes are its declared ones where the preset sets none."""
     from omegaconf import OmegaConf
 
     c = OmegaConf.load(path)
-    net, optim, pre = c.get("network", {}), c.get("optim", {}), c.get("pretrain", {})
+    net = {**config.declared_defaults(config.FermiNetConfig), **c.get("network", {})}
+    optim, pre = c.get("optim", {}), c.get("pretrain", {})
     return (f"batch {c.get('batch_size')}, {net.get('depth')} x ({net.get('width')}, {net.get('pairwise_width')}), "
             f"K={net.get('determinants')}, {optim.get('iterations')} iterations, "
             f"pretraining {pre.get('iterations')} {pre.get('basis')}")
@@ -100,8 +102,7 @@ def _key_lines(rows) -> list[str]:
 
 def keys_section() -> list[str]:
     lines = ["KEYS (key=value; units are atomic: Hartree, bohr)"]
-    for _, prefix, cls in config.GROUP_TYPES:
-        lines += _key_lines(config.key_table(cls, prefix))
+    lines += _key_lines(config.config_key_table())
     head = f"  {'system.*':<26} "
     wrapped = _wrap("system.name (the group), spin (n_up - n_down), charge, bond_length, n_atoms, "
                     "units=bohr|angstrom, atoms=[[symbol, x, y, z], ...] (system=custom)", len(head))
@@ -115,7 +116,7 @@ def sweep_keys_section() -> list[str]:
 
 
 def scales_section() -> list[str]:
-    lines = ["SCALE PRESETS (scale=...; they set network size, batch, iterations, pretraining)"]
+    lines = ["SCALE PRESETS (scale=...; they set batch, iterations, pretraining, and network sizes that differ)"]
     for name in compose.group_options("scale"):
         path = compose.CONF_DIR / "scale" / f"{name}.yaml"
         head = f"  {name:<10}  "

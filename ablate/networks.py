@@ -26,7 +26,7 @@ import numpy as np
 from ablate import small_det
 from ablate.attention import (AttentionLayout, simple_ee_init, simple_ee_jastrow,
                               spin_column)
-from ablate.config import NetworkConfig
+from ablate.config import FermiNetConfig, PsiformerConfig, SlaterJastrowConfig
 from ablate.envelopes import envelope_named
 from ablate.jax_setup import dtype_of
 from ablate.network_layout import (FermiNetLayout, InputFeatures, OrbitalLayout, dense,
@@ -104,7 +104,7 @@ def _orbital_matrices(layout: OrbitalLayout, params, h, ae, r_ae):
 
 # ---------------------------------------------------------------- FermiNet
 
-def ferminet_layout(system, cfg: NetworkConfig, hidden_dims,
+def ferminet_layout(system, cfg: FermiNetConfig, hidden_dims,
                     distance_features: bool = True) -> FermiNetLayout:
     """The layout of the FermiNet `make_ferminet` builds with these arguments."""
     return FermiNetLayout.of(system.electrons, len(system.positions), hidden_dims, cfg.determinants,
@@ -112,7 +112,7 @@ def ferminet_layout(system, cfg: NetworkConfig, hidden_dims,
                              distance_features)
 
 
-def make_ferminet(system, cfg: NetworkConfig, hidden_dims, dtype, distance_features: bool = True) -> Ansatz:
+def make_ferminet(system, cfg: FermiNetConfig, dtype, distance_features: bool = True) -> Ansatz:
     """FermiNet: one- and two-electron streams with spin-mean mixing, K determinants.
 
     distance_features=True (the paper): the streams' inputs are r_i - R_I with |r_i - R_I|
@@ -122,7 +122,7 @@ def make_ferminet(system, cfg: NetworkConfig, hidden_dims, dtype, distance_featu
     """
     atoms = jnp.asarray(system.positions, dtype)
     act = ACTIVATIONS[cfg.activation]
-    layout = ferminet_layout(system, cfg, hidden_dims, distance_features)
+    layout = ferminet_layout(system, cfg, cfg.layers, distance_features)
 
     def init(key):
         return layout.init(key, dtype)
@@ -167,7 +167,7 @@ def _jastrow(params, r_ee, n_up: int):
     return jnp.sum(jnp.where(upper, u, 0.0))
 
 
-def make_slater_jastrow(system, cfg: NetworkConfig, hidden_dims, dtype, distance_features: bool = True) -> Ansatz:
+def make_slater_jastrow(system, cfg: SlaterJastrowConfig, dtype, distance_features: bool = True) -> Ansatz:
     """Slater-Jastrow(-backflow): single-particle orbitals, envelopes, a cusp Jastrow.
 
     distance_features=False drops |r_i - R_I| from the orbital MLP's inputs (vectors only);
@@ -179,6 +179,7 @@ def make_slater_jastrow(system, cfg: NetworkConfig, hidden_dims, dtype, distance
     n_atoms = atoms.shape[0]
     act = ACTIVATIONS[cfg.activation]
     backflow = cfg.backflow
+    hidden_dims = cfg.layers
     features = InputFeatures(distance_features)
     orbital_layout = OrbitalLayout.of(system.electrons, cfg.determinants, cfg.full_det,
                                       envelope_named(cfg.envelope))
@@ -226,21 +227,20 @@ def make_slater_jastrow(system, cfg: NetworkConfig, hidden_dims, dtype, distance
 
 # ---------------------------------------------------------------- Psiformer
 
-def psiformer_layout(cfg: NetworkConfig) -> AttentionLayout:
+def psiformer_layout(cfg: PsiformerConfig) -> AttentionLayout:
     """The attention stack `make_psiformer` builds from ``network.*``."""
     return AttentionLayout(cfg.num_layers, cfg.num_heads, cfg.heads_dim, tuple(cfg.mlp_hidden_dims),
                            cfg.layer_norm)
 
 
-def make_psiformer(system, cfg: NetworkConfig, hidden_dims, dtype, distance_features: bool = True) -> Ansatz:
+def make_psiformer(system, cfg: PsiformerConfig, dtype, distance_features: bool = True) -> Ansatz:
     """Psiformer (von Glehn et al. 2023): self-attention over the electrons (`ablate.attention`),
     FermiNet's orbitals, envelopes and K determinants, and with ``network.jastrow=simple_ee`` the
-    paper's e-e Jastrow factor. ``hidden_dims`` (FermiNet's widths) is not used.
+    paper's e-e Jastrow factor.
 
     Parameters: {"attention": {"embed", "layers"}, "orb_up", "orb_down", "env_up", "env_down"
     [, "jastrow": {"alpha_par", "alpha_anti"}]}.
     """
-    del hidden_dims
     atoms = jnp.asarray(system.positions, dtype)
     n_up = system.electrons[0]
     act = ACTIVATIONS[cfg.activation]
@@ -281,7 +281,7 @@ MAKERS = {"ferminet": make_ferminet, "psiformer": make_psiformer, "slater_jastro
 def make_ansatz(experiment) -> Ansatz:
     """The ansatz named by ``network.type`` for the experiment's system (an `Experiment`)."""
     net = experiment.network
-    return MAKERS[net.type](experiment.system, net, net.layers, dtype_of(experiment.run.precision),
+    return MAKERS[net.type](experiment.system, net, dtype_of(experiment.run.precision),
                             distance_features=net.distance_features)
 
 

@@ -1,8 +1,8 @@
-"""One VMC run: validate, pretrain, burn in, train, evaluate, and write the run directory.
+"""One VMC run: pretrain, burn in, train, evaluate, and write the run directory.
 
-`run_experiment` is what the CLI and the sweep workers call. It resumes from the newest
-checkpoint in the run directory, never reruns a completed run, and always leaves a
-summary.json (a `RunSummary`) saying how the run ended.
+`run_experiment` is what the CLI and the sweep workers call, with a validated `Experiment`
+(`ablate.config.validate`). It resumes from the newest checkpoint in the run directory, never
+reruns a completed run, and always leaves a summary.json (a `RunSummary`) saying how the run ended.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+import jax
 import numpy as np
 
 import ablate
 from ablate import checkpoint, cost, fingerprint, program_store, training
-from ablate.config import Experiment, validate
+from ablate.config import Experiment, check_devices
 from ablate.errors import RunFailed, WriteFailed
 from ablate.jax_setup import cache_folder_in_use as jax_cache_folder, setup_jax
 from ablate.networks import param_count
@@ -233,19 +234,21 @@ def _cost_start(previous: RunSummary | None) -> dict[str, Any]:
     return fields
 
 
-def run_experiment(cfg: Mapping | Any, run_dir=None, callbacks=None) -> RunSummary:
+def run_experiment(experiment: Experiment, run_dir=None, callbacks=None) -> RunSummary:
     """Trains and evaluates one wave function; returns (and writes) its summary.json record.
 
-    ``cfg``: a composed config (DictConfig or plain dict); it is validated here and written to
-    config.yaml, and the engine gets the typed `Experiment`. Raises ConfigError for bad input
-    before anything is written; on a failure during the run it writes summary.json with status
-    'failed' and the reason, then re-raises.
+    ``experiment``: the validated run (`ablate.config.validate`); its resolved config is written
+    to config.yaml. Raises ConfigError before anything is written when the walkers do not split
+    over this machine's devices or the run directory holds another config's run; on a failure
+    during the run it writes summary.json with status 'failed' and the reason, then re-raises.
 
     ``callbacks`` (optional): ``on_train_step(step, metrics) -> bool | None`` after each training
     iteration (True stops the run as pruned) and ``on_progress(phase, step, total)``.
     """
     t0 = time.time()
-    experiment = validate(cfg)
+    if not isinstance(experiment, Experiment):
+        raise TypeError(f"run_experiment takes a validated Experiment, not {type(experiment).__name__}")
+    check_devices(experiment.run, jax.device_count())
     run_dir = resolve_run_dir(experiment, run_dir)
     trial = experiment.trial
     study = {"name": trial.study, "uuid": trial.study_uuid} if trial.study else None
@@ -260,7 +263,7 @@ def run_experiment(cfg: Mapping | Any, run_dir=None, callbacks=None) -> RunSumma
         return previous
     setup_jax(experiment.run.precision, experiment.run.compilation_cache)
     fingerprint.write(run_dir, stamp)
-    recorder.write_config(cfg)
+    recorder.write_config(experiment.resolved)
     summary = _base_summary(experiment, run_dir).replace(fingerprint=stamp["fingerprint"],
                                                          **_cost_start(previous))
     if previous is not None:  # a resumption: the SCF is not run again; earlier stretches count

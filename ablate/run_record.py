@@ -29,12 +29,21 @@ class RecordError(ValueError):
 # ----------------------------------------------------------------------------- summary.json
 
 
-def _f(doc: str, default: Any = None, unit: str | None = None):
-    """A RunSummary field: its meaning and unit go into docs/contracts.md."""
+# Where a summary field is copied besides summary.json (``copy=`` in its declaration below):
+TRIAL_ATTR = "trial attribute"   # into its Optuna trial's user attributes (ablate.study_record.trial_attrs),
+#                                  so a study can be analysed, and its table printed, from the storage alone
+FRAME_COLUMN = "frame column"    # that, and a column of the analysis's trial frame (analysis.loaders),
+#                                  read from summary.json, else from that user attribute
+
+
+def _f(doc: str, default: Any = None, unit: str | None = None, copy: str | None = None):
+    """A RunSummary field: its meaning and unit (docs/contracts.md) and where it is copied
+    (None, :data:`TRIAL_ATTR` or :data:`FRAME_COLUMN`)."""
+    meta = {"doc": doc, "unit": unit, "copy": copy}
     if isinstance(default, (dict, list)):
         factory = (lambda d=default: type(d)(d))
-        return dataclasses.field(default_factory=factory, metadata={"doc": doc, "unit": unit})
-    return dataclasses.field(default=default, metadata={"doc": doc, "unit": unit})
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,13 +54,13 @@ class RunSummary:
     sweep driver, the W&B sink and the analysis. Fields a run has not reached are null.
     """
 
-    status: str = _f("running, completed, failed or pruned", "running")
+    status: str = _f("running, completed, failed or pruned", "running", copy=FRAME_COLUMN)
     reason: str | None = _f("why it failed or was pruned")
-    system: str | None = _f("system name (LiH, Ne, custom...)")
+    system: str | None = _f("system name (LiH, Ne, custom...)", copy=FRAME_COLUMN)
     electrons: list = _f("[n_up, n_down]", [])
     atoms: list = _f("[[symbol, x, y, z], ...]", [], "bohr")
-    network: str | None = _f("ferminet, psiformer or slater_jastrow")
-    seed: int | None = _f("random seed of the run")
+    network: str | None = _f("ferminet, psiformer or slater_jastrow", copy=FRAME_COLUMN)
+    seed: int | None = _f("random seed of the run", copy=FRAME_COLUMN)
     params: dict = _f("the swept values of a sweep trial, flat keys ({\"network.width\": 64})", {})
     study: str | None = _f("sweep study name (trial.study), null for a single run")
     trial: int | None = _f("Optuna trial number (trial.number)")
@@ -61,10 +70,11 @@ class RunSummary:
     python: str | None = _f("Python version")
     started_at: str | None = _f("ISO time the run (or its latest resumption) started")
     finished_at: str | None = _f("ISO time it ended")
-    reference_energy: float | None = _f("exact or estimated-exact energy, when known", None, "Hartree")
+    reference_energy: float | None = _f("exact or estimated-exact energy, when known", None, "Hartree",
+                                        copy=FRAME_COLUMN)
     reference_source: str | None = _f("where the reference energy comes from")
     hf_energy: float | None = _f("pyscf Hartree-Fock energy in the pretraining basis (null without pretraining)",
-                                 None, "Hartree")
+                                 None, "Hartree", copy=FRAME_COLUMN)
     pretrain_loss: float | None = _f("mean pretraining loss of its last 10 iterations, sum over determinants "
                                      "of |network - HF orbitals|^2 per walker (null without pretraining)",
                                      None, "dimensionless")
@@ -72,24 +82,28 @@ class RunSummary:
                                        "burn-in left the wave function", None, "Hartree")
     pretrain_energy_stderr: float | None = _f("sqrt(variance / batch) of that first iteration's batch",
                                               None, "Hartree")
-    energy: float | None = _f("evaluated energy: frozen parameters, re-equilibrated walkers", None, "Hartree")
-    energy_stderr: float | None = _f("reblocked standard error of energy", None, "Hartree")
+    energy: float | None = _f("evaluated energy: frozen parameters, re-equilibrated walkers", None, "Hartree",
+                              copy=FRAME_COLUMN)
+    energy_stderr: float | None = _f("reblocked standard error of energy", None, "Hartree", copy=FRAME_COLUMN)
     energy_naive_stderr: float | None = _f("sigma/sqrt(N) of the evaluation energies, ignoring correlation",
-                                          None, "Hartree")
-    reblock_size: int | None = _f("block length chosen by the reblocking", None, "iterations")
-    autocorrelation_time: float | None = _f("(stderr / naive stderr)^2", None, "iterations")
-    variance: float | None = _f("mean local-energy variance over the evaluation", None, "Hartree^2")
-    train_energy: float | None = _f("mean training energy over the last 10% of iterations", None, "Hartree")
-    error_mha: float | None = _f("energy - reference_energy", None, "mHa")
-    error_stderr_mha: float | None = _f("standard error of error_mha", None, "mHa")
-    param_count: int | None = _f("trainable parameters")
-    iterations: int | None = _f("training iterations completed")
+                                          None, "Hartree", copy=TRIAL_ATTR)
+    reblock_size: int | None = _f("block length chosen by the reblocking", None, "iterations", copy=TRIAL_ATTR)
+    autocorrelation_time: float | None = _f("(stderr / naive stderr)^2", None, "iterations", copy=TRIAL_ATTR)
+    variance: float | None = _f("mean local-energy variance over the evaluation", None, "Hartree^2",
+                                copy=FRAME_COLUMN)
+    train_energy: float | None = _f("mean training energy over the last 10% of iterations", None, "Hartree",
+                                    copy=TRIAL_ATTR)
+    error_mha: float | None = _f("energy - reference_energy", None, "mHa", copy=FRAME_COLUMN)
+    error_stderr_mha: float | None = _f("standard error of error_mha", None, "mHa", copy=FRAME_COLUMN)
+    param_count: int | None = _f("trainable parameters", copy=FRAME_COLUMN)
+    iterations: int | None = _f("training iterations completed", copy=FRAME_COLUMN)
     evaluation_iterations: int | None = _f("evaluation iterations the energy averages (fewer than "
                                            "evaluation.iterations when target_stderr_mha stopped it)")
     wall_time_s: float | None = _f("wall time of the run, summed over every stretch (first start and each resumption)",
-                                   None, "s")
+                                   None, "s", copy=FRAME_COLUMN)
     wall_time_stretches_s: list = _f("wall time of each stretch: the first start, then each resumption", [], "s")
-    startup_s: float | None = _f("config to the end of the first training iteration", None, "s")
+    startup_s: float | None = _f("config to the end of the first training iteration", None, "s",
+                                 copy=TRIAL_ATTR)
     startup: dict = _f("start-up by phase: imports (first run of a process), scf, pretrain, burn_in, "
                        "optimizer_init, first_iteration, and compile (JAX tracing and compilation, "
                        "taken out of the others); they add up", {}, "s")
@@ -97,22 +111,26 @@ class RunSummary:
                                  "requests (XLA compilations that asked it), hits (programs loaded from it), "
                                  "programs_loaded (traced programs read from its programs/ folder, not traced again), "
                                  "programs_written (traced and kept there)", {})
-    ms_per_iteration: float | None = _f("median training step time", None, "ms")
+    ms_per_iteration: float | None = _f("median training step time", None, "ms", copy=FRAME_COLUMN)
     energy_spikes: int | None = _f("training iterations whose energy exceeds the median of the previous 100 "
-                                   "by more than 10 of their median absolute deviations")
+                                   "by more than 10 of their median absolute deviations", copy=TRIAL_ATTR)
     traceback: str | None = _f("Python traceback of a failed run")
-    fingerprint: str | None = _f("SHA-256 of the trial-relevant config (fingerprint.json lists the keys it covers)")
+    fingerprint: str | None = _f("SHA-256 of the trial-relevant config (fingerprint.json lists the keys it covers)",
+                                 copy=TRIAL_ATTR)
     study_uuid: str | None = _f("uuid of the sweep study that owns the run directory (null for a single run)")
     # -- cost: what the run spent, measured by ablate.cost -----------------------------------
-    devices: int | None = _f("JAX devices the run used (jax.device_count())")
-    device_kind: str | None = _f("platform and kind of those devices (cpu, gpu: NVIDIA H100 ...)")
+    devices: int | None = _f("JAX devices the run used (jax.device_count())", copy=FRAME_COLUMN)
+    device_kind: str | None = _f("platform and kind of those devices (cpu, gpu: NVIDIA H100 ...)",
+                                 copy=TRIAL_ATTR)
     wall_s_by_phase: dict = _f("wall seconds per phase: setup, pretrain (incl. the SCF), burn_in, train, "
-                               "flop_count, eval; summed over resumptions (carried in checkpoints)", {}, "s")
+                               "flop_count, eval; summed over resumptions (carried in checkpoints)", {}, "s",
+                               copy=TRIAL_ATTR)
     device_seconds: float | None = _f("devices x the sum of wall_s_by_phase less flop_count (ablate's own "
-                                      "measurement)", None, "s")
+                                      "measurement)", None, "s", copy=FRAME_COLUMN)
     flops_per_iteration: float | None = _f("FLOPs of one training iteration on all devices, from XLA's cost "
-                                           "analysis of the compiled programs (see flops_counted)", None, "FLOP")
-    training_flops: float | None = _f("flops_per_iteration x iterations", None, "FLOP")
+                                           "analysis of the compiled programs (see flops_counted)", None, "FLOP",
+                                           copy=FRAME_COLUMN)
+    training_flops: float | None = _f("flops_per_iteration x iterations", None, "FLOP", copy=FRAME_COLUMN)
     flops_counted: str | None = _f("what flops_per_iteration counts and leaves out, in words")
     git_commit: str | None = _f("git commit of the ablate source that ran (with -dirty for local changes), "
                                 "or unknown")
@@ -246,13 +264,24 @@ class RunSummary:
 COST_OBJECTIVES = ("device_seconds", "training_flops")
 
 
+def _copied(*where: str) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(RunSummary) if f.metadata.get("copy") in where)
+
+
+# The summary fields copied into a trial's user attributes, and those of them that are columns
+# of the analysis's trial frame, in declaration order (the ``copy=`` of each field above).
+TRIAL_ATTR_KEYS = _copied(TRIAL_ATTR, FRAME_COLUMN)
+FRAME_KEYS = _copied(FRAME_COLUMN)
+
+
 def summary_fields_markdown() -> str:
     """The summary.json table of docs/contracts.md, generated from :class:`RunSummary`."""
-    rows = ["| key | unit | meaning |", "| --- | --- | --- |"]
+    copies = {None: "", TRIAL_ATTR: "trial attrs", FRAME_COLUMN: "trial attrs, trial frame"}
+    rows = ["| key | unit | copied to | meaning |", "| --- | --- | --- | --- |"]
     for f in dataclasses.fields(RunSummary):
         unit = f.metadata.get("unit") or ""
         name = f"`{f.name}`" if f.name != "extra" else "(other keys)"
-        rows.append(f"| {name} | {unit} | {f.metadata.get('doc', '')} |")
+        rows.append(f"| {name} | {unit} | {copies[f.metadata.get('copy')]} | {f.metadata.get('doc', '')} |")
     return "\n".join(rows)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ablate.jsonio import finite_or_none
-from ablate.run_record import RunSummary, trial_dir_name
+from ablate.run_record import TRIAL_ATTR_KEYS, RunSummary, trial_dir_name
 
 
 # ----------------------------------------------------------------------------- storage URLs
@@ -35,21 +35,11 @@ def sqlite_path(url: str) -> Path | None:
 
 # ----------------------------------------------------------------------------- trials
 
-# Summary facts copied into an Optuna trial's user attributes, so a study can be analysed (and
-# its table printed) from the storage alone, without the run directories.
-TRIAL_ATTR_KEYS = (
-    "energy", "energy_stderr", "error_mha", "error_stderr_mha", "reference_energy", "hf_energy",
-    "param_count", "wall_time_s", "startup_s", "ms_per_iteration", "iterations", "seed", "status",
-    "network", "system", "train_energy", "variance", "energy_naive_stderr", "autocorrelation_time",
-    "reblock_size", "fingerprint", "energy_spikes",
-    # the cost of the run
-    "devices", "device_kind", "wall_s_by_phase", "device_seconds", "flops_per_iteration", "training_flops",
-)
-
-
 def trial_attrs(summary: RunSummary) -> dict[str, Any]:
-    """The facts of a run's summary copied into its Optuna trial's user attributes
-    (:data:`TRIAL_ATTR_KEYS` that it holds; a non-finite value as None)."""
+    """The facts of a run's summary copied into its Optuna trial's user attributes, so a study can
+    be analysed (and its table printed) from the storage alone: the fields of
+    `ablate.run_record.TRIAL_ATTR_KEYS` (declared ``copy=`` on RunSummary) that it holds, a
+    non-finite value as None."""
     return {k: finite_or_none(summary.get(k)) for k in TRIAL_ATTR_KEYS if summary.get(k) is not None}
 
 

@@ -105,7 +105,7 @@ def engine_spec(experiment: Experiment) -> EngineSpec:
 def _energy_chunk(experiment: Experiment) -> int:
     """``energy_chunk`` resolved for this machine: walkers per chunk over all devices (0: whole)."""
     run, devices = experiment.run, jax.device_count()
-    width = max(w for w, _ in experiment.network.layers)
+    width = experiment.network.stream_width
     per_device = energy_chunk(run.energy_chunk, experiment.system.n_electrons, width,
                               run.batch_size // devices, np.dtype(dtype_of(run.precision)).itemsize,
                               jax.default_backend(), run.laplacian)

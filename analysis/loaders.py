@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping
 import optuna
 import pandas as pd
 
-from .records import default_storage_url, redact_text, redact_url, sqlite_path, trial_dir_name, trial_params
+from .records import FRAME_KEYS, default_storage_url, redact_text, redact_url, sqlite_path, trial_dir_name, trial_params
 from .run_columns import add_run_columns
 from .run_files import read_metrics, read_summary
 
@@ -34,37 +34,18 @@ HARTREE_TO_MHA = 1000.0
 DEFAULT_OUTPUT_ROOT = "runs"
 MIN_IMPORTANCE_TRIALS = 10
 
-# Columns after the parameters, in order (see the module docstring for units).
-RECORD_COLUMNS = (
-    "system",
-    "network",
-    "status",
-    "value",
-    "energy",
-    "energy_stderr",
-    "reference_energy",
-    "hf_energy",
-    "error_mha",
-    "error_stderr_mha",
-    "correlation_pct",
-    "correlation_pct_stderr",
-    "param_count",
-    "iterations",
-    "wall_time_s",
-    "ms_per_iteration",
-    # cost (ablate.cost) and the evaluation variance (Hartree^2)
-    "variance",
-    "devices",
-    "device_seconds",
-    "flops_per_iteration",
-    "training_flops",
-    "reason",
-    "run_dir",
-)
+# Columns the frame derives or merges itself: ``value`` (the trial's objective), the
+# correlation energy recovered (:func:`derive_energies`), ``reason`` (summary.json's, else the
+# trial's ``fail_reason``) and ``run_dir`` (where the run directory is on this machine).
+DERIVED_COLUMNS = ("value", "correlation_pct", "correlation_pct_stderr", "reason", "run_dir")
+
+# Columns after the parameters, in order (see the module docstring for units): the summary
+# fields declared as frame columns (``ablate.run_record.FRAME_KEYS``, in their order there; each
+# read from summary.json, else the trial's user attribute of the same name), then the above.
+RECORD_COLUMNS = (*(k for k in FRAME_KEYS if k != "seed"), *DERIVED_COLUMNS)
 
 # Keys read from summary.json, falling back to the trial's user attrs of the same name.
-_NOT_IN_SUMMARY = ("value", "correlation_pct", "correlation_pct_stderr", "run_dir")
-_SUMMARY_KEYS = (*(c for c in RECORD_COLUMNS if c not in _NOT_IN_SUMMARY), "seed")
+_SUMMARY_KEYS = FRAME_KEYS
 
 # Optuna trial states are reported by name; summary.json's status maps onto the same names.
 STATUS_TO_STATE = {

@@ -9,13 +9,14 @@ ablate.safe_paths); every other module of this package imports these names from 
 from ablate.jsonio import flatten
 from ablate.provenance import git_commit, package_versions
 from ablate.redact import ArgumentParser, redact_text, redact_url
-from ablate.run_record import RunSummary, trial_dir_name
+from ablate.run_record import FRAME_KEYS, RunSummary, trial_dir_name
 from ablate.safe_paths import check_inside, check_no_password, check_path_text, check_study_name
 from ablate.stats import reblock
 from ablate.study_record import default_storage_url, sqlite_path, trial_params
 
 __all__ = [
     "ArgumentParser",
+    "FRAME_KEYS",
     "RunSummary",
     "check_inside",
     "check_no_password",

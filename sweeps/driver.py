@@ -295,11 +295,11 @@ class Driver:
         started = self.book.start(frozen, worker.slot.name, worker.slot.device_count)
         if started is None:
             return True  # it failed at once; claim the next
-        rec, config = started
+        rec, experiment = started
         worker.trial = rec
         worker.last_shape = shape_of(trial_params(frozen))
         worker.trials_run += 1
-        if not worker.send(RunTrial(frozen.number, str(rec.run_dir), config, self.spec.report_every)):
+        if not worker.send(RunTrial(frozen.number, str(rec.run_dir), experiment, self.spec.report_every)):
             return True  # the pump sees the dead worker and recovers the trial
         resumed = " (resuming)" if frozen.user_attrs.get("recovered_from") is not None else ""
         say(f"{self.book.tag} {rec.run_id} started  {format_params(rec.params)}  on {worker.slot.name}{resumed}")

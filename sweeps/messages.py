@@ -8,16 +8,18 @@ module path, so both ends import them from here. Standard library only.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
 class RunTrial:
-    """Run one trial: its number, run directory, the resolved config (a plain dict) and how
+    """Run one trial: its number, run directory, its validated run (an `ablate.config.Experiment`,
+    which the driver composed and validated; pickled by module path like these messages) and how
     often (training iterations) to report a pruning value."""
 
     number: int
     run_dir: str
-    config: dict
+    experiment: Any
     report_every: int
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import OmegaConf, open_dict
 
 from ablate.compose import compose
-from ablate.config import validate
+from ablate.config import Experiment, ansatze_reading, validate
 from ablate.errors import ConfigError
 from ablate.safe_paths import check_inside
 from ablate.study_record import default_storage_url
@@ -113,9 +113,10 @@ def point_defaults(spec: SweepSpec, base_cfg) -> dict[str, Any]:
 
 
 def check_keys(spec: SweepSpec, base_cfg) -> None:
-    """Every swept key must exist in the composed base config (a group name counts)."""
+    """Every swept key must exist in the composed base config (a group name counts) or be a key of
+    an ansatz (`check_values` refuses, naming the point, one its ansatz does not read)."""
     for dim in spec.dimensions:
-        if OmegaConf.select(base_cfg, dim.key, default=_MISSING) is _MISSING:
+        if OmegaConf.select(base_cfg, dim.key, default=_MISSING) is _MISSING and not ansatze_reading(dim.key):
             raise ConfigError(f"sweep.space.{dim.key}", list(dim.probe_values()),
                               f"a key of the config: '{dim.key}' is not one (see conf/config.yaml and its groups)")
 
@@ -141,11 +142,12 @@ def check_values(spec: SweepSpec, trial_overrides: list[str], device_count: int 
 
 def trial_config(trial_overrides, params: dict[str, Any], *, study: str | None = None,
                  number: int | None = None, run_dir: Path | None = None, logger: dict | None = None,
-                 device_count: int = 1, study_uuid: str | None = None):
-    """The composed, validated config of one trial: base + user + params, then trial metadata.
+                 device_count: int = 1, study_uuid: str | None = None) -> Experiment:
+    """The run of one trial, composed once (base + user + params, then the trial's metadata) and
+    validated once: the `Experiment` its worker runs.
 
-    ``device_count`` is the number of devices the trial's worker will see; passing it keeps
-    ``validate`` from importing JAX in the driver.
+    ``device_count`` is the number of devices the trial's worker will see (the worker checks it
+    again against the devices it has).
     """
     cfg = compose(ov.merge(trial_overrides, ov.param_overrides(params)))
     with open_dict(cfg):
@@ -154,8 +156,7 @@ def trial_config(trial_overrides, params: dict[str, Any], *, study: str | None =
             cfg.run_dir = str(run_dir)
         for key, value in (logger or {}).items():
             OmegaConf.update(cfg, f"logger.{key}", value, force_add=True)
-    validate(cfg, device_count=device_count)
-    return cfg
+    return validate(cfg, device_count=device_count)
 
 
 def _choice_of(overrides: list[str], group: str) -> str | None:

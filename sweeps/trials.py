@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import optuna
-from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
+from ablate.config import Experiment
 from ablate.errors import ConfigError
 from ablate.run_record import RunSummary, trial_dir_name
 from ablate.safe_paths import is_inside
@@ -128,11 +128,11 @@ class TrialBook:
         trial = self.study.ask()
         return self.study.get_trials(deepcopy=False)[trial.number] if trial is not None else None
 
-    def start(self, frozen, slot_name: str, device_count: int) -> tuple[Running, dict] | None:
-        """Suggest the claimed trial's values, mark it ours, and build its resolved config.
+    def start(self, frozen, slot_name: str, device_count: int) -> tuple[Running, Experiment] | None:
+        """Suggest the claimed trial's values, mark it ours, and compose and validate its run.
 
-        Returns (record, config as a plain dict), or None when the trial failed at once (bad
-        parameters or a config the engine refuses: that trial fails, not the study).
+        Returns (record, the trial's validated `Experiment`), or None when the trial failed at
+        once (bad parameters or a config the engine refuses: that trial fails, not the study).
         """
         tid = st.trial_id(self.study, self.storage, frozen.number)
         trial = optuna.Trial(self.study, tid)
@@ -158,14 +158,14 @@ class TrialBook:
             trial.set_user_attr(key, value)
         rec = Running(trial, frozen, run_id, run_dir, params, int(attrs.get("retries", 0)))
         try:
-            cfg = trial_config(self.plan.trial_overrides, params, study=self.plan.study_name,
-                               number=frozen.number, run_dir=run_dir, logger=self._logger(run_id, params),
-                               device_count=device_count, study_uuid=self.uuid)
+            experiment = trial_config(self.plan.trial_overrides, params, study=self.plan.study_name,
+                                      number=frozen.number, run_dir=run_dir, logger=self._logger(run_id, params),
+                                      device_count=device_count, study_uuid=self.uuid)
         except Exception as err:  # noqa: BLE001 - a config the engine refuses fails this trial only
             self.failed(trial, frozen, str(err) if isinstance(err, ConfigError)
                         else f"config: {type(err).__name__}: {err}", rec=rec)
             return None
-        return rec, OmegaConf.to_container(cfg, resolve=True)
+        return rec, experiment
 
     def outside_study(self, run_dir: Path) -> str | None:
         """Why a trial's run directory (from the storage: ``run_dir``/``run_id`` attributes anyone

@@ -289,7 +289,7 @@ class TrialCallbacks:
 def _run_trial(conn, run_experiment, msg: RunTrial, parent_pid: int) -> None:
     callbacks = TrialCallbacks(conn, msg.number, msg.report_every, parent_pid)
     try:
-        summary = run_experiment(msg.config, run_dir=msg.run_dir, callbacks=callbacks)
+        summary = run_experiment(msg.experiment, run_dir=msg.run_dir, callbacks=callbacks)
     except ConfigError as err:  # e.g. a run directory of another config or study: nothing was written
         conn.send(Failed(msg.number, str(err), None))
         return

@@ -134,7 +134,7 @@ def test_evaluation_stops_at_its_target(tmp_path, target, expect):
     cfg = compose([*TINY, f"output_root={tmp_path}", "evaluation.iterations=60",
                    f"evaluation.target_stderr_mha={target}", "evaluation.min_iterations=20",
                    "evaluation.check_every=10", "compilation_cache=null"])
-    summary = run_experiment(cfg)
+    summary = run_experiment(validate(cfg))
     assert summary.status == "completed"
     assert summary.evaluation_iterations == expect
     table = Path(summary.run_dir) / "eval.csv"

@@ -13,6 +13,7 @@ import pytest
 
 from ablate import training
 from ablate.compose import compose
+from ablate.config import validate
 from ablate.run import run_experiment
 from conftest import TINY, StopAt, assert_same_training
 
@@ -22,7 +23,7 @@ from conftest import TINY, StopAt, assert_same_training
 def test_quick_scale_reaches_the_exact_energy(system, tolerance_mha, tmp_path):
     cfg = compose([f"system={system}", "logger=none", "progress=false",
                    f"output_root={tmp_path}", "optim.iterations=1500"])
-    summary = run_experiment(cfg)
+    summary = run_experiment(validate(cfg))
     assert summary.status == "completed"
     # Variational: not meaningfully below the exact energy, and within a few mHa of it.
     assert summary.error_mha > -4 * summary.error_stderr_mha - 0.2
@@ -34,7 +35,7 @@ def test_run_directory_contract(tiny_overrides, tmp_path):
     # A fresh engine, whatever ran before in this process: a reused one keeps its FLOP count, so
     # its flop_count phase would take no time at all.
     training._ENGINES.clear()
-    summary = run_experiment(compose(tiny_overrides))
+    summary = run_experiment(validate(compose(tiny_overrides)))
     run_dir = tmp_path / "single"
     (folder,) = list(run_dir.iterdir())
     on_disk = json.loads((folder / "summary.json").read_text())
@@ -63,7 +64,7 @@ def test_run_directory_contract(tiny_overrides, tmp_path):
     assert "kfac-jax" in on_disk["flops_counted"] and "custom calls" in on_disk["flops_counted"]
     assert on_disk["versions"]["jax"] == jax.__version__ and on_disk["git_commit"]
     # A completed run is not rerun: the same run directory returns the same summary.
-    again = run_experiment(compose(tiny_overrides + [f"run_dir={folder}"]))
+    again = run_experiment(validate(compose(tiny_overrides + [f"run_dir={folder}"])))
     assert again.to_dict() == on_disk
 
 
@@ -71,12 +72,12 @@ def test_run_directory_contract(tiny_overrides, tmp_path):
 def test_interrupted_run_resumes_exactly(optim, tmp_path):
     common = TINY + [f"optim={optim}", "optim.iterations=30", "checkpoint_every=10",
                      "evaluation.iterations=6", f"output_root={tmp_path}"]
-    whole = run_experiment(compose(common + [f"run_dir={tmp_path / 'whole'}"]))
+    whole = run_experiment(validate(compose(common + [f"run_dir={tmp_path / 'whole'}"])))
     cut = compose(common + [f"run_dir={tmp_path / 'cut'}"])
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(cut, callbacks=StopAt(24))
+        run_experiment(validate(cut), callbacks=StopAt(24))
     assert json.loads((tmp_path / "cut" / "summary.json").read_text())["status"] == "failed"
-    resumed = run_experiment(cut)
+    resumed = run_experiment(validate(cut))
     assert_same_training(tmp_path / "whole", tmp_path / "cut", 30)
     assert resumed.energy == pytest.approx(whole.energy, rel=1e-10)
     assert resumed.iterations == whole.iterations == 30
@@ -119,7 +120,7 @@ def test_killed_process_resumes_from_its_checkpoint(tmp_path):
 def test_walkers_shared_over_two_devices_give_the_same_run(tmp_path):
     """Data parallel over 2 (host) devices with jax.sharding reproduces the 1-device run."""
     args = TINY + [f"output_root={tmp_path}"]
-    single = run_experiment(compose(args + [f"run_dir={tmp_path / 'one'}"]))
+    single = run_experiment(validate(compose(args + [f"run_dir={tmp_path / 'one'}"])))
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
            "JAX_PLATFORMS": "cpu"}
     out = subprocess.run([sys.executable, "-m", "ablate", *args, f"run_dir={tmp_path / 'two'}"],

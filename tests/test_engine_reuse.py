@@ -63,11 +63,11 @@ class Traces:
 
 
 def test_a_reused_engine_retraces_nothing_and_gives_a_fresh_engines_energies(tmp_path, monkeypatch):
-    first = run_experiment(compose(_overrides(tmp_path, "first", FIRST)))
+    first = run_experiment(validate(compose(_overrides(tmp_path, "first", FIRST))))
     assert first.status == "completed"
 
     with Traces() as reused_traces:
-        reused = run_experiment(compose(_overrides(tmp_path, "reused", SECOND)))
+        reused = run_experiment(validate(compose(_overrides(tmp_path, "reused", SECOND))))
     assert reused.status == "completed"
     assert not ENGINE_PROGRAMS & set(reused_traces.names), reused_traces.names
     assert reused.startup["compile"] < first.startup["compile"]
@@ -76,7 +76,7 @@ def test_a_reused_engine_retraces_nothing_and_gives_a_fresh_engines_energies(tmp
     training._ENGINES.clear()                  # the same run again, on a new engine, traced
     monkeypatch.setattr(program_store, "store_folder", lambda: None)   # (not read from disk)
     with Traces() as fresh_traces:
-        fresh = run_experiment(compose(_overrides(tmp_path, "fresh", SECOND)))
+        fresh = run_experiment(validate(compose(_overrides(tmp_path, "fresh", SECOND))))
     assert {"train_step", "mcmc_iteration", "eval_step"} <= set(fresh_traces.names)  # it can see
     for a, b in zip(_energies(tmp_path / "reused"), _energies(tmp_path / "fresh")):
         np.testing.assert_array_equal(a, b)

@@ -14,6 +14,7 @@ import pytest
 
 from ablate import preemption
 from ablate.compose import compose
+from ablate.config import validate
 from ablate.run import run_experiment
 from conftest import TINY
 
@@ -41,7 +42,7 @@ def test_first_sigterm_sets_the_flag_and_a_second_one_kills():
 
 @pytest.mark.slow
 def test_sigterm_mid_training_checkpoints_and_the_rerun_resumes(tmp_path):
-    whole = run_experiment(compose(LONG + [f"run_dir={tmp_path / 'whole'}", f"output_root={tmp_path}"]))
+    whole = run_experiment(validate(compose(LONG + [f"run_dir={tmp_path / 'whole'}", f"output_root={tmp_path}"])))
     run_dir = tmp_path / "cut"
     args = [sys.executable, "-m", "ablate", *LONG, f"run_dir={run_dir}", f"output_root={tmp_path}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -128,7 +128,7 @@ def test_pretraining_fits_the_orbitals(tmp_path):
                    "optim.iterations=1", "mcmc.burn_in=1", "evaluation.iterations=2",
                    "evaluation.burn_in=1", "logger=none", "progress=false",
                    f"output_root={tmp_path}", f"run_dir={tmp_path / 'run'}"])
-    summary = run_experiment(cfg)
+    summary = run_experiment(validate(cfg))
     loss = pd.read_csv(tmp_path / "run" / "pretrain.csv")["loss"].to_numpy()
     assert len(loss) == 60
     assert loss[-10:].mean() < 0.3 * loss[:3].mean()
@@ -148,8 +148,8 @@ def test_default_lih_quick_run_is_within_3_mha(tmp_path):
     LiH's default, and 3.76 +- 0.72 with ablate's own; both give local energies within 2.5e-6
     Ha rms of the float64 ones); over seeds 0-8 both give 0.3-3.9 mHa, means 1.87 and 2.42
     (README: accuracy)."""
-    summary = run_experiment(compose(["seed=0", "logger=none", "progress=false",
-                                      f"output_root={tmp_path}"]))
+    summary = run_experiment(validate(compose(["seed=0", "logger=none", "progress=false",
+                                      f"output_root={tmp_path}"])))
     assert summary.status == "completed"
     assert summary.error_mha > -4 * summary.error_stderr_mha      # variational
     assert summary.error_mha < 3.0 + 2 * summary.error_stderr_mha, summary

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ablate import program_store, training
 from ablate.compose import compose
+from ablate.config import validate
 from ablate.run import run_experiment
 from conftest import TINY
 
@@ -27,7 +28,7 @@ def test_a_run_from_stored_programs_gives_the_traced_runs_energies(tmp_path, mon
     for name, folder in (("writes", store), ("reads", store), ("plain", None)):
         monkeypatch.setattr(program_store, "store_folder", lambda folder=folder: folder)
         training._ENGINES.clear()
-        summaries[name] = run_experiment(compose(overrides + [f"run_dir={tmp_path / name}"]))
+        summaries[name] = run_experiment(validate(compose(overrides + [f"run_dir={tmp_path / name}"])))
         assert summaries[name].status == "completed"
     writes, reads, plain = (summaries[k].compilation_cache for k in ("writes", "reads", "plain"))
     assert writes["programs_written"] == 4 and writes["programs_loaded"] == 0, writes

@@ -210,7 +210,7 @@ def test_psiformer_runs_through_the_engine(optim, tmp_path):
     overrides = [o for o in overrides if o != "pretrain=none"] + [
         "network=psiformer", "network.num_layers=1", "network.heads_dim=4", f"optim={optim}",
         "pretrain.iterations=5", f"output_root={tmp_path}"]
-    summary = run_experiment(compose(overrides))
+    summary = run_experiment(validate(compose(overrides)))
     assert summary.status == "completed" and summary.network == "psiformer"
     assert np.isfinite(summary.energy) and summary.param_count > 0
     assert summary.pretrain_loss is not None and np.isfinite(summary.pretrain_loss)   # HF pretraining ran
@@ -220,7 +220,7 @@ def test_psiformer_runs_through_the_engine(optim, tmp_path):
     assert (folder / "fingerprint.json").exists() and any((folder / "checkpoints").iterdir())
     assert on_disk["config"]["network.type"] == "psiformer"
     engines = len(training._ENGINES)
-    run_experiment(compose(overrides + ["seed=1", f"run_dir={tmp_path / 'again'}"]))
+    run_experiment(validate(compose(overrides + ["seed=1", f"run_dir={tmp_path / 'again'}"])))
     assert len(training._ENGINES) == engines
 
 
@@ -235,11 +235,11 @@ def test_an_interrupted_psiformer_run_resumes_exactly_from_its_checkpoint(tmp_pa
     common = overrides + ["network=psiformer", "network.num_layers=1", "network.heads_dim=4",
                           "network.layer_norm=true", "optim.iterations=20", "checkpoint_every=10",
                           "evaluation.iterations=6", f"output_root={tmp_path}"]
-    whole = run_experiment(compose(common + [f"run_dir={tmp_path / 'whole'}"]))
+    whole = run_experiment(validate(compose(common + [f"run_dir={tmp_path / 'whole'}"])))
     cut = compose(common + [f"run_dir={tmp_path / 'cut'}"])
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(cut, callbacks=StopAt(14))
-    resumed = run_experiment(cut)
+        run_experiment(validate(cut), callbacks=StopAt(14))
+    resumed = run_experiment(validate(cut))
     assert_same_training(tmp_path / "whole", tmp_path / "cut", 20)
     assert resumed.energy == pytest.approx(whole.energy, rel=1e-10)
 
@@ -249,8 +249,8 @@ def test_quick_scale_psiformer_reaches_the_exact_energy_of_helium(tmp_path):
     """He at quick scale (network=psiformer, 1500 KFAC iterations): within 2 mHa of exact."""
     from ablate.run import run_experiment
 
-    summary = run_experiment(compose(["system=He", "network=psiformer", "logger=none", "progress=false",
-                                      f"output_root={tmp_path}", "optim.iterations=1500"]))
+    summary = run_experiment(validate(compose(["system=He", "network=psiformer", "logger=none", "progress=false",
+                                      f"output_root={tmp_path}", "optim.iterations=1500"])))
     assert summary.status == "completed"
     assert summary.error_mha > -4 * summary.error_stderr_mha - 0.2
     assert summary.error_mha < 2.0, summary

@@ -1,5 +1,6 @@
 """The typed seams: summary.json records, old run directories, generated docs, shared helpers."""
 
+import dataclasses
 import json
 import pickle
 import shutil
@@ -55,15 +56,36 @@ def test_summaries_written_before_schema_1_load():
     assert study_record.trial_attrs(done)["param_count"] == done.param_count
 
 
+def test_record_fields_are_declared_once_on_the_summary():
+    """Which summary fields a trial's user attributes and the trial frame carry is declared on
+    RunSummary (``copy=``): the storage's copy and the frame's columns follow it, and a frame
+    read from the storage alone (run directory gone) equals one read from summary.json."""
+    from analysis.loaders import DERIVED_COLUMNS, RECORD_COLUMNS, merge_record
+
+    copy = {f.name: f.metadata["copy"] for f in dataclasses.fields(RunSummary)}
+    assert set(run_record.FRAME_KEYS) <= set(study_record.TRIAL_ATTR_KEYS)
+    assert {k for k, c in copy.items() if c} == set(study_record.TRIAL_ATTR_KEYS)
+    assert [c for c in RECORD_COLUMNS if c not in DERIVED_COLUMNS] == [k for k in run_record.FRAME_KEYS if k != "seed"]
+    done = RunSummary.read(OLD_RUNS / "completed").replace(devices=1, device_seconds=12.5, training_flops=3e9,
+                                                           flops_per_iteration=1e8, device_kind="cpu")
+    attrs = study_record.trial_attrs(done)
+    assert set(attrs) == {k for k in study_record.TRIAL_ATTR_KEYS if done.get(k) is not None}
+    args = dict(number=0, state="COMPLETE", value=1.0, params={}, run_dir=None)
+    from_summary = merge_record(user_attrs={}, summary=done.to_dict(), **args)
+    from_storage = merge_record(user_attrs=attrs, summary={}, **args)
+    for key in run_record.FRAME_KEYS:
+        assert from_summary[key] == from_storage[key] == done.get(key), key
+
+
 def test_an_old_completed_run_directory_is_returned_not_rerun(tmp_path):
     from ablate.run import run_experiment
 
     run_dir = tmp_path / "completed"
     shutil.copytree(OLD_RUNS / "completed", run_dir)
     before = (run_dir / "summary.json").read_text()
-    again = run_experiment(compose(TINY + ["optim.iterations=30", "checkpoint_every=10",
+    again = run_experiment(validate(compose(TINY + ["optim.iterations=30", "checkpoint_every=10",
                                            "evaluation.iterations=6", f"output_root={tmp_path}",
-                                           f"run_dir={run_dir}"]))
+                                           f"run_dir={run_dir}"])))
     assert again.status == "completed"
     old, new = json.loads(before), again.to_dict()
     assert all(new[k] == v for k, v in old.items()) and new["schema"] == 1
@@ -80,8 +102,8 @@ def test_an_old_interrupted_run_resumes_from_its_checkpoint_when_pickles_are_all
 
     run_dir = tmp_path / "interrupted"
     shutil.copytree(OLD_RUNS / "interrupted", run_dir)
-    cfg = compose(TINY + ["optim.iterations=30", "checkpoint_every=10", "evaluation.iterations=6",
-                          f"output_root={tmp_path}", f"run_dir={run_dir}"])
+    cfg = validate(compose(TINY + ["optim.iterations=30", "checkpoint_every=10", "evaluation.iterations=6",
+                                   f"output_root={tmp_path}", f"run_dir={run_dir}"]))
     monkeypatch.delenv(checkpoint.PICKLE_ENV, raising=False)
     before = sorted((p.name, p.stat().st_mtime_ns) for p in run_dir.rglob("*"))
     with pytest.raises(ConfigError, match=r"ckpt_00000020\.pkl.*ABLATE_LOAD_PICKLED_CHECKPOINTS=1"):
@@ -131,7 +153,11 @@ def test_flatten_keeps_params_whole_and_ranges_as_leaves():
 
 
 def test_worker_messages_cross_a_pipe():
-    for msg in (messages.RunTrial(3, "/r", {"seed": 1}, 50), messages.Prune(3), messages.Stop(),
+    experiment = validate(compose(["system=He", "network=psiformer"]), device_count=1)
+    sent = pickle.loads(pickle.dumps(messages.RunTrial(3, "/r", experiment, 50))).experiment
+    assert sent.network == experiment.network and sent.config == experiment.config
+    assert sent.system.name == "He" and (sent.system.positions == experiment.system.positions).all()
+    for msg in (messages.Prune(3), messages.Stop(),
                 messages.Ready(1.5), messages.TrialProgress(3, "eval", 10, 100),
                 messages.Done(3, {"status": "completed"}), messages.Failed(3, "boom", None)):
         assert pickle.loads(pickle.dumps(msg)) == msg

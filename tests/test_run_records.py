@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ablate import checkpoint, fingerprint
+from ablate import checkpoint, fingerprint, jsonio
 from ablate.compose import compose
+from ablate.config import validate
 from ablate.errors import ConfigError
 from ablate.run_record import RunSummary
 from conftest import TINY, StopAt
@@ -52,12 +53,26 @@ def test_pretraining_keys_are_inert_only_when_both_runs_skip_pretraining():
     assert fingerprint.differences(none_100, {**none_1000, "seed": 1.0}) == [("seed", 0.0, 1.0)]
 
 
+def test_network_keys_the_ansatz_does_not_read_are_inert():
+    """A Psiformer run directory of before each ansatz had its own config records FermiNet's sizes
+    (scale=quick set them under every network): it still matches its command's config now."""
+    from ablate.config import to_container
+
+    now = fingerprint.fingerprint_values(jsonio.flatten(to_container(compose(["network=psiformer"]))))
+    before = {**now, "network.width": 32.0, "network.depth": 2.0, "network.pairwise_width": 8.0}
+    assert "network.width" not in now and fingerprint.differences(before, now) == []
+    assert fingerprint.differences({**before, "network.heads_dim": 8.0}, now) == [("network.heads_dim", 8.0, 16.0)]
+    ferminet = {**now, "network.type": "ferminet", "network.width": 32.0}   # a key FermiNet reads counts
+    assert fingerprint.differences(ferminet, {k: v for k, v in ferminet.items() if k != "network.width"}) == [
+        ("network.width", 32.0, "(absent)")]
+
+
 def test_a_finished_run_directory_refuses_another_system_cli(tmp_path):
     """`python -m ablate system=He run_dir=<finished H2 run>` used to print H2's energy."""
     from ablate.run import run_experiment
 
     run_dir = tmp_path / "h2"
-    done = run_experiment(compose(TINY + [f"output_root={tmp_path}", f"run_dir={run_dir}"]))
+    done = run_experiment(validate(compose(TINY + [f"output_root={tmp_path}", f"run_dir={run_dir}"])))
     assert done.status == "completed" and done.fingerprint == json.loads(
         (run_dir / "fingerprint.json").read_text())["fingerprint"]
     before = listing(run_dir)
@@ -78,16 +93,16 @@ def test_a_killed_run_resumed_with_other_settings_is_refused(tmp_path):
     run_dir = tmp_path / "run"
     base = TINY + ["checkpoint_every=5", f"output_root={tmp_path}", f"run_dir={run_dir}"]
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(compose(base), callbacks=StopAt(12))
+        run_experiment(validate(compose(base)), callbacks=StopAt(12))
     before = listing(run_dir)
     with pytest.raises(ConfigError) as err:
-        run_experiment(compose(base + ["optim.lr=0.5", "mcmc.steps=3"]))
+        run_experiment(validate(compose(base + ["optim.lr=0.5", "mcmc.steps=3"])))
     text = str(err.value)
     assert "\n" not in text and str(run_dir) in text
     assert "mcmc.steps 2.0 -> 3.0" in text and "optim.lr 0.05 -> 0.5" in text, text
     assert listing(run_dir) == before
     # presentation keys may change: checkpoint_every, progress, logger
-    resumed = run_experiment(compose(base + ["checkpoint_every=7", "progress=true"]))
+    resumed = run_experiment(validate(compose(base + ["checkpoint_every=7", "progress=true"])))
     assert resumed.status == "completed" and resumed.iterations == 20
     assert len(resumed.wall_time_stretches_s) == 2
     assert resumed.wall_time_s == pytest.approx(sum(resumed.wall_time_stretches_s))
@@ -98,7 +113,6 @@ def test_old_run_directories_are_checked_against_their_config_yaml(tmp_path):
     shutil.copytree(OLD_RUNS / "interrupted", run_dir)
     old = fingerprint.recorded(run_dir)
     assert old["legacy"] and old["values"]["optim.iterations"] == 30.0
-    from ablate.config import validate
     same = validate(compose(TINY + ["optim.iterations=30", "checkpoint_every=10", "evaluation.iterations=6",
                                     f"output_root={tmp_path}", f"run_dir={run_dir}"]), device_count=1)
     fingerprint.check_run_dir(run_dir, same.config)     # no error: the test of test_records resumes it
@@ -125,13 +139,13 @@ def test_a_truncated_summary_is_rebuilt_from_checkpoint_and_tables(tmp_path, cap
     base = TINY + ["pretrain=hf", "pretrain.iterations=3", "checkpoint_every=5", f"output_root={tmp_path}",
                    f"run_dir={run_dir}"]
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(compose(base), callbacks=StopAt(12))
+        run_experiment(validate(compose(base)), callbacks=StopAt(12))
     first = RunSummary.read(run_dir)
     assert first.hf_energy is not None and first.status == "failed"
     path = run_dir / "summary.json"
     path.write_text(path.read_text()[:200])
     capfd.readouterr()
-    resumed = run_experiment(compose(base))
+    resumed = run_experiment(validate(compose(base)))
     err = capfd.readouterr().err
     assert f"warning: {path} is damaged" in err and "rebuilt from the checkpoint and the tables" in err
     assert resumed.status == "completed" and resumed.hf_energy == first.hf_energy
@@ -143,7 +157,7 @@ def test_a_truncated_summary_is_rebuilt_from_checkpoint_and_tables(tmp_path, cap
     # a completed run whose summary is damaged: rebuilt, not rerun, with the same result
     path.write_text("{")
     metrics_before = (run_dir / "metrics.csv").stat().st_mtime_ns
-    again = run_experiment(compose(base))
+    again = run_experiment(validate(compose(base)))
     assert "is damaged" in capfd.readouterr().err
     assert again.status == "completed" and (run_dir / "metrics.csv").stat().st_mtime_ns == metrics_before
     for key in ("energy", "energy_stderr", "error_mha", "variance", "train_energy", "hf_energy",

@@ -179,9 +179,10 @@ def test_a_tiny_run_with_the_other_samplers_completes_and_counts_spikes(override
     import pandas as pd
 
     from ablate.compose import compose
+    from ablate.config import validate
     from ablate.run import run_experiment
 
-    summary = run_experiment(compose(tiny_overrides + overrides))
+    summary = run_experiment(validate(compose(tiny_overrides + overrides)))
     assert summary.status == "completed"
     assert isinstance(summary.energy_spikes, int) and summary.energy_spikes >= 0
     metrics = pd.read_csv(Path(summary.run_dir) / "metrics.csv")

@@ -24,6 +24,7 @@ import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from ablate.compose import compose
+from ablate.config import validate
 from sweeps import ownership
 from sweeps import storage as st
 from sweeps.plan import build_plan
@@ -139,7 +140,7 @@ def test_a_new_study_never_adopts_an_old_studys_trial_directories(tmp_path, env)
     cfg = compose(["system=H2", f"output_root={tmp_path}", f"run_dir={old_dir}"])
     cfg.trial.study, cfg.trial.study_uuid = "width", "someone-else"
     with pytest.raises(ConfigError, match="belongs to study 'width'"):
-        run_experiment(cfg)
+        run_experiment(validate(cfg))
 
 
 def _uuid(root: Path) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from ablate.compose import compose
+from ablate.config import validate
 from ablate.errors import NonFiniteEnergy
 from ablate.run import run_experiment
 from ablate.wandb_records import find_run_files, history_frame, read_run
@@ -62,7 +63,7 @@ def assert_summary_matches(wandb_summary: dict, summary: dict) -> None:
 
 def test_a_run_is_a_wandb_run_with_config_history_and_summary(tmp_path):
     run_dir = tmp_path / "run"
-    summary = run_experiment(compose(WANDB_TINY + [f"run_dir={run_dir}", "logger.tags=[H2,unit]"]))
+    summary = run_experiment(validate(compose(WANDB_TINY + [f"run_dir={run_dir}", "logger.tags=[H2,unit]"])))
     assert summary.status == "completed"
 
     (run,) = offline_runs(run_dir / "wandb")
@@ -89,7 +90,7 @@ def test_a_run_is_a_wandb_run_with_config_history_and_summary(tmp_path):
     assert run["exit_code"] == 0 and run["complete"]
 
     # A completed run directory is not rerun, and no second W&B run appears for it.
-    run_experiment(compose(WANDB_TINY + [f"run_dir={run_dir}"]))
+    run_experiment(validate(compose(WANDB_TINY + [f"run_dir={run_dir}"])))
     assert len(offline_runs(run_dir / "wandb")) == 1
 
 
@@ -148,7 +149,7 @@ def test_a_failed_trial_is_a_failed_wandb_run(tmp_path):
     run_dir = tmp_path / "run"
     cfg = compose(WANDB_TINY + [f"run_dir={run_dir}", "debug.inject_nan_step=3"])
     with pytest.raises(NonFiniteEnergy):
-        run_experiment(cfg)
+        run_experiment(validate(cfg))
     on_disk = json.loads((run_dir / "summary.json").read_text())
     assert on_disk["status"] == "failed"
 
@@ -161,7 +162,7 @@ def test_a_failed_trial_is_a_failed_wandb_run(tmp_path):
 
 def test_logger_none_writes_no_wandb_files(tmp_path):
     run_dir = tmp_path / "run"
-    summary = run_experiment(compose(TINY + [f"run_dir={run_dir}"]))  # TINY has logger=none
+    summary = run_experiment(validate(compose(TINY + [f"run_dir={run_dir}"])))  # TINY has logger=none
     assert summary.status == "completed"
     assert not (run_dir / "wandb").exists() and not (run_dir / "wandb_id.txt").exists()
     assert not list(tmp_path.rglob("*.wandb"))
@@ -173,7 +174,7 @@ def test_online_without_network_does_not_hang_the_run(tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     cfg = compose(WANDB_TINY + [f"run_dir={run_dir}", "logger.mode=online", "logger.init_timeout=3"])
     start = time.monotonic()
-    summary = run_experiment(cfg)
+    summary = run_experiment(validate(cfg))
     elapsed = time.monotonic() - start
     assert summary.status == "completed"
     assert summary.startup_s < 3 + 60, summary.startup_s  # W&B gave up after ~3 s
