@@ -169,7 +169,7 @@ def test_a_run_dir_inside_the_study_folder_is_used(study_book):
     study_book.storage.set_trial_user_attr(
         st.trial_id(study_book.study, study_book.storage, waiting.number), "run_dir", str(inside))
     started = study_book.start(study_book.claim(), "cpu0", 1)
-    assert started is not None and started[0].run_dir == inside and started[1]["run_dir"] == str(inside)
+    assert started is not None and started[0].run_dir == inside and str(started[1].run.run_dir) == str(inside)
 
 
 def test_a_trial_folder_planted_in_the_storage_is_refused(tmp_path, study_book):
@@ -198,7 +198,7 @@ def test_a_planted_pickle_is_never_unpickled(tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     planted = plant_pickle(run_dir / "checkpoints", 5, marker)
     with pytest.raises(ConfigError, match=r"ckpt_00000005\.pkl.*ABLATE_LOAD_PICKLED_CHECKPOINTS=1"):
-        run_experiment(compose(TINY + [f"run_dir={run_dir}"]))
+        run_experiment(validate(compose(TINY + [f"run_dir={run_dir}"])))
     assert sorted(p.name for p in run_dir.rglob("*")) == ["checkpoints", planted.name]
     warnings = []
     assert checkpoint.latest(run_dir / "checkpoints", warn=warnings.append) is None
@@ -257,18 +257,18 @@ def test_enospc_while_writing_a_checkpoint_keeps_the_previous_one_and_the_run_re
 
     overrides = TINY + ["checkpoint_every=5"]
     whole = tmp_path / "whole"
-    run_experiment(compose(overrides + [f"run_dir={whole}"]))
+    run_experiment(validate(compose(overrides + [f"run_dir={whole}"])))
     cut = tmp_path / "cut"
     monkeypatch.setattr(checkpoint, "os", DiskFullAt(3))
     with pytest.raises(WriteFailed) as err:
-        run_experiment(compose(overrides + [f"run_dir={cut}"]))
+        run_experiment(validate(compose(overrides + [f"run_dir={cut}"])))
     message = str(err.value)
     assert message.startswith(f"cannot write {cut / 'checkpoints' / 'ckpt_00000010.ckpt'}: No space left on device")
     assert "\n" not in message and err.value.errno == errno.ENOSPC
     assert sorted(p.name for p in (cut / "checkpoints").iterdir()) == ["ckpt_00000000.ckpt", "ckpt_00000005.ckpt"]
     assert checkpoint.latest(cut / "checkpoints")["step"] == 5
     monkeypatch.undo()
-    resumed = run_experiment(compose(overrides + [f"run_dir={cut}"]))
+    resumed = run_experiment(validate(compose(overrides + [f"run_dir={cut}"])))
     assert resumed.status == "completed" and resumed.iterations == 20
     assert_same_training(whole, cut, 20)
 
