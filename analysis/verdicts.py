@@ -115,7 +115,8 @@ class Decision:
     ``body``: the evidence after the reason; ``need``: what an undecided claim would take;
     ``power``: the smallest effect the test detects at these seeds; ``locate``: (value, p) pairs a
     saturation claim places its X with (the last one at or below the level is X); ``trials`` the
-    trial numbers behind the claim."""
+    trial numbers behind the claim; ``hypothesis`` names the null hypothesis when several claims
+    test the same one."""
 
     p_support: float | None = None
     p_refute: float | None = None
@@ -130,6 +131,7 @@ class Decision:
     power: str = ""
     locate: tuple[tuple[str, float], ...] = ()
     trials: tuple[int, ...] = ()  # the trials behind the claim (a study adding seeds adds them to their points)
+    hypothesis: str = ""  # claims testing one hypothesis share one place in the Holm family (:func:`judge`)
 
     @property
     def testable(self) -> bool:
@@ -222,17 +224,31 @@ def decided(claim: Claim, level: float | None = None, adjusted: tuple[float | No
 
 def judge(claims: list[Claim], level: float | None = None, look: str = "", skip: frozenset = frozenset()) -> list[Claim]:
     """Decide a study's claims together: Holm over the testable claims in each direction, then
-    :func:`decided` for each (claims whose key is in ``skip`` are returned unchanged)."""
+    :func:`decided` for each (claims whose key is in ``skip`` are returned unchanged). Claims that
+    test one hypothesis (the same ``decision.hypothesis``: "Psiformer matches FermiNet on LiH" at
+    equal iterations and at equal cost are one test with different cost conditions) take one
+    place in the family: Holm controls the error over distinct hypotheses."""
     level = ALPHA if level is None else level
     testable = [i for i, c in enumerate(claims) if c.decision is not None and c.decision.testable
                 and c.verdict != NOTE and c.key not in skip]
-    support = [(i, claims[i].decision.p_support) for i in testable if claims[i].decision.p_support is not None]
-    refute = [(i, claims[i].decision.p_refute) for i in testable if claims[i].decision.p_refute is not None]
-    adj_s = dict(zip([i for i, _ in support], holm([p for _, p in support])))
-    adj_r = dict(zip([i for i, _ in refute], holm([p for _, p in refute])))
-    order = sorted(support, key=lambda ip: ip[1])
-    raw_levels = {i: level / (len(order) - rank) for rank, (i, _) in enumerate(order)}
-    family = len(testable)
+    slot: dict[int, str] = {i: claims[i].decision.hypothesis or f"claim {i}" for i in testable}
+
+    def adjusted(direction: str) -> dict[int, float]:
+        best: dict[str, float] = {}
+        for i in testable:
+            p = getattr(claims[i].decision, direction)
+            if p is not None:
+                best[slot[i]] = min(p, best.get(slot[i], 1.0))
+        names = list(best)
+        by_slot = dict(zip(names, holm([best[n] for n in names])))
+        return {i: max(by_slot[slot[i]], getattr(claims[i].decision, direction))
+                for i in testable if getattr(claims[i].decision, direction) is not None}
+
+    adj_s, adj_r = adjusted("p_support"), adjusted("p_refute")
+    order = sorted({slot[i]: claims[i].decision.p_support for i in adj_s}.items(), key=lambda kv: kv[1])
+    rank_of = {name: rank for rank, (name, _) in enumerate(order)}
+    raw_levels = {i: level / (len(order) - rank_of[slot[i]]) for i in adj_s}
+    family = len(set(slot.values()))
     out = []
     for i, claim in enumerate(claims):
         if i in testable:

@@ -225,6 +225,7 @@ def matches_claim(system: str, points: pd.DataFrame, cost: str | None) -> Claim 
                   f"{rules.margin_text(unit)}",
         test=f"Welch non-inferiority t on Psiformer − FermiNet {'error' if unit == 'mHa' else 'energy'} against "
              f"+{margin:g} {unit}: {test.text()}",
+        hypothesis=f"Psiformer matches or beats FermiNet ({system})",
         body=evidence, need=need_text(test, seeds),
         power=power_text(test, seeds, False, unit, f"the margin {rules.margin_text(unit)}"))
     if cost is None:
