@@ -1,10 +1,10 @@
 """Command line: ``python -m ablate [overrides]`` trains one wave function;
 ``python -m ablate +sweep=NAME [overrides]`` runs an Optuna study (see sweeps/);
 ``python -m ablate -m key=a,b ...`` runs a small grid of single runs (Hydra multirun);
-``python -m ablate --help`` prints our page (ablate/help.py), ``--hydra-help`` Hydra's.
+``python -m ablate --help`` prints our page (ablate/cli/help.py), ``--hydra-help`` Hydra's.
 
-A command of overrides only is composed once (`ablate.compose.compose`) and its run validated
-once (`ablate.config.validate`, in `main`); Hydra's own app runs the rest (``-m``, ``--cfg``,
+A command of overrides only is composed once (`ablate.config.compose.compose`) and its run validated
+once (`ablate.config.experiment.validate`, in `main`); Hydra's own app runs the rest (``-m``, ``--cfg``,
 ``--help``, a custom config folder, ``hydra.*`` settings), after `check` has composed (and
 validated) every job up front.
 
@@ -12,7 +12,7 @@ Bad input gets one line on stderr naming the key and what is allowed (with the c
 names for a misspelling), and exit code 2, before any expensive work, with or without ``-m``.
 
 SIGTERM (a scheduler's warning, ``scancel``, pre-emption) makes a run checkpoint after the
-current iteration and exit with code 75 (:data:`ablate.preemption.EXIT_PREEMPTED`); the same
+current iteration and exit with code 75 (:data:`ablate.vmc.preemption.EXIT_PREEMPTED`); the same
 command with the same ``run_dir`` resumes it. A second SIGTERM kills at once.
 """
 
@@ -30,13 +30,13 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from ablate.compose import CONF_DIR, compose, quote_group_choices, store_declared_defaults, yaml_error_line
-from ablate.config import validate
-from ablate.errors import ConfigError, ConfigFileError, RunFailed
-from ablate.help import help_page
-from ablate.preemption import EXIT_PREEMPTED, Preempted, install as install_preemption
-from ablate.redact import redact_text
-from ablate.xla_env import quiet_xla_on_cpu
+from ablate.cli.help import help_page
+from ablate.config.compose import CONF_DIR, compose, quote_group_choices, store_declared_defaults, yaml_error_line
+from ablate.config.experiment import validate
+from ablate.records.errors import ConfigError, ConfigFileError, RunFailed
+from ablate.records.redact import redact_text
+from ablate.runtime.xla_env import quiet_xla_on_cpu
+from ablate.vmc.preemption import EXIT_PREEMPTED, Preempted, install as install_preemption
 
 # The --help page is Hydra's hydra/help template (conf/hydra/help/ablate.yaml), whose text
 # this resolver generates from the config declarations.
@@ -167,7 +167,7 @@ def main(cfg: DictConfig, overrides: list[str], multirun: bool = False) -> None:
         if "sweep" in cfg:
             if multirun:
                 raise ConfigError("sweep", "-m", "run a sweep without -m: +sweep=NAME drives its own trials")
-            from ablate import sweep_cli  # lazy: Optuna, only for +sweep= (contracts.md)
+            from ablate.cli import sweep_cli  # lazy: Optuna, only for +sweep= (contracts.md)
 
             code = sweep_cli.run(cfg, overrides)
             raise SystemExit(code)
@@ -176,7 +176,7 @@ def main(cfg: DictConfig, overrides: list[str], multirun: bool = False) -> None:
             cfg = _multirun_job(cfg)
         experiment = validate(cfg)
         install_preemption()
-        from ablate.run import format_result, run_experiment  # lazy: JAX, only on the run path
+        from ablate.vmc.run import format_result, run_experiment  # lazy: JAX, only on the run path
 
         summary = run_experiment(experiment)
         print(format_result(summary), flush=True)

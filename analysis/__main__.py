@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ablate.errors import ConfigError
+from ablate.records.errors import ConfigError
 
 from .loaders import DEFAULT_OUTPUT_ROOT, AnalysisError
 from .records import ArgumentParser, check_inside, check_no_password, check_path_text, check_study_name, redact_text

@@ -5,7 +5,7 @@ A trial is **converged** when all three hold:
 1. **No drift in the tail.** The tail is the last 20 % of the training iterations
    (:data:`TAIL_FRACTION`). Successive training energies are correlated, so the tail is cut into
    contiguous blocks at least as long as the reblocking block length of the detrended tail
-   (Flyvbjerg–Petersen with the Lee–Drummond–Needs criterion, ``ablate.stats.reblock``):
+   (Flyvbjerg–Petersen with the Lee–Drummond–Needs criterion, ``ablate.records.stats.reblock``):
    :data:`TARGET_BLOCKS` blocks when the correlation allows it, never fewer than
    :data:`MIN_BLOCKS`. A least-squares line through the block means gives the slope ``b`` and its
    standard error ``s_b`` from the scatter of the block means about the line (``n_blocks - 2``

@@ -40,7 +40,7 @@ MIN_IMPORTANCE_TRIALS = 10
 DERIVED_COLUMNS = ("value", "correlation_pct", "correlation_pct_stderr", "reason", "run_dir")
 
 # Columns after the parameters, in order (see the module docstring for units): the summary
-# fields declared as frame columns (``ablate.run_record.FRAME_KEYS``, in their order there; each
+# fields declared as frame columns (``ablate.records.run_record.FRAME_KEYS``, in their order there; each
 # read from summary.json, else the trial's user attribute of the same name), then the above.
 RECORD_COLUMNS = (*(k for k in FRAME_KEYS if k != "seed"), *DERIVED_COLUMNS)
 

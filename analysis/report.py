@@ -381,7 +381,7 @@ def _markdown_report(study, trials, status, table, claims, notes, written) -> st
 
 def sweep_figure(name: str, storage: str | None = None, output_root: str | os.PathLike | None = None):
     """The study's main figure (the first planned kind with data; training curves as a last
-    resort), or None when the study has no complete trial. Used by ablate.wandb_sink.log_study.
+    resort), or None when the study has no complete trial. Used by ablate.tracking.wandb_sink.log_study.
 
     Imports ``matplotlib.pyplot`` (headless: Agg when no display) because ``wandb.Image(fig)``
     looks up ``matplotlib.pyplot`` to recognise a figure; the figure itself is not pyplot-managed.

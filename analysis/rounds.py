@@ -1,7 +1,7 @@
 """A study with rounds of seeds, seen by the analysis before it runs (its plan: looks, levels and
 the power of each claim) and between its rounds (the next round: which grid points get more seeds).
 
-The sweep driver never imports this module: the command line (``ablate/sweep_cli.py``) prints
+The sweep driver never imports this module: the command line (``ablate/cli/sweep_cli.py``) prints
 :func:`plan_lines` for ``sweep.plan=true`` and when a study starts, and hands the driver a decide
 step that calls :func:`next_round` on the study, loaded as the report loads it, after each round
 (:mod:`sweeps.rounds` records and enqueues the round).

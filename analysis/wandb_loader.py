@@ -30,7 +30,7 @@ _WANDB_STATE_TO_STATE = {
 def _wandb_params(config: Mapping[str, Any], summary: Mapping[str, Any]) -> dict[str, Any]:
     """The swept parameters of a W&B run.
 
-    ablate.wandb_sink writes a flat config with each swept value at its own key and the list of
+    ablate.tracking.wandb_sink writes a flat config with each swept value at its own key and the list of
     swept keys in ``trial.swept``; a nested ``trial.params`` dict (config or summary ``params``) is
     read too.
     """

@@ -30,9 +30,9 @@ def parameters(overrides: list[str]) -> int:
     """Parameter count of the network of ``overrides`` (no compilation)."""
     import jax
 
-    from ablate.compose import compose
-    from ablate.config import validate
-    from ablate.networks import make_ansatz, param_count
+    from ablate.config.compose import compose
+    from ablate.config.experiment import validate
+    from ablate.wavefunction.networks import make_ansatz, param_count
 
     experiment = validate(compose(overrides), device_count=1)
     return param_count(jax.eval_shape(make_ansatz(experiment).init, jax.random.PRNGKey(0)))

@@ -156,8 +156,8 @@ def task_environment(sizes: Sizes, work: Path) -> list[dict]:
 
     import jax
 
-    import ablate.run  # noqa: F401 - the engine and everything it imports
-    import ablate.training  # noqa: F401
+    import ablate.vmc.run  # noqa: F401 - the engine and everything it imports
+    import ablate.vmc.training  # noqa: F401
     import sweeps.driver  # noqa: F401 - the sweep driver (optuna is imported where it is used)
 
     import folx  # noqa: F401
@@ -283,11 +283,11 @@ def task_precision(sizes: Sizes, work: Path) -> list[dict]:
     import jax
     import numpy as np
 
-    from ablate import training
-    from ablate.compose import compose
-    from ablate.config import validate
-    from ablate.jax_setup import setup_jax
-    from ablate.stats import reblock
+    from ablate.config.compose import compose
+    from ablate.config.experiment import validate
+    from ablate.records.stats import reblock
+    from ablate.runtime.jax_setup import setup_jax
+    from ablate.vmc import training
 
     args = iteration.parse(["--system", sizes.precision_system, *sizes.iteration_args,
                             "--override", f"output_root={work / 'runs'}"])
@@ -447,7 +447,7 @@ def parent_main(args) -> int:
     env = dict(os.environ)
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")   # one task never starves the next
     env.setdefault("JAX_COMPILATION_CACHE_DIR", str(work / "jax_cache"))
-    # as ablate.jax_setup does when it sets the cache itself: every program (MIN_COMPILE_TIME_S;
+    # as ablate.runtime.jax_setup does when it sets the cache itself: every program (MIN_COMPILE_TIME_S;
     # JAX's default keeps only those that took >= 1 s)
     env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in

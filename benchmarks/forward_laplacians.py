@@ -5,7 +5,7 @@ JSON object per system (one line each).
     python benchmarks/forward_laplacians.py He Li Be LiH B C N O Ne --rounds 4
     python benchmarks/forward_laplacians.py LiH --width 64 --override energy_chunk=whole
 
-What `forward_laplacian=auto` is chosen from (`ablate.hamiltonian.AUTO_FERMINET_FROM_ELECTRONS`).
+What `forward_laplacian=auto` is chosen from (`ablate.hamiltonian.local_energy.AUTO_FERMINET_FROM_ELECTRONS`).
 For each system both engines (`forward_laplacian=ferminet` and `=folx`, otherwise the same
 config) are built, then timed interleaved in short blocks, ``--rounds`` rounds of ``--calls``
 calls of each program per engine, so a slow spell of the machine hits both: the training step
@@ -58,10 +58,10 @@ def _calls(fn, n: int) -> list[float]:
 
 
 def _build(overrides: list[str]):
-    from ablate import training
-    from ablate.compose import compose
-    from ablate.config import validate
-    from ablate.jax_setup import setup_jax
+    from ablate.config.compose import compose
+    from ablate.config.experiment import validate
+    from ablate.runtime.jax_setup import setup_jax
+    from ablate.vmc import training
 
     experiment = validate(compose(overrides))
     setup_jax(experiment.run.precision)
@@ -122,7 +122,7 @@ def compare(system: str, base: list[str], rounds: int, calls: int, flip: bool) -
     saved = (n_train * diff["train"][0] + n_eval * diff["eval"][0]) / 1e3 \
         - (runs["ferminet"]["compile_s"] - runs["folx"]["compile_s"])
     saved_err = ((n_train * diff["train"][1]) ** 2 + (n_eval * diff["eval"][1]) ** 2) ** 0.5 / 1e3
-    from ablate.hamiltonian import forward_laplacian_of
+    from ablate.hamiltonian.local_energy import forward_laplacian_of
     return {
         "benchmark": "forward_laplacians", "system": system,
         "electrons": exp.system.n_electrons, "width": max(w for w, _ in exp.network.layers),

@@ -12,7 +12,7 @@ sampling (the MCMC moves of one iteration), local energy (E_L of the batch), gra
 (loss value and VMC gradient, E_L included). The optimiser update is the step minus the
 sampling and the gradient. Start-up = config to the end of the first training step (JIT
 compilation included). No pretraining and no logging: pyscf and wandb are never imported.
-FLOPs per iteration: XLA's cost analysis of the compiled training programs (ablate.cost, the
+FLOPs per iteration: XLA's cost analysis of the compiled training programs (ablate.vmc.cost, the
 number a run records in summary.json), with the parts and what is counted.
 ``--no-split`` times the whole step only (what benchmarks/compare_peer.py runs). Besides the
 medians: the fastest step (``min_ms``, least disturbed by other processes on a shared machine)
@@ -105,11 +105,11 @@ def measure(overrides_list: list[str], iterations: int = 20, warmup: int = 3,
     """
     import jax
 
-    from ablate import cost, training
-    from ablate.compose import compose
-    from ablate.config import validate
-    from ablate.jax_setup import setup_jax
-    from ablate.networks import param_count
+    from ablate.config.compose import compose
+    from ablate.config.experiment import validate
+    from ablate.runtime.jax_setup import setup_jax
+    from ablate.vmc import cost, training
+    from ablate.wavefunction.networks import param_count
 
     split_iterations = iterations if split_iterations is None else split_iterations
     t0 = time.time()
@@ -195,8 +195,8 @@ def main() -> None:
     args = parse()
     import jax  # noqa: F401 - imports are timed apart from the start-up
 
-    import ablate.jax_setup
-    import ablate.training  # noqa: F401
+    import ablate.runtime.jax_setup
+    import ablate.vmc.training  # noqa: F401
 
     t_imported = time.time()
     record = measure(overrides(args), args.iterations, args.warmup,

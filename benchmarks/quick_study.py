@@ -4,7 +4,7 @@ Runs the study through the real CLI in a fresh output root and prints one JSON o
 study's wall time and trials/hour, the wall seconds of every trial by phase (setup, pretrain,
 burn_in, train, flop_count, eval, from its summary.json), its start-up and compile seconds,
 the evaluation length the stopping rule chose, the compilation-cache hits, the traced programs
-read from or written to its store (ablate.program_store), and the claim
+read from or written to its store (ablate.runtime.program_store), and the claim
 lines of ``python -m analysis width``, so that the next change is measured the same way.
 
 ``--cache cold`` starts from an empty compilation cache folder (``ABLATE_CACHE_DIR`` set to a
@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ablate.run_record import RunSummary  # noqa: E402
+from ablate.records.run_record import RunSummary  # noqa: E402
 
 
 def trial_rows(study_dir: Path) -> list[dict]:

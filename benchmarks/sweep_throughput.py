@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ablate.run_record import RunSummary
+from ablate.records.run_record import RunSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,7 +2,7 @@
 
 ``python -m ablate +sweep=NAME [overrides]`` composes the config with the sweep file
 ``conf/sweep/NAME.yaml`` under ``cfg.sweep`` and calls :func:`sweeps.driver.run_plan`
-(through ``ablate.sweep_cli``, which hands it the analysis: the decide step of rounds of seeds
+(through ``ablate.cli.sweep_cli``, which hands it the analysis: the decide step of rounds of seeds
 and the finished study's report).
 
 - :mod:`sweeps.space`: parse and check a sweep file into a ``SweepSpec``.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from ablate.errors import ConfigError
-from ablate.redact import ArgumentParser
+from ablate.records.errors import ConfigError
+from ablate.records.redact import ArgumentParser
 
 from .status import show_status
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from ablate.redact import redact_url
+from ablate.records.redact import redact_url
 
 from .plan import StudyPlan
 from .status import format_table, next_commands, study_line

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import optuna
 
-from ablate.run_record import RunSummary
-from ablate.study_record import trial_params
+from ablate.records.run_record import RunSummary
+from ablate.records.study_record import trial_params
 
 from . import ownership
 from . import storage as st

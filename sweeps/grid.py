@@ -1,7 +1,7 @@
 """Grid points as the study stores them, and the pass that keeps every point enqueued once.
 
 A grid point is a flat ``{config key: value}`` dict. Each grid trial is enqueued with the point
-as Optuna's ``fixed_params`` (exact types, read by :func:`ablate.study_record.trial_params`) and a
+as Optuna's ``fixed_params`` (exact types, read by :func:`ablate.records.study_record.trial_params`) and a
 ``point_key`` user attribute; the trial never calls ``suggest_*`` for it. Optuna's own params are
 only a mirror for the dashboard (:func:`mirror_params`), so growing an axis (a new width, a new
 categorical value, more seeds) never meets "CategoricalDistribution does not support dynamic
@@ -33,7 +33,7 @@ from typing import Any, Iterable, Mapping
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from ablate.study_record import trial_params
+from ablate.records.study_record import trial_params
 
 LIVE = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 CONTINUATION_KEYS = ("run_dir", "run_id")

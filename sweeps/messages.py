@@ -13,7 +13,7 @@ from typing import Any
 
 @dataclasses.dataclass(frozen=True)
 class RunTrial:
-    """Run one trial: its number, run directory, its validated run (an `ablate.config.Experiment`,
+    """Run one trial: its number, run directory, its validated run (an `ablate.config.experiment.Experiment`,
     which the driver composed and validated; pickled by module path like these messages) and how
     often (training iterations) to report a pruning value."""
 

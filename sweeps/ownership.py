@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ablate.run_record import RunDir
+from ablate.records.run_record import RunDir
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ from typing import Any
 
 from omegaconf import OmegaConf, open_dict
 
-from ablate.compose import compose
-from ablate.config import Experiment, ansatze_reading, validate
-from ablate.errors import ConfigError
-from ablate.safe_paths import check_inside
-from ablate.study_record import default_storage_url
-from ablate.xla_env import cache_folder
+from ablate.config.compose import compose
+from ablate.config.experiment import Experiment, ansatze_reading, validate
+from ablate.records.errors import ConfigError
+from ablate.records.safe_paths import check_inside
+from ablate.records.study_record import default_storage_url
+from ablate.runtime.xla_env import cache_folder
 
 from . import overrides as ov
 from .space import SweepSpec, parse_spec

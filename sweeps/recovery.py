@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 
 from optuna.trial import TrialState
 
-from ablate.run_record import trial_dir_name
+from ablate.records.run_record import trial_dir_name
 
 from . import ownership
 from . import storage as st

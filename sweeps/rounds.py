@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ablate.study_record import trial_params
+from ablate.records.study_record import trial_params
 
 from . import grid as gr
 from . import storage as st

@@ -8,16 +8,16 @@ dimension, or a categorical choice for TPE/random) or a range
 the same; the nested form is the one ``sweep.space.network.width=[...]`` overrides.
 
 The file's keys are declared once, in :class:`SweepFile`, with the experiment's
-``ablate.config.key`` (meaning, default, allowed values, unit): `parse_spec` checks them with
-``ablate.config.read_group``, and the ``--help`` page and docs/sweeps.md's table are generated
+``ablate.config.experiment.key`` (meaning, default, allowed values, unit): `parse_spec` checks them with
+``ablate.config.experiment.read_group``, and the ``--help`` page and docs/sweeps.md's table are generated
 from them. A new key is one ``key(...)`` line in `SweepFile` (a ``parse`` function when the
 generic checks of its annotation do not say enough), a field of the same name in
-:class:`SweepSpec` (copied over as checked), and ``python -m sweeps.docs`` to regenerate the
+:class:`SweepSpec` (copied over as checked), and ``python -m ablate.cli.sweep_docs`` to regenerate the
 table. A nested group of keys (``slurm: {...}``) is its own dataclass of ``key(...)`` fields,
 read by a field whose ``parse`` calls `read_declared` with it.
 
 Everything here is pure: parsing never touches storage, Hydra or the disk. Every
-problem raises :class:`ablate.errors.ConfigError` naming the key, the value and
+problem raises :class:`ablate.records.errors.ConfigError` naming the key, the value and
 what is allowed.
 """
 
@@ -28,15 +28,15 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Iterator, Literal, Mapping, get_args
 
-from ablate.config import key, read_group
-from ablate.errors import ConfigError
-from ablate.jsonio import flatten
-from ablate.safe_paths import STUDY_NAME_ALLOWED, check_no_password, check_path_text, check_study_name
+from ablate.config.experiment import key, read_group
+from ablate.records.errors import ConfigError
+from ablate.records.jsonio import flatten
+from ablate.records.safe_paths import STUDY_NAME_ALLOWED, check_no_password, check_path_text, check_study_name
 
 from .slurm import SlurmOptions, parse_options
 
 # error_mha / energy: the evaluated result; device_seconds / training_flops: the run's cost
-# (summary.json, measured by ablate.cost). Several objectives make a multi-objective study.
+# (summary.json, measured by ablate.vmc.cost). Several objectives make a multi-objective study.
 OBJECTIVES = ("error_mha", "energy", "device_seconds", "training_flops")
 RANGE_KEYS = {"low", "high", "log", "type", "step"}
 SCALAR_TYPES = (type(None), bool, int, float, str)
@@ -80,7 +80,7 @@ def _base(name: str, raw: Any) -> tuple[str, ...]:
 
 def _storage(name: str, raw: Any) -> str | None:
     """null, a database URL without a password (libpq reads it from ~/.pgpass, PGPASSFILE or
-    PGPASSWORD: ablate.safe_paths.check_no_password) or a journal file path without control characters."""
+    PGPASSWORD: ablate.records.safe_paths.check_no_password) or a journal file path without control characters."""
     if raw is not None and (not isinstance(raw, str) or not raw.strip()):
         raise ConfigError(name, raw, "null (SQLite under output_root), a database URL or a journal file path")
     check_no_password(name, raw)
@@ -348,7 +348,7 @@ def parse_spec(node: Mapping[str, Any], default_name: str | None = None) -> Swee
         raise ConfigError("sweep", node, "a mapping (a sweep file under conf/sweep/)")
     file = read_declared(SweepFile, node, "sweep.")
 
-    # one folder under output_root, a Slurm job name and a file name: ablate.safe_paths
+    # one folder under output_root, a Slurm job name and a file name: ablate.records.safe_paths
     name = check_study_name("sweep.name", file.name if file.name is not None else default_name)
     objectives, directions = _parse_objectives(file.objective, file.direction, file.directions)
     pruner = file.pruner or "none"

@@ -14,10 +14,10 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ablate.errors import ConfigError
-from ablate.redact import redact_url
-from ablate.safe_paths import check_path_text, check_study_name
-from ablate.study_record import TrialRow, default_storage_url, sqlite_path
+from ablate.records.errors import ConfigError
+from ablate.records.redact import redact_url
+from ablate.records.safe_paths import check_path_text, check_study_name
+from ablate.records.study_record import TrialRow, default_storage_url, sqlite_path
 
 from .storage import check_storage_url, open_storage
 

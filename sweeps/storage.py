@@ -41,12 +41,12 @@ import sqlalchemy.exc
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import TrialState
 
-from ablate.errors import ConfigError
-from ablate.jsonio import write_json_atomic
-from ablate.run_record import trial_dir_name
-from ablate.redact import redact_text, redact_url
-from ablate.safe_paths import check_inside, check_no_password, is_study_name
-from ablate.study_record import sqlite_path, trial_params
+from ablate.records.errors import ConfigError
+from ablate.records.jsonio import write_json_atomic
+from ablate.records.redact import redact_text, redact_url
+from ablate.records.run_record import trial_dir_name
+from ablate.records.safe_paths import check_inside, check_no_password, is_study_name
+from ablate.records.study_record import sqlite_path, trial_params
 
 from . import grid as gr
 from .space import VERDICT_KEYS
@@ -58,7 +58,7 @@ FAULT_ENV = "ABLATE_FAULT"         # fault injection for tests: "kill-after-fail
 
 def check_storage_url(url: str, key: str = "sweep.storage") -> None:
     """Cheap checks on a storage URL before anything is created; ``key`` names it in the error
-    line (``sweep.storage``, ``--storage``). A URL with a password is refused (ablate.safe_paths)."""
+    line (``sweep.storage``, ``--storage``). A URL with a password is refused (ablate.records.safe_paths)."""
     check_no_password(key, url)
     if "://" not in url:
         return  # a journal file path

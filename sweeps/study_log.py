@@ -17,13 +17,13 @@ from typing import Any, Callable
 import optuna
 from omegaconf import OmegaConf
 
-from ablate.jsonio import finite_or_none
-from ablate.run_record import RunDir
-from ablate.safe_paths import is_inside
-from ablate.redact import redact_url
-from ablate.study_record import TrialRow
-from ablate.wandb_records import wait_complete
-from ablate.wandb_sink import FLUSH_TIMEOUT_S, init_run, run_id_for, warn
+from ablate.records.jsonio import finite_or_none
+from ablate.records.redact import redact_url
+from ablate.records.run_record import RunDir
+from ablate.records.safe_paths import is_inside
+from ablate.records.study_record import TrialRow
+from ablate.tracking.wandb_records import wait_complete
+from ablate.tracking.wandb_sink import FLUSH_TIMEOUT_S, init_run, run_id_for, warn
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ablate.errors import ConfigError
-from ablate.redact import redact_text, redact_url
-from ablate.safe_paths import check_inside, check_path_text
+from ablate.records.errors import ConfigError
+from ablate.records.redact import redact_text, redact_url
+from ablate.records.safe_paths import check_inside, check_path_text
 
 from . import overrides as ov
 from .plan import StudyPlan

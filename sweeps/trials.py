@@ -17,11 +17,11 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import TrialState
 
-from ablate.config import Experiment
-from ablate.errors import ConfigError
-from ablate.run_record import RunSummary, trial_dir_name
-from ablate.safe_paths import is_inside
-from ablate.study_record import TrialRow, trial_attrs, trial_params
+from ablate.config.experiment import Experiment
+from ablate.records.errors import ConfigError
+from ablate.records.run_record import RunSummary, trial_dir_name
+from ablate.records.safe_paths import is_inside
+from ablate.records.study_record import TrialRow, trial_attrs, trial_params
 
 from . import grid as gr
 from . import ownership

@@ -5,7 +5,7 @@ own environment: ``CUDA_VISIBLE_DEVICES`` set to its slot's GPUs (and a memory s
 several workers share a GPU) *before* it imports JAX. A worker stays alive and runs one
 trial after another, so Python imports, SCF and JAX's compiled functions stay warm; JAX's
 persistent compilation cache (the per-user folder of ``compilation_cache=auto``, see
-:func:`ablate.xla_env.cache_folder`) serves the later workers and later studies.
+:func:`ablate.runtime.xla_env.cache_folder`) serves the later workers and later studies.
 
 Driver <-> worker messages go over one duplex pipe per worker (no shared locks, so a
 worker killed mid-message cannot block the others); they are the typed records of
@@ -16,7 +16,7 @@ worker killed mid-message cannot block the others); they are the typed records o
   ``Done`` (the summary dict), ``Failed`` (a one-line reason and the summary dict, if any)
 
 SIGTERM (the driver stopping it, or the scheduler signalling the whole job) makes a worker
-checkpoint its trial after the current iteration (:mod:`ablate.preemption`) and exit.
+checkpoint its trial after the current iteration (:mod:`ablate.vmc.preemption`) and exit.
 
 The driver never imports JAX: GPUs are found with ``CUDA_VISIBLE_DEVICES`` or
 ``nvidia-smi -L``.
@@ -34,11 +34,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ablate import preemption
-from ablate.errors import ConfigError
-from ablate.jsonio import clean_json
-from ablate.run_record import RunDir
-from ablate.xla_env import cpu_log_level
+from ablate.records.errors import ConfigError
+from ablate.records.jsonio import clean_json
+from ablate.records.run_record import RunDir
+from ablate.runtime.xla_env import cpu_log_level
+from ablate.vmc import preemption
 
 from .messages import Done, Failed, Prune, Ready, RunTrial, Stop, TrialProgress
 
@@ -218,8 +218,8 @@ def worker_main(conn, slot_name: str, env: dict[str, str], cache_dir: str | None
     preemption.install(repeat_kills=False)  # SIGTERM: checkpoint the trial, then exit
     t0 = time.perf_counter()
     # The engine (JAX) is imported here, in the worker, never in the driver process.
-    from ablate.jax_setup import setup_jax
-    from ablate.run import run_experiment
+    from ablate.runtime.jax_setup import setup_jax
+    from ablate.vmc.run import run_experiment
 
     setup_jax(cache_dir=cache_dir)
     conn.send(Ready(time.perf_counter() - t0))

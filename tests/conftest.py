@@ -16,7 +16,7 @@ def _password_out_of_the_test_url() -> None:
     """ablate refuses storage URLs with a password: a ABLATE_TEST_POSTGRES_URL that still carries
     one (exported by an older .ci/start_postgres.sh) is used without it, and its password is
     handed to libpq through PGPASSWORD, as a user would."""
-    from ablate.redact import has_password
+    from ablate.records.redact import has_password
 
     url = os.environ.get("ABLATE_TEST_POSTGRES_URL")
     if not url or not has_password(url):

@@ -250,7 +250,7 @@ def test_retried_trial_counted_once(tmp_path: Path):
 
 
 def test_wandb_row_mapping_on_a_hand_built_record():
-    # As ablate.wandb_sink writes a trial: flat config, swept values at their own keys and listed in
+    # As ablate.tracking.wandb_sink writes a trial: flat config, swept values at their own keys and listed in
     # trial.swept; summary = summary.json less its nested config/params.
     record = {
         "id": "ab12cd34", "name": "width-t0003", "state": "finished", "job_type": "trial",
@@ -590,6 +590,6 @@ def test_cli_empty_study_and_missing_storage_exit_2(tmp_path: Path, capsys):
 def test_sweep_figure_is_the_studys_main_figure(width_depth_root: Path):
     fig = sweep_figure("width_depth", storage=f"sqlite:///{width_depth_root / 'studies.db'}")
     assert set(containers(fig.axes[0])) == {"depth 1", "depth 2"}
-    import wandb  # ablate.wandb_sink.log_study logs it as wandb.Image(fig)
+    import wandb  # ablate.tracking.wandb_sink.log_study logs it as wandb.Image(fig)
 
     assert wandb.Image(fig).image.size[0] > 0

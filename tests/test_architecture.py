@@ -24,16 +24,16 @@ PACKAGES = ("ablate", "sweeps", "analysis")
 # module imported alone -> top-level names it must not load (directly or through anything it imports)
 FORBIDDEN = {
     # records: stdlib only, readable by every layer
-    "ablate.run_record": ("jax", "numpy", "pandas", "optuna", "sweeps", "analysis", "wandb", "hydra"),
-    "ablate.study_record": ("jax", "numpy", "pandas", "optuna", "sweeps", "analysis", "wandb", "hydra"),
+    "ablate.records.run_record": ("jax", "numpy", "pandas", "optuna", "sweeps", "analysis", "wandb", "hydra"),
+    "ablate.records.study_record": ("jax", "numpy", "pandas", "optuna", "sweeps", "analysis", "wandb", "hydra"),
     "sweeps.messages": ("jax", "numpy", "pandas", "optuna", "analysis", "wandb", "hydra"),
     # the engine never reaches up to the driver or the analysis
-    "ablate.training": ("sweeps", "analysis", "optuna"),
-    "ablate.run": ("sweeps", "analysis", "optuna"),
+    "ablate.vmc.training": ("sweeps", "analysis", "optuna"),
+    "ablate.vmc.run": ("sweeps", "analysis", "optuna"),
     # the driver process runs no JAX and no analysis
     "sweeps.driver": ("jax", "analysis"),
     # the analysis reads records and storages only
-    "analysis": ("jax", "sweeps.driver", "sweeps.workers", "ablate.training", "ablate.run", "wandb"),
+    "analysis": ("jax", "sweeps.driver", "sweeps.workers", "ablate.vmc.training", "ablate.vmc.run", "wandb"),
 }
 
 
@@ -58,7 +58,7 @@ def test_each_layer_imports_only_what_it_may(module: str):
 # modules that import project modules inside functions, and why (the heavy layer loads on demand)
 LAZY = {
     "ablate.__main__": "the CLI loads the engine (JAX) only for a run, not for --help or a sweep",
-    "ablate.sweep_cli": "the CLI's sweep path loads the analysis only to log a finished study",
+    "ablate.cli.sweep_cli": "the CLI's sweep path loads the analysis only to log a finished study",
     "sweeps": "run_sweep loads the driver (Optuna) on first use",
     "sweeps.workers": "a worker process loads JAX and the engine; the driver process never does",
 }

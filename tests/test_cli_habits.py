@@ -9,8 +9,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from ablate import compose, config
-from ablate.run_record import RunSummary
+from ablate.config import compose
+from ablate.config.experiment import config_key_table
+from ablate.records.run_record import RunSummary
 from conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +35,7 @@ def test_help_page_lists_every_group_and_every_validated_key_with_its_allowed_va
     for group in compose.GROUPS:
         for option in compose.group_options(group):
             assert option in page, (group, option)
-    for key, doc, unit, allowed in config.config_key_table():
+    for key, doc, unit, allowed in config_key_table():
         assert f" {key} " in page, key
         assert squash(allowed) in page, (key, allowed)
     assert "+sweep=NAME" in page and "width_depth" in page and "EXAMPLES" in page

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from ablate.compose import compose
-from ablate.config import validate
-from ablate.errors import ConfigError
-from ablate.run_record import RunSummary
-from ablate.training import evaluation_done
-from ablate.xla_env import cache_folder
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.records.errors import ConfigError
+from ablate.records.run_record import RunSummary
+from ablate.runtime.xla_env import cache_folder
+from ablate.vmc.training import evaluation_done
 from sweeps.workers import cpu_slots, cpu_worker_count
 
 from conftest import TINY
@@ -40,9 +40,9 @@ def test_cache_folder_settings(tmp_path, monkeypatch):
 
 LOWER_TRAIN_STEP = """
 import hashlib, sys
-from ablate.compose import compose
-from ablate.config import validate
-from ablate import training
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.vmc import training
 exp = validate(compose(sys.argv[1:]))
 engine = training.build_engine(exp)
 state = training.init_optimizer(engine, training.initial_state(engine))
@@ -54,7 +54,7 @@ print(hashlib.sha256(text.encode()).hexdigest())
 @pytest.mark.slow
 def test_kfac_training_step_traces_to_the_same_program_in_every_process():
     """kfac-jax orders layer-tag inputs by a set of identity-hashed variables; without
-    ablate.kfac_tracing two processes lower different texts, and JAX's cache never hits."""
+    ablate.runtime.kfac_tracing two processes lower different texts, and JAX's cache never hits."""
     args = [a for a in TINY if not a.startswith(("logger", "progress"))]
     digests = set()
     for _ in range(2):
@@ -129,7 +129,7 @@ def test_the_cli_quiets_xla_on_the_cpu_before_jax_loads(tmp_path, inherited):
 def test_evaluation_stops_at_its_target(tmp_path, target, expect):
     """A target every run meets stops the evaluation at min_iterations; one none meets runs
     all evaluation.iterations; the summary says which length was used."""
-    from ablate.run import run_experiment
+    from ablate.vmc.run import run_experiment
 
     cfg = compose([*TINY, f"output_root={tmp_path}", "evaluation.iterations=60",
                    f"evaluation.target_stderr_mha={target}", "evaluation.min_iterations=20",

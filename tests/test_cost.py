@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from ablate import cost, training
-from ablate.compose import compose
-from ablate.config import validate
-from ablate.jax_setup import setup_jax
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.runtime.jax_setup import setup_jax
+from ablate.vmc import cost, training
 
 
 def test_phase_clock_sums_phases_carries_totals_and_counts_a_running_phase():

@@ -11,10 +11,10 @@ import jax
 import pandas as pd
 import pytest
 
-from ablate import training
-from ablate.compose import compose
-from ablate.config import validate
-from ablate.run import run_experiment
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.vmc import training
+from ablate.vmc.run import run_experiment
 from conftest import TINY, StopAt, assert_same_training
 
 

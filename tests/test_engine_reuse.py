@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablate import program_store, training
-from ablate.compose import compose
-from ablate.config import validate
-from ablate.run import run_experiment
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.runtime import program_store
+from ablate.vmc import training
+from ablate.vmc.run import run_experiment
 from conftest import TINY
 
 FIRST = ["seed=0"]
@@ -88,7 +89,7 @@ def test_a_reused_engine_retraces_nothing_and_gives_a_fresh_engines_energies(tmp
 @pytest.mark.parametrize("key", ["laplacian_sparsity=0", "laplacian_sparsity=sparse",
                                  "matmul_precision=tf32", "optim.inverse_update_period=0"])
 def test_bad_speed_settings_are_one_line_config_errors(key):
-    from ablate.errors import ConfigError
+    from ablate.records.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:
         validate(compose(TINY + [key]), device_count=1)

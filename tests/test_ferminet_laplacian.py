@@ -6,13 +6,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ablate import ferminet_laplacian, training
-from ablate.compose import compose
-from ablate.config import validate
-from ablate.errors import ConfigError
-from ablate.hamiltonian import (AUTO_CHUNK_BYTES, AUTO_FERMINET_FROM_ELECTRONS, energy_chunk,
-                                forward_laplacian_of, kinetic_energy, local_energy, over_batch)
-from ablate.networks import make_ansatz
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.hamiltonian import ferminet_laplacian
+from ablate.hamiltonian.local_energy import (AUTO_CHUNK_BYTES, AUTO_FERMINET_FROM_ELECTRONS, energy_chunk,
+                                             forward_laplacian_of, kinetic_energy, local_energy, over_batch)
+from ablate.records.errors import ConfigError
+from ablate.vmc import training
+from ablate.wavefunction.networks import make_ansatz
 
 SMALL = ["precision=float64", "network.width=8", "network.pairwise_width=4",
          "network.determinants=2"]

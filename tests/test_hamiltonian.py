@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ablate.compose import compose
-from ablate.config import validate
-from ablate.hamiltonian import local_energy, potential_energy
-from ablate.networks import make_ansatz
-from ablate.systems import build_system
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.config.systems import build_system
+from ablate.hamiltonian.local_energy import local_energy, potential_energy
+from ablate.wavefunction.networks import make_ansatz
 
 
 def atom(name):
@@ -83,7 +83,7 @@ def test_sparse_and_dense_forward_laplacians_agree(overrides):
 
 
 def test_sparsity_setting_resolves_by_system_size():
-    from ablate.hamiltonian import AUTO_SPARSE_FROM_ELECTRONS, AUTO_SPARSE_THRESHOLD, sparsity_threshold
+    from ablate.hamiltonian.local_energy import AUTO_SPARSE_FROM_ELECTRONS, AUTO_SPARSE_THRESHOLD, sparsity_threshold
 
     assert sparsity_threshold("dense", 14) == 0
     assert sparsity_threshold(9, 4) == 9

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ablate import mcmc
-from ablate.systems import build_system
+from ablate.config.systems import build_system
+from ablate.vmc import mcmc
 
 
 def system(name):

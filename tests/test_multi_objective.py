@@ -12,9 +12,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ablate.errors import ConfigError
-from ablate.run_record import RunSummary
-from ablate.study_record import TrialRow
+from ablate.records.errors import ConfigError
+from ablate.records.run_record import RunSummary
+from ablate.records.study_record import TrialRow
 from sweeps import ownership
 from sweeps import storage as st
 from sweeps.plan import StudyPlan

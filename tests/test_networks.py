@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ablate.compose import compose
-from ablate.config import validate
-from ablate.networks import ferminet_layout, logsumdet, make_ansatz, param_count
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.wavefunction.networks import ferminet_layout, logsumdet, make_ansatz, param_count
 
 VARIANTS = [
     ["system=LiH"],
@@ -98,7 +98,7 @@ def test_without_distance_features_the_streams_take_the_vectors_only():
 
 
 def test_distance_features_must_be_a_boolean():
-    from ablate.errors import ConfigError
+    from ablate.records.errors import ConfigError
 
     with pytest.raises(ConfigError, match="network.distance_features"):
         validate(compose(["network.distance_features=maybe"]))
@@ -107,7 +107,7 @@ def test_distance_features_must_be_a_boolean():
 @pytest.mark.parametrize("overrides", [v for v in VARIANTS if "network=slater_jastrow" not in v]
                          + [["system=H"], ["system=H2", "network.residual=false", "network.depth=3"]])
 def test_the_layout_both_the_network_and_its_laplacian_read_describes_the_parameters(overrides):
-    """`ferminet_layout` (read by ablate.ferminet_laplacian) has every parameter's shape."""
+    """`ferminet_layout` (read by ablate.hamiltonian.ferminet_laplacian) has every parameter's shape."""
     exp, _, params = build(overrides)
     net = exp.network
     layout = ferminet_layout(exp.system, net, net.layers, net.distance_features)
@@ -136,7 +136,7 @@ def test_the_layout_both_the_network_and_its_laplacian_read_describes_the_parame
 def test_values_for_the_sampler_equal_apply_without_a_lapack_call(overrides):
     """Ansatz.values (small_det's determinants) gives apply's sign and log|psi| to rounding,
     and the Metropolis-Hastings program built on it holds no LU custom call."""
-    from ablate import mcmc
+    from ablate.vmc import mcmc
 
     if "network=psiformer" in overrides:
         exp = validate(compose(["precision=float64", "network.num_heads=2", "network.heads_dim=4"]

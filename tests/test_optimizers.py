@@ -5,11 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ablate import training
-from ablate.compose import compose
-from ablate.config import validate
-from ablate.optimizers import clip_local_energy, kfac_blocks, learning_rate
-from ablate.jax_setup import setup_jax
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.runtime.jax_setup import setup_jax
+from ablate.vmc import training
+from ablate.vmc.optimizers import clip_local_energy, kfac_blocks, learning_rate
 
 
 @pytest.mark.parametrize("network", ["ferminet", "slater_jastrow"])
@@ -61,7 +61,7 @@ def test_norm_constraint_as_an_argument_matches_kfac_jax_own(norm_constraint, mo
     with the constraint binding (small c) or not (large c), with momentum or without."""
     import kfac_jax
 
-    from ablate.optimizers import make_curvature_function, schedule
+    from ablate.vmc.optimizers import make_curvature_function, schedule
 
     cfg = compose(["system=He", "pretrain=none", "logger=none", "batch_size=32", "network.width=8",
                    "network.depth=1", "precision=float64", f"optim.norm_constraint={norm_constraint}",

@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ablate import preemption
-from ablate.compose import compose
-from ablate.config import validate
-from ablate.run import run_experiment
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.vmc import preemption
+from ablate.vmc.run import run_experiment
 from conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]

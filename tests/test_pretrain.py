@@ -6,14 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablate import gto, mcmc
-from ablate.compose import compose
-from ablate.config import validate
-from ablate.errors import ConfigError
-from ablate.networks import make_ansatz
-from ablate.pretrain import (SAMPLING, hartree_fock, hf_log_abs, hf_orbitals, make_pretrain_step,
-                             make_sampler, targets)
-from ablate.run import run_experiment
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.hamiltonian import gto
+from ablate.records.errors import ConfigError
+from ablate.vmc import mcmc
+from ablate.vmc.pretrain import (SAMPLING, hartree_fock, hf_log_abs, hf_orbitals, make_pretrain_step,
+                                 make_sampler, targets)
+from ablate.vmc.run import run_experiment
+from ablate.wavefunction.networks import make_ansatz
 
 
 @pytest.mark.parametrize("atom, basis, spin", [

@@ -1,17 +1,21 @@
-"""Traced programs kept on disk (ablate.program_store): a run that reads them gives bitwise the
-energies of one that traces them; the key names everything that shapes a program; a damaged
-file is traced again. The cross-process case (a new process, LAPACK kernels not yet loaded) is
+"""Traced programs kept on disk (ablate.runtime.program_store): a run that reads them gives bitwise
+the energies of one that traces them; the key names everything that shapes a program, ablate's
+sources in every folder included; a damaged file is traced again. The cross-process case (a new process, LAPACK kernels not yet loaded) is
 tests/test_compilation_cache.py::test_a_second_process_loads_the_programs_from_the_cache."""
+
+import shutil
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ablate import program_store, training
-from ablate.compose import compose
-from ablate.config import validate
-from ablate.run import run_experiment
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.runtime import program_store
+from ablate.vmc import training
+from ablate.vmc.run import run_experiment
 from conftest import TINY
 
 
@@ -71,6 +75,26 @@ def test_the_key_names_everything_that_shapes_the_program(tmp_path, monkeypatch)
     assert key(p, m, scale=2.0) != base                                   # ablate's code
     monkeypatch.setattr(program_store, "_versions", lambda: (("jax", "0.0.0"),))
     assert key(p, m, scale=2.0) != base                                   # library versions
+
+
+def test_the_source_digest_reads_every_file_in_every_folder_of_ablate(tmp_path, monkeypatch):
+    """The key's hash of ablate's sources covers the whole package from its root, not the
+    folder program_store.py sits in: an edit in any folder (vmc/, the top-level __main__.py, a
+    package's __init__.py) or a file moved to another folder gives another digest."""
+    package = Path(program_store.__file__).resolve().parents[1]
+    copy = tmp_path / "ablate"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(program_store, "__file__", str(copy / "runtime" / "program_store.py"))
+    digest = program_store.source_digest.__wrapped__   # uncached: it reads the copy each call
+    assert digest() == program_store.source_digest()   # the same files, the same digest
+    seen = {digest()}
+    for edited in ("vmc/training.py", "__main__.py", "records/__init__.py", "cli/help.py"):
+        with open(copy / edited, "a") as fh:
+            fh.write("# an edit\n")
+        seen.add(digest())
+    (copy / "vmc" / "cost.py").rename(copy / "records" / "cost.py")
+    seen.add(digest())
+    assert len(seen) == 6
 
 
 def test_a_damaged_artefact_is_traced_again(tmp_path):

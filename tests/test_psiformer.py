@@ -11,13 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ablate import training
-from ablate.attention import AttentionLayout, simple_ee_jastrow
-from ablate.compose import compose
-from ablate.config import validate
-from ablate.errors import ConfigError
-from ablate.hamiltonian import local_energy
-from ablate.networks import make_ansatz, param_count, psiformer_layout
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.hamiltonian.local_energy import local_energy
+from ablate.records.errors import ConfigError
+from ablate.vmc import training
+from ablate.wavefunction.attention import AttentionLayout, simple_ee_jastrow
+from ablate.wavefunction.networks import make_ansatz, param_count, psiformer_layout
 from conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,8 +156,8 @@ def test_kfac_registers_attention_as_dense_layers():
     """What kfac-jax preconditions (docs/architecture.md says the same): the embedding, q, k, v, o,
     the MLPs and the orbitals are Kronecker-factored repeated dense layers; LayerNorm and the
     envelopes get diagonal scale-and-shift blocks; the Jastrow's two scalars a naive diagonal."""
-    from ablate.jax_setup import setup_jax
-    from ablate.optimizers import kfac_blocks
+    from ablate.runtime.jax_setup import setup_jax
+    from ablate.vmc.optimizers import kfac_blocks
 
     cfg = compose(["system=LiH", "network=psiformer", "network.layer_norm=true", "network.heads_dim=4",
                    "pretrain=none", "logger=none", "batch_size=16", "precision=float64"])
@@ -204,7 +204,7 @@ def test_cli_refuses_a_key_that_does_not_apply_with_exit_2_and_writes_nothing(tm
 def test_psiformer_runs_through_the_engine(optim, tmp_path):
     """A tiny run with HF pretraining, KFAC or Adam: completes, records cost and parameters, and a
     second run of the same spec reuses the compiled engine."""
-    from ablate.run import run_experiment
+    from ablate.vmc.run import run_experiment
 
     overrides = [o for o in TINY if not o.startswith(("network.width", "network.depth", "network.pairwise"))]
     overrides = [o for o in overrides if o != "pretrain=none"] + [
@@ -229,7 +229,7 @@ def test_an_interrupted_psiformer_run_resumes_exactly_from_its_checkpoint(tmp_pa
     through a checkpoint and come back: the resumed run repeats the uninterrupted one's energies."""
     from conftest import StopAt, assert_same_training
 
-    from ablate.run import run_experiment
+    from ablate.vmc.run import run_experiment
 
     overrides = [o for o in TINY if not o.startswith(("network.width", "network.depth", "network.pairwise"))]
     common = overrides + ["network=psiformer", "network.num_layers=1", "network.heads_dim=4",
@@ -247,7 +247,7 @@ def test_an_interrupted_psiformer_run_resumes_exactly_from_its_checkpoint(tmp_pa
 @pytest.mark.slow
 def test_quick_scale_psiformer_reaches_the_exact_energy_of_helium(tmp_path):
     """He at quick scale (network=psiformer, 1500 KFAC iterations): within 2 mHa of exact."""
-    from ablate.run import run_experiment
+    from ablate.vmc.run import run_experiment
 
     summary = run_experiment(validate(compose(["system=He", "network=psiformer", "logger=none", "progress=false",
                                       f"output_root={tmp_path}", "optim.iterations=1500"])))

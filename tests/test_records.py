@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from ablate import jsonio, run_record, study_record
-from ablate.compose import compose
-from ablate.config import validate
-from ablate.errors import ConfigError
-from ablate.run_record import RecordError, RunSummary
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.records import jsonio, run_record, study_record
+from ablate.records.errors import ConfigError
+from ablate.records.run_record import RecordError, RunSummary
 from sweeps import messages
 from conftest import TINY
 
@@ -78,7 +78,7 @@ def test_record_fields_are_declared_once_on_the_summary():
 
 
 def test_an_old_completed_run_directory_is_returned_not_rerun(tmp_path):
-    from ablate.run import run_experiment
+    from ablate.vmc.run import run_experiment
 
     run_dir = tmp_path / "completed"
     shutil.copytree(OLD_RUNS / "completed", run_dir)
@@ -96,9 +96,9 @@ def test_an_old_interrupted_run_resumes_from_its_checkpoint_when_pickles_are_all
     """A run killed at step 24 by the code before schema 1 resumes from its step-20 checkpoint (a
     pickle): refused in one line naming the file and the opt-in, nothing written; with
     ABLATE_LOAD_PICKLED_CHECKPOINTS=1 it resumes, and its new checkpoints are not pickles."""
-    from ablate import checkpoint
-    from ablate.errors import ConfigError
-    from ablate.run import run_experiment
+    from ablate.records.errors import ConfigError
+    from ablate.vmc import checkpoint
+    from ablate.vmc.run import run_experiment
 
     run_dir = tmp_path / "interrupted"
     shutil.copytree(OLD_RUNS / "interrupted", run_dir)
@@ -123,7 +123,7 @@ def test_an_old_interrupted_run_resumes_from_its_checkpoint_when_pickles_are_all
 
 
 def test_contracts_doc_is_generated_from_the_types():
-    out = subprocess.run([sys.executable, "-m", "ablate.contract_docs", "--check"],
+    out = subprocess.run([sys.executable, "-m", "ablate.cli.contract_docs", "--check"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     text = (Path(__file__).parents[1] / "docs" / "contracts.md").read_text()
@@ -181,23 +181,22 @@ def test_engine_and_analysis_import_boundaries():
     ablate (run and study records, JSON helpers, provenance, errors), its statistics (reblocking,
     numpy only) and its edge checks (redaction, names and paths: standard library); the CLI's
     config path imports no JAX."""
-    code = ("import sys, ablate.run, ablate.config; "
+    code = ("import sys, ablate.vmc.run, ablate.config.experiment; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('optuna', 'analysis', 'sweeps')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
     code = "import sys, analysis; print(sorted(m for m in sys.modules if m.startswith('ablate')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ("['ablate', 'ablate.errors', 'ablate.jsonio', 'ablate.provenance', "
-                                  "'ablate.redact', 'ablate.run_record', 'ablate.safe_paths', 'ablate.stats', "
-                                  "'ablate.study_record']"), out.stdout
-    code = "import sys, ablate.config, sweeps.driver; print('jax' in sys.modules)"
+    records = ("errors", "jsonio", "provenance", "redact", "run_record", "safe_paths", "stats", "study_record")
+    assert out.stdout.strip() == str(["ablate", "ablate.records"] + [f"ablate.records.{m}" for m in records]), out.stdout
+    code = "import sys, ablate.config.experiment, sweeps.driver; print('jax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stdout
 
 
 def test_the_record_modules_import_no_heavy_library():
     """The run and study records, and the worker messages, load without JAX, Optuna, pandas or numpy."""
-    code = ("import sys, ablate.run_record, ablate.study_record, sweeps.messages; "
+    code = ("import sys, ablate.records.run_record, ablate.records.study_record, sweeps.messages; "
             "print(sorted(m for m in ('jax', 'optuna', 'pandas', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout

@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ablate import checkpoint, fingerprint, jsonio
-from ablate.compose import compose
-from ablate.config import validate
-from ablate.errors import ConfigError
-from ablate.run_record import RunSummary
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.records import jsonio
+from ablate.records.errors import ConfigError
+from ablate.records.run_record import RunSummary
+from ablate.vmc import checkpoint, fingerprint
 from conftest import TINY, StopAt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +57,7 @@ def test_pretraining_keys_are_inert_only_when_both_runs_skip_pretraining():
 def test_network_keys_the_ansatz_does_not_read_are_inert():
     """A Psiformer run directory of before each ansatz had its own config records FermiNet's sizes
     (scale=quick set them under every network): it still matches its command's config now."""
-    from ablate.config import to_container
+    from ablate.config.experiment import to_container
 
     now = fingerprint.fingerprint_values(jsonio.flatten(to_container(compose(["network=psiformer"]))))
     before = {**now, "network.width": 32.0, "network.depth": 2.0, "network.pairwise_width": 8.0}
@@ -69,7 +70,7 @@ def test_network_keys_the_ansatz_does_not_read_are_inert():
 
 def test_a_finished_run_directory_refuses_another_system_cli(tmp_path):
     """`python -m ablate system=He run_dir=<finished H2 run>` used to print H2's energy."""
-    from ablate.run import run_experiment
+    from ablate.vmc.run import run_experiment
 
     run_dir = tmp_path / "h2"
     done = run_experiment(validate(compose(TINY + [f"output_root={tmp_path}", f"run_dir={run_dir}"])))
@@ -88,7 +89,7 @@ def test_a_finished_run_directory_refuses_another_system_cli(tmp_path):
 
 def test_a_killed_run_resumed_with_other_settings_is_refused(tmp_path):
     """A run killed at step 12 and rerun with optim.lr=0.5 mcmc.steps=3 used to resume under them."""
-    from ablate.run import run_experiment
+    from ablate.vmc.run import run_experiment
 
     run_dir = tmp_path / "run"
     base = TINY + ["checkpoint_every=5", f"output_root={tmp_path}", f"run_dir={run_dir}"]
@@ -133,7 +134,7 @@ def test_a_run_directory_of_another_study_is_refused(tmp_path):
 def test_a_truncated_summary_is_rebuilt_from_checkpoint_and_tables(tmp_path, capfd):
     """A summary.json cut to invalid JSON used to be dropped silently, losing hf_energy,
     startup_s and ms_per_iteration."""
-    from ablate.run import run_experiment
+    from ablate.vmc.run import run_experiment
 
     run_dir = tmp_path / "run"
     base = TINY + ["pretrain=hf", "pretrain.iterations=3", "checkpoint_every=5", f"output_root={tmp_path}",
@@ -189,8 +190,8 @@ def test_a_flipped_byte_in_a_checkpoint_is_caught_and_the_previous_one_used(tmp_
 
 
 def test_a_stretch_carries_its_facts_into_checkpoints():
-    from ablate.cost import PhaseClock
-    from ablate.stretch import RunFacts, Stretch
+    from ablate.vmc.cost import PhaseClock
+    from ablate.vmc.stretch import RunFacts, Stretch
 
     heard = []
     stretch = Stretch(started=100.0, summary=RunSummary(hf_energy=-7.98, wall_time_stretches_s=[5.0]),

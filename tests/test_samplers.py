@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ablate import mcmc
-from ablate.stats import count_spikes
+from ablate.records.stats import count_spikes
+from ablate.vmc import mcmc
 
 # (name, factory(apply) -> sampler, initial width or step size in bohr, target acceptance)
 SAMPLERS = [
@@ -161,9 +161,9 @@ def test_spike_counter_finds_upward_excursions_of_a_training_curve():
     ("mcmc.hmc_target_acceptance=1.5", "mcmc.hmc_target_acceptance"),
 ])
 def test_bad_sampler_keys_name_the_key(override, key):
-    from ablate.compose import compose
-    from ablate.config import validate
-    from ablate.errors import ConfigError
+    from ablate.config.compose import compose
+    from ablate.config.experiment import validate
+    from ablate.records.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:
         validate(compose([override]), device_count=1)
@@ -178,9 +178,9 @@ def test_a_tiny_run_with_the_other_samplers_completes_and_counts_spikes(override
                                                                         tiny_overrides):
     import pandas as pd
 
-    from ablate.compose import compose
-    from ablate.config import validate
-    from ablate.run import run_experiment
+    from ablate.config.compose import compose
+    from ablate.config.experiment import validate
+    from ablate.vmc.run import run_experiment
 
     summary = run_experiment(validate(compose(tiny_overrides + overrides)))
     assert summary.status == "completed"

@@ -21,9 +21,9 @@ from urllib.parse import quote, urlparse
 import optuna
 import pytest
 
-from ablate.errors import ConfigError
-from ablate.redact import has_password, redact_text, redact_url
-from ablate.safe_paths import check_no_password
+from ablate.records.errors import ConfigError
+from ablate.records.redact import has_password, redact_text, redact_url
+from ablate.records.safe_paths import check_no_password
 from conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]

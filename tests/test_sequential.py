@@ -23,9 +23,9 @@ import pytest
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from ablate.compose import compose
-from ablate.errors import ConfigError
-from ablate.study_record import trial_params
+from ablate.config.compose import compose
+from ablate.records.errors import ConfigError
+from ablate.records.study_record import trial_params
 from analysis.rounds import look_levels, next_round, plan_lines
 from analysis.simulate import trial_frame
 from sweeps import grid as gr

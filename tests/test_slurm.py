@@ -26,8 +26,8 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from ablate.compose import compose
-from ablate.errors import ConfigError
+from ablate.config.compose import compose
+from ablate.records.errors import ConfigError
 from sweeps.plan import build_plan
 from sweeps.slurm import parse_options, time_limit_s
 from sweeps.submit import study_script, submit as submit_study

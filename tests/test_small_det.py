@@ -1,4 +1,4 @@
-"""ablate.small_det.slogdet against LAPACK's (jnp.linalg.slogdet) and against exact determinants."""
+"""ablate.wavefunction.small_det.slogdet against LAPACK's (jnp.linalg.slogdet) and against exact determinants."""
 
 import itertools
 
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ablate import small_det
+from ablate.wavefunction import small_det
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8])

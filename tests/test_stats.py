@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ablate.stats import reblock
+from ablate.records.stats import reblock
 
 
 def ar1(n, phi, rng):

@@ -23,8 +23,8 @@ import sqlalchemy
 import sqlalchemy.exc
 from optuna.trial import TrialState
 
-from ablate.compose import compose
-from ablate.config import validate
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
 from sweeps import ownership
 from sweeps import storage as st
 from sweeps.plan import build_plan
@@ -135,8 +135,8 @@ def test_a_new_study_never_adopts_an_old_studys_trial_directories(tmp_path, env)
     assert json.loads((run_dir / "summary.json").read_text())["study_uuid"] == uuid
 
     # the engine refuses a run directory of another study, whatever the driver does
-    from ablate.errors import ConfigError
-    from ablate.run import run_experiment
+    from ablate.records.errors import ConfigError
+    from ablate.vmc.run import run_experiment
     cfg = compose(["system=H2", f"output_root={tmp_path}", f"run_dir={old_dir}"])
     cfg.trial.study, cfg.trial.study_uuid = "width", "someone-else"
     with pytest.raises(ConfigError, match="belongs to study 'width'"):
@@ -374,7 +374,7 @@ def test_a_sweep_file_named_nan_is_read_by_its_name(tmp_path, env):
     assert res.returncode == 0, res.stderr
     assert "sampler: grid" in res.stdout
     from sweeps.space import parse_spec
-    from ablate.errors import ConfigError
+    from ablate.records.errors import ConfigError
     assert parse_spec({"space": {"a": [1]}}, default_name="nan").name == "nan"
     with pytest.raises(ConfigError, match="quote it"):
         parse_spec({"name": float("nan"), "space": {"a": [1]}})

@@ -12,10 +12,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ablate.config import key_table
-from ablate.errors import ConfigError
-from ablate.help import help_page
-from sweeps import docs
+from ablate.cli import sweep_docs
+from ablate.cli.help import help_page
+from ablate.config.experiment import key_table
+from ablate.records.errors import ConfigError
 from sweeps import overrides as ov
 from sweeps import ownership
 from sweeps import storage as st
@@ -93,7 +93,7 @@ def test_bad_sweep_files_name_the_key(node, key):
 
 def test_builtin_sweeps_resolve():
     """Every conf/sweep file parses, its keys exist and each value composes and validates."""
-    from ablate.compose import compose
+    from ablate.config.compose import compose
 
     assert {"width", "depth", "width_depth", "pairwise", "determinants", "sampler", "tune",
             "optimizer", "features", "sampler_moves", "batch"} <= set(BUILTIN)
@@ -115,7 +115,7 @@ def test_builtin_sweeps_resolve():
 ])
 def test_group_axes_swap_the_system_and_optimiser(name, point, expect):
     """A grid point naming a config group (system=C, optim=adam) composes that group."""
-    from ablate.compose import compose
+    from ablate.config.compose import compose
     from sweeps.plan import trial_config
 
     plan = build_plan(compose([f"+sweep={name}"]), [f"+sweep={name}", "sweep.gpus=[]"])
@@ -126,7 +126,7 @@ def test_group_axes_swap_the_system_and_optimiser(name, point, expect):
 
 
 def test_unknown_space_key_is_a_config_error():
-    from ablate.compose import compose
+    from ablate.config.compose import compose
 
     overrides = ["+sweep=width", "+sweep.space.network.colour=[1,2]", "sweep.gpus=[]"]
     with pytest.raises(ConfigError, match="network.colour"):
@@ -296,7 +296,7 @@ def test_make_pruner(name, cls):
 
 
 def test_objective_value_falls_back_to_energy():
-    from ablate.run_record import RunSummary
+    from ablate.records.run_record import RunSummary
 
     def objective_value(summary, objective):
         return RunSummary.from_dict(summary).objective(objective)
@@ -362,7 +362,7 @@ def test_missing_work_grows_seeds_and_finds_lost_continuations():
 
 def test_a_categorical_axis_grows_without_optuna_distribution_errors(sqlite_storage):
     """Suggesting CategoricalDistribution(['x','y']) after ['x'] used to fail every new point."""
-    from ablate.study_record import trial_params
+    from ablate.records.study_record import trial_params
 
     def run_all(study, axes):
         while (frozen := st.claim_waiting(study, sqlite_storage)) is not None:
@@ -472,8 +472,8 @@ def test_postgres_study_mutex_is_exclusive():
 
 def test_sweeps_doc_and_help_list_every_sweep_file_key():
     """docs/sweeps.md's key table is generated from `SweepFile`, and --help lists the same keys."""
-    assert docs.main(["--check"]) == 0
-    text, page = docs.DOC.read_text(), " ".join(help_page().split())
+    assert sweep_docs.main(["--check"]) == 0
+    text, page = sweep_docs.DOC.read_text(), " ".join(help_page().split())
     for key, _, _, allowed in key_table(SweepFile, "sweep."):
         assert f"`{key.removeprefix('sweep.')}`" in text, key
         assert f" {key} " in page and " ".join(allowed.split()) in page, key

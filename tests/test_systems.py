@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from ablate.errors import ConfigError
-from ablate.systems import BOHR_PER_ANGSTROM, ELEMENTS, build_system
+from ablate.config.systems import BOHR_PER_ANGSTROM, ELEMENTS, build_system
+from ablate.records.errors import ConfigError
 
 
 def system(**kw):

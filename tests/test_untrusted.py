@@ -23,12 +23,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from ablate import checkpoint
-from ablate.compose import compose
-from ablate.config import validate
-from ablate.errors import ConfigError, WriteFailed
-from ablate.jsonio import write_json_atomic
-from ablate.safe_paths import is_study_name
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.records.errors import ConfigError, WriteFailed
+from ablate.records.jsonio import write_json_atomic
+from ablate.records.safe_paths import is_study_name
+from ablate.vmc import checkpoint
 from conftest import TINY, assert_same_training
 from sweeps import ownership
 from sweeps import storage as st
@@ -191,7 +191,7 @@ def test_a_planted_pickle_is_never_unpickled(tmp_path, monkeypatch):
     """A run directory whose newest checkpoint is a pickle is refused in one line (nothing
     written, nothing unpickled); a pickle renamed to .ckpt is a corrupt checkpoint; the payload
     is live (the opt-in does run it)."""
-    from ablate.run import run_experiment
+    from ablate.vmc.run import run_experiment
 
     monkeypatch.delenv(checkpoint.PICKLE_ENV, raising=False)
     marker = tmp_path / "payload-ran"
@@ -221,7 +221,7 @@ def test_program_store_files_are_not_pickles(tmp_path):
     import jax
     import jax.numpy as jnp
 
-    from ablate import program_store
+    from ablate.runtime import program_store
 
     program = program_store.StoredProgram("t", lambda x, y: {"s": x + y, "p": (x * y, None)}, "spec", tmp_path)
     out = program(jnp.ones(3), jnp.ones(3))
@@ -234,7 +234,7 @@ def test_program_store_files_are_not_pickles(tmp_path):
 
 
 class DiskFullAt:
-    """``os`` for ablate.checkpoint whose ``fsync`` fails with ENOSPC on the n-th checkpoint."""
+    """``os`` for ablate.vmc.checkpoint whose ``fsync`` fails with ENOSPC on the n-th checkpoint."""
 
     def __init__(self, n: int):
         self.n, self.calls = n, 0
@@ -253,7 +253,7 @@ def test_enospc_while_writing_a_checkpoint_keeps_the_previous_one_and_the_run_re
     """Injected ENOSPC at the third checkpoint (step 10 of 20): one line naming the file, no temp
     file left, the step-5 checkpoint intact, and the same run resumes to the same training as an
     uninterrupted one."""
-    from ablate.run import run_experiment
+    from ablate.vmc.run import run_experiment
 
     overrides = TINY + ["checkpoint_every=5"]
     whole = tmp_path / "whole"

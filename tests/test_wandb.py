@@ -1,7 +1,7 @@
 """Every run and every sweep trial is a well-formed W&B run (issue 4), read back from disk.
 
 Real runs through the engine, real wandb in offline mode, real sweep CLI; the W&B records
-are parsed from the run-*.wandb files with wandb's protobuf types (ablate.wandb_records).
+are parsed from the run-*.wandb files with wandb's protobuf types (ablate.tracking.wandb_records).
 """
 
 import json
@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablate.compose import compose
-from ablate.config import validate
-from ablate.errors import NonFiniteEnergy
-from ablate.run import run_experiment
-from ablate.wandb_records import find_run_files, history_frame, read_run
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.records.errors import NonFiniteEnergy
+from ablate.tracking.wandb_records import find_run_files, history_frame, read_run
+from ablate.vmc.run import run_experiment
 from conftest import TINY
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,16 +9,16 @@ import zlib
 
 import pytest
 
-from ablate.compose import compose
-from ablate.config import validate
-from ablate.wandb_records import (
+from ablate.config.compose import compose
+from ablate.config.experiment import validate
+from ablate.tracking.wandb_records import (
     WandbFileError,
     find_run_files,
     history_frame,
     iter_records,
     read_run,
 )
-from ablate.wandb_sink import ID_FILE, WandbSink, make_sink, wandb_config
+from ablate.tracking.wandb_sink import ID_FILE, WandbSink, make_sink, wandb_config
 from conftest import TINY
 
 WANDB_TINY = [o for o in TINY if not o.startswith("logger=")] + ["logger=wandb"]

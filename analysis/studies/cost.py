@@ -2,7 +2,7 @@
 and the Pareto front.
 
 The cost columns of the trial frame come from each run's summary.json (or the trial's user
-attributes), measured by ``ablate.cost``: ``training_flops`` (XLA's count of one training
+attributes), measured by ``ablate.vmc.cost``: ``training_flops`` (XLA's count of one training
 iteration x iterations), ``device_seconds`` (devices x wall seconds of the run's phases) and
 ``flops_per_iteration``. Pareto figures plot every complete trial's error (mHa, log axis; the
 energy in Hartree when no reference is known) against one cost, and mark the Pareto-optimal
