@@ -19,6 +19,7 @@ from sweeps import messages
 from conftest import TINY
 
 OLD_RUNS = Path(__file__).parent / "data" / "run_dirs_v0"   # written by ablate before schema 1
+FLAT_CHECKPOINTS = Path(__file__).parent / "data" / "checkpoints_flat_modules"   # ablate/ before its folders
 
 
 def test_summary_round_trip_keeps_unknown_keys_and_cleans_nan(tmp_path):
@@ -120,6 +121,48 @@ def test_an_old_interrupted_run_resumes_from_its_checkpoint_when_pickles_are_all
     monkeypatch.delenv(checkpoint.PICKLE_ENV)
     checkpoint.check_no_pickle(run_dir / "checkpoints")   # so no opt-in is needed from here on
     assert checkpoint.latest(run_dir / "checkpoints")["step"] == 30
+
+
+def test_checkpoints_naming_the_modules_of_the_flat_ablate_load_with_the_classes_where_they_are_now(
+        tmp_path, monkeypatch):
+    """Checkpoints name classes by module path. tests/data/checkpoints_flat_modules was written by
+    the ablate of one flat folder (``checkpoint.encode`` and a version-1 pickle of a state with a
+    ``TrainState``, a ``Hyper``, a ``RunFacts`` and an ``McmcConfig``): the JSON tree names
+    ``ablate.training:TrainState`` and ``ablate.optimizers:Hyper``, the pickle ``ablate.training``,
+    ``ablate.optimizers``, ``ablate.stretch`` and ``ablate.config`` (a package now, whose class
+    lives in ``ablate.config.experiment``). Both load, through the one map of moved modules, as
+    today's classes; without the map neither would."""
+    from ablate.config.experiment import McmcConfig
+    from ablate.runtime import pytree_json
+    from ablate.vmc import checkpoint
+    from ablate.vmc.optimizers import Hyper
+    from ablate.vmc.stretch import RunFacts
+    from ablate.vmc.training import TrainState
+
+    folder = tmp_path / "checkpoints"
+    shutil.copytree(FLAT_CHECKPOINTS, folder)
+    monkeypatch.delenv(checkpoint.PICKLE_ENV, raising=False)
+    assert pytree_json.current_module("ablate.training") == "ablate.vmc.training"
+    assert pytree_json.current_module("ablate.vmc.training") == "ablate.vmc.training"
+
+    newest = checkpoint.latest(folder, warn=pytest.fail)                 # version 2: JSON, no opt-in
+    assert type(newest["state"]) is TrainState and type(newest["hyper"]) is Hyper
+    assert newest["step"] == 10 and newest["state"].width == 0.02
+    assert list(newest["state"].params["w"]) == [0.0, 1.0, 2.0] and newest["hyper"].momentum == 0.9
+
+    old = checkpoint.decode_pickle((folder / "ckpt_00000010.pkl").read_bytes())   # the pickle
+    assert type(old["state"]) is TrainState and type(old["hyper"]) is Hyper
+    assert old["run_facts"] == RunFacts(hf_energy=-7.862, startup_s=3.5, wall_time_stretches_s=(12.0,))
+    assert type(old["mcmc"]) is McmcConfig and old["mcmc"] == McmcConfig()
+    (folder / "ckpt_00000020.ckpt").unlink()
+    monkeypatch.setenv(checkpoint.PICKLE_ENV, "1")
+    assert type(checkpoint.latest(folder, warn=pytest.fail)["state"]) is TrainState
+
+    monkeypatch.setattr(pytree_json, "MOVED_MODULES", {})               # the map is what finds them
+    with pytest.raises(checkpoint.CorruptCheckpoint):
+        checkpoint.decode_pickle((folder / "ckpt_00000010.pkl").read_bytes())
+    with pytest.raises(checkpoint.CorruptCheckpoint):
+        checkpoint.decode((FLAT_CHECKPOINTS / "ckpt_00000020.ckpt").read_bytes())
 
 
 def test_contracts_doc_is_generated_from_the_types():

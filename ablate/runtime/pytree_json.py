@@ -17,6 +17,14 @@ Reading resolves a class by its module and name, never imports a module outside
 :data:`PACKAGES`, and builds the node through JAX's own pytree registry
 (``PyTreeDef.from_node_data_and_children``), so it constructs registered pytree containers and
 nothing else.
+
+Files keep module paths, and ablate's modules have moved: ablate was one flat folder
+(``ablate.training``, ``ablate.config``...) before its modules went into folders by layer
+(``ablate.vmc.training``, ``ablate.config.experiment``...; docs/architecture.md).
+:data:`MOVED_MODULES` is the one map from each old module path to its new one, and
+:func:`current_module` applies it: reading a tree here and unpickling an old checkpoint
+(``ablate.vmc.checkpoint.decode_pickle``) both go through it, so a file written before the move
+still loads. Add to it whenever a module moves again.
 """
 
 from __future__ import annotations
@@ -30,6 +38,57 @@ import jax
 PACKAGES = ("ablate", "kfac_jax", "optax", "jax", "flax", "haiku")   # node classes come from these only
 _BUILTIN = {dict: "dict", list: "list", tuple: "tuple", type(None): "None"}
 _BY_NAME = {v: k for k, v in _BUILTIN.items()}
+
+# old module path -> where it lives now (see the module docstring); exact names, no prefixes
+MOVED_MODULES = {
+    "ablate.run_record": "ablate.records.run_record",
+    "ablate.study_record": "ablate.records.study_record",
+    "ablate.jsonio": "ablate.records.jsonio",
+    "ablate.provenance": "ablate.records.provenance",
+    "ablate.errors": "ablate.records.errors",
+    "ablate.redact": "ablate.records.redact",
+    "ablate.safe_paths": "ablate.records.safe_paths",
+    "ablate.stats": "ablate.records.stats",
+    "ablate.config": "ablate.config.experiment",
+    "ablate.compose": "ablate.config.compose",
+    "ablate.systems": "ablate.config.systems",
+    "ablate.jax_setup": "ablate.runtime.jax_setup",
+    "ablate.xla_env": "ablate.runtime.xla_env",
+    "ablate.program_store": "ablate.runtime.program_store",
+    "ablate.startup": "ablate.runtime.startup",
+    "ablate.kfac_tracing": "ablate.runtime.kfac_tracing",
+    "ablate.pytree_json": "ablate.runtime.pytree_json",
+    "ablate.networks": "ablate.wavefunction.networks",
+    "ablate.attention": "ablate.wavefunction.attention",
+    "ablate.envelopes": "ablate.wavefunction.envelopes",
+    "ablate.network_layout": "ablate.wavefunction.network_layout",
+    "ablate.small_det": "ablate.wavefunction.small_det",
+    "ablate.hamiltonian": "ablate.hamiltonian.local_energy",
+    "ablate.ferminet_laplacian": "ablate.hamiltonian.ferminet_laplacian",
+    "ablate.gto": "ablate.hamiltonian.gto",
+    "ablate.wandb_sink": "ablate.tracking.wandb_sink",
+    "ablate.wandb_records": "ablate.tracking.wandb_records",
+    "ablate.mcmc": "ablate.vmc.mcmc",
+    "ablate.optimizers": "ablate.vmc.optimizers",
+    "ablate.pretrain": "ablate.vmc.pretrain",
+    "ablate.training": "ablate.vmc.training",
+    "ablate.checkpoint": "ablate.vmc.checkpoint",
+    "ablate.preemption": "ablate.vmc.preemption",
+    "ablate.stretch": "ablate.vmc.stretch",
+    "ablate.cost": "ablate.vmc.cost",
+    "ablate.recorder": "ablate.vmc.recorder",
+    "ablate.fingerprint": "ablate.vmc.fingerprint",
+    "ablate.run": "ablate.vmc.run",
+    "ablate.help": "ablate.cli.help",
+    "ablate.contract_docs": "ablate.cli.contract_docs",
+    "ablate.sweep_cli": "ablate.cli.sweep_cli",
+}
+
+
+def current_module(module: str) -> str:
+    """Where the module a file names lives now: :data:`MOVED_MODULES`' new path for an old one,
+    else ``module`` itself."""
+    return MOVED_MODULES.get(module, module)
 
 
 class TreeFormatError(ValueError):
@@ -94,6 +153,7 @@ def _resolve_type(name: Any) -> type:
     if not isinstance(name, str) or ":" not in name:
         raise TreeFormatError(f"not a node type: {name!r:.80}")
     module, _, qualname = name.partition(":")
+    module = current_module(module)
     if module.split(".")[0] not in PACKAGES:
         raise TreeFormatError(f"node type {name} is not from {', '.join(PACKAGES)}: refused")
     try:

@@ -16,7 +16,9 @@ truncated copy) is reported in one line and the previous checkpoint is used.
 
 Checkpoints written by older ablate (``ckpt_<serial>.pkl``: a pickle, with or without the
 version-1 header) can run arbitrary code when read, so they are read only when the user says
-they trust the folder: ``ABLATE_LOAD_PICKLED_CHECKPOINTS=1`` in the environment. Without it a run
+they trust the folder: ``ABLATE_LOAD_PICKLED_CHECKPOINTS=1`` in the environment. Their classes
+are named by the module paths of their day: an ablate module that has moved since is found
+through ``ablate.runtime.pytree_json.MOVED_MODULES``, as the JSON trees' are. Without it a run
 directory whose newest checkpoint is a pickle is refused before anything is written
 (:func:`check_no_pickle`: one line naming the file and the variable).
 
@@ -41,7 +43,7 @@ import jax
 import numpy as np
 
 from ablate.records.errors import ConfigError, WriteFailed
-from ablate.runtime.pytree_json import TreeFormatError, structure_from_json, structure_to_json
+from ablate.runtime.pytree_json import TreeFormatError, current_module, structure_from_json, structure_to_json
 
 _NAME = re.compile(r"ckpt_(\d+)\.(ckpt|pkl)$")
 MAGIC = b"ABLATE-CKPT 2 sha256="
@@ -56,6 +58,13 @@ class CorruptCheckpoint(ValueError):
 
 class PickledCheckpoint(CorruptCheckpoint):
     """A checkpoint written by older ablate as a pickle, not read without the user's opt-in."""
+
+
+class _Unpickler(pickle.Unpickler):
+    """Unpickles with the classes of ablate's modules that have moved found where they are now."""
+
+    def find_class(self, module: str, name: str):
+        return super().find_class(current_module(module), name)
 
 
 def _files(folder: Path) -> list[Path]:
@@ -126,7 +135,7 @@ def decode_pickle(data: bytes) -> dict:
     else:
         body = data  # written before checksums: a bare pickle
     try:
-        state = pickle.loads(body)
+        state = _Unpickler(io.BytesIO(body)).load()
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a damaged file
         raise CorruptCheckpoint(f"cannot unpickle ({type(err).__name__})") from None
     if not isinstance(state, dict):
