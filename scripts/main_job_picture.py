@@ -45,7 +45,8 @@ def picture(output_root: Path, study: str, out: Path) -> list[str]:
     figure.canvas.draw()
     image = figure.canvas.buffer_rgba()
     width, height = figure.get_size_inches()
-    lines = [line for head in heads for line in textwrap.wrap(head, 120, subsequent_indent="    ")]
+    per_line = int(width * 72 / (7.5 * 0.62))  # monospace characters that fit the figure's width at 7.5 pt
+    lines = [line for head in heads for line in textwrap.wrap(head, per_line, subsequent_indent="    ")]
     text_height = 0.19 * (len(lines) + 1)
     sheet = Figure(figsize=(width, height + text_height), dpi=figure.dpi)
     FigureCanvasAgg(sheet)
