@@ -26,7 +26,7 @@ from typing import Callable
 import pandas as pd
 
 from .inference import ALPHA, nominal_levels
-from .verdicts import NOT_SUPPORTED, SUPPORTED, Claim, judge, rules_of
+from .verdicts import DIAGNOSTICS, NOT_SUPPORTED, SUPPORTED, Claim, judge, rules_of
 
 
 @dataclass(frozen=True)
@@ -116,13 +116,14 @@ SEEDS_GATE = "seeds per point"  # the words of the gate more seeds lift (analysi
 
 
 def pending(claims: list[Claim]) -> list[Claim]:
-    """Confirmatory claims more seeds could still decide: testable and undecided, or blocked only
+    """Confirmatory claims more seeds could still decide (the diagnostics every study gets, such as
+    the extrapolated limits, never call for seeds): testable and undecided, or blocked only
     by the seeds gate (every ``; ``-separated part of the gate failure is about seeds per point;
     "only 2 width values" or unequal budgets are not lifted by seeds)."""
     out = []
     for claim in claims:
         d = claim.decision
-        if d is None or claim.verdict in (SUPPORTED, NOT_SUPPORTED):
+        if d is None or claim.verdict in (SUPPORTED, NOT_SUPPORTED) or claim.family == DIAGNOSTICS:
             continue
         if d.testable or (d.blocked and all(SEEDS_GATE in part for part in d.blocked.split("; "))):
             out.append(claim)

@@ -26,7 +26,7 @@ import pandas as pd
 
 from .loaders import default_storage, frame_from_study, load_history, open_study, param_importances
 from .points import swept_keys, tuning_keys
-from .verdicts import COMPARISON, LIMIT, LIMIT_SCOPE, NOTE, Claim
+from .verdicts import COMPARISON, DIAGNOSTICS, LIMIT, LIMIT_SCOPE, NOTE, Claim
 
 SOURCES = ("trials", "history", "importances", "trials+history")
 
@@ -134,13 +134,16 @@ class FigureStudy:
         return plotted
 
     def claims(self, inputs: Inputs, data: Mapping[str, pd.DataFrame]) -> list[Claim]:
-        """The rules' claims; a claim whose rule set no kind gets the study's ``claim_kind``, and a
-        limit without a scope gets :data:`analysis.verdicts.LIMIT_SCOPE`."""
+        """The rules' claims; a claim whose rule set no kind gets the study's ``claim_kind``, a
+        limit without a scope gets :data:`analysis.verdicts.LIMIT_SCOPE`, and the claims of a study
+        every study gets (cost, extrapolated limits) form the family :data:`DIAGNOSTICS`, adjusted
+        apart from the study's own confirmatory claims (:func:`analysis.verdicts.judge`)."""
         out = []
+        family = DIAGNOSTICS if self.every_study else ""
         for claim in self.rules(inputs, data):
             kind = claim.kind or self.claim_kind
             scope = claim.scope or (LIMIT_SCOPE if kind == LIMIT and claim.verdict != NOTE else "")
-            out.append(replace(claim, kind=kind, scope=scope))
+            out.append(replace(claim, kind=kind, scope=scope, family=family))
         return out
 
 

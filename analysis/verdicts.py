@@ -69,6 +69,7 @@ CHEMICAL_ACCURACY_MHA = 1.6
 COMPARISON = "comparison at a budget"  # settings compared at the same iterations, walkers or cost
 LIMIT = "limit"  # an extrapolated limit (converged energy, zero variance, infinite width)
 LIMIT_SCOPE = "in the limit"  # a saturation or an extrapolation (docs/analysis.md), not one budget
+DIAGNOSTICS = "diagnostics"  # the family of the claims every study gets (extrapolated limits, cost)
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ class Claim:
     p_adjusted: tuple[float | None, float | None] = (None, None)
     level: float = math.nan
     look: str = ""  # "look 2 of 3 (4 seeds)" for a study that adds seeds
+    family: str = ""  # the Holm family: "" the study's confirmatory claims, DIAGNOSTICS the every-study ones
 
     def render(self) -> str:
         """One line of text: ``[verdict] statement: scope; evidence`` (notes have no scope)."""
@@ -223,11 +225,22 @@ def decided(claim: Claim, level: float | None = None, adjusted: tuple[float | No
 
 
 def judge(claims: list[Claim], level: float | None = None, look: str = "", skip: frozenset = frozenset()) -> list[Claim]:
-    """Decide a study's claims together: Holm over the testable claims in each direction, then
-    :func:`decided` for each (claims whose key is in ``skip`` are returned unchanged). Claims that
-    test one hypothesis (the same ``decision.hypothesis``: "Psiformer matches FermiNet on LiH" at
-    equal iterations and at equal cost are one test with different cost conditions) take one
-    place in the family: Holm controls the error over distinct hypotheses."""
+    """Decide a study's claims together: Holm over the testable claims of each family
+    (``claim.family``: the study's confirmatory claims, and apart from them the diagnostics every
+    study gets, extrapolated limits and cost, which a study is not run to test) in each
+    direction, then :func:`decided` for each (claims whose key is in ``skip`` are returned
+    unchanged). Claims that test one hypothesis (the same ``decision.hypothesis``: "Psiformer
+    matches FermiNet on LiH" at equal iterations and at equal cost are one test with different
+    cost conditions) take one place in the family: Holm controls the error over distinct
+    hypotheses."""
+    families = list(dict.fromkeys(c.family for c in claims))
+    if len(families) > 1:
+        judged = {}
+        for family in families:
+            members = [i for i, c in enumerate(claims) if c.family == family]
+            for i, claim in zip(members, judge([claims[i] for i in members], level, look, skip)):
+                judged[i] = claim
+        return [judged[i] for i in range(len(claims))]
     level = ALPHA if level is None else level
     testable = [i for i, c in enumerate(claims) if c.decision is not None and c.decision.testable
                 and c.verdict != NOTE and c.key not in skip]
