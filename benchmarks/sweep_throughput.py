@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_study(out: Path, name: str, n: int, overrides: list[str], slots: list[str], env: dict) -> dict:
     seeds = "[" + ",".join(str(i) for i in range(n)) + "]"
     args = [sys.executable, "-m", "ablate", "+sweep=width", f"output_root={out}", f"sweep.name={name}",
-            "~sweep.space.network", f"+sweep.space.seed={seeds}", "sweep.seeds=1", "sweep.progress_every_s=600",
+            "~sweep.space.network", f"+sweep.space.seed={seeds}", "sweep.seeds=1", "sweep.max_seeds=null", "sweep.progress_every_s=600",
             *slots, *overrides]
     t0 = time.perf_counter()
     res = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)

@@ -89,17 +89,17 @@ def test_bad_rounds_and_claims_name_the_key_in_one_line(node, key):
 def test_the_study_records_its_claims_block_max_seeds_and_first_look(tmp_path):
     overrides = ["+sweep=width", f"output_root={tmp_path}", "sweep.gpus=[]", "sweep.claims.margin_mha=2"]
     attrs = build_plan(compose(overrides), overrides).study_attrs()
-    assert attrs["max_seeds"] == 8 and attrs["looks"] == [2] and attrs["claims"]["margin_mha"] == 2.0
+    assert attrs["max_seeds"] == 4 and attrs["looks"] == [2] and attrs["claims"]["margin_mha"] == 2.0
     overrides = ["+sweep=width", f"output_root={tmp_path}", "sweep.gpus=[]", "sweep.max_seeds=null"]
     attrs = build_plan(compose(overrides), overrides).study_attrs()
     assert attrs["max_seeds"] == 2 and "looks" not in attrs   # no rounds: one look, as before
 
 
-def test_every_talk_study_adds_seeds_to_eight():
+def test_every_talk_study_adds_one_round_of_seeds_to_four():
     for name in ("width", "features", "determinants", "optimizer", "batch", "depth", "pairwise", "architecture",
                  "sampler", "sampler_moves"):
         spec = parse_spec(OmegaConf.to_container(compose([f"+sweep={name}"]).sweep, resolve=True), default_name=name)
-        assert (spec.seeds, spec.max_seeds) == (2, 8), name
+        assert (spec.seeds, spec.max_seeds) == (2, 4), name
 
 
 def test_the_study_grid_adds_each_rounds_points_at_their_seeds_once():
@@ -323,10 +323,10 @@ def test_plan_prints_the_power_of_each_claim_and_bad_rounds_exit_2_writing_nothi
     (stdout, stderr), code = done.pop("plan")
     assert code == 0, stderr[-2000:]
     assert "plan of study 'features' (grid, 6 points" in stdout
-    assert "seeds: 2 per point (12 trials), max_seeds 8" in stdout
+    assert "seeds: 2 per point (12 trials), max_seeds 4" in stdout
     assert "looks (seeds per point, one-sided level)" in stdout
     power = [ln for ln in stdout.splitlines() if "detects a true" in ln]
-    assert any("(LiH)" in ln and "at 2 seeds per point" in ln and " at 8" in ln for ln in power), stdout
+    assert any("(LiH)" in ln and "at 2 seeds per point" in ln and " at 4" in ln for ln in power), stdout
     assert not (tmp_path / "plan").exists()   # no storage, no study folder
     for case, ((stdout, stderr), code) in done.items():
         lines = [ln for ln in stderr.splitlines() if ln.strip()]
