@@ -104,6 +104,37 @@ def test_builtin_sweeps_resolve():
         assert plan.storage_url.endswith("/studies.db")
 
 
+def test_the_seed_axis_is_checked_once_and_a_swept_seed_like_any_key(monkeypatch):
+    """A 2-seed grid composes each point once, plus one point at the last seed; a bad grid
+    value is still refused, and a seed the space sweeps itself is composed at every value."""
+    from ablate.config.compose import compose
+    from sweeps import plan as plan_mod
+
+    probed = []
+    real = plan_mod.trial_config
+
+    def counting(overrides, params, **kw):
+        probed.append(dict(params))
+        return real(overrides, params, **kw)
+
+    monkeypatch.setattr(plan_mod, "trial_config", counting)
+    args = ["+sweep=optimizer", "sweep.gpus=[]"]
+    plan = build_plan(compose(args), args)
+    points = plan.spec.grid_points()
+    assert len(points) == 16 and len(probed) == 9
+    assert {(p["optim"], p["system"]) for p in probed} == {(p["optim"], p["system"]) for p in points}
+    assert [p.get("seed") for p in probed].count(1) == 1 and sum("seed" in p for p in probed) == 1
+
+    args = ["+sweep=width", "sweep.space.network.width=[8,-3]", "sweep.gpus=[]"]
+    with pytest.raises(ConfigError, match=r"network.width"):
+        build_plan(compose(args), args)
+    probed.clear()
+    args = ["+sweep=width", "sweep.seeds=1", "sweep.max_seeds=null", "sweep.space.network.width=[8]",
+            "+sweep.space.seed=[0,1,2]", "sweep.gpus=[]"]
+    build_plan(compose(args), args)
+    assert sorted(p["seed"] for p in probed) == [0, 1, 2]
+
+
 @pytest.mark.parametrize("name, point, expect", [
     ("optimizer", {"optim": "adam", "system": "C", "seed": 1},
      {"optim.name": "adam", "system.name": "C", "seed": 1, "optim.iterations": 1000}),
