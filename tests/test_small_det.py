@@ -10,7 +10,7 @@ import pytest
 from ablate.wavefunction import small_det
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 10, 14, 16])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_agrees_with_lapack_on_random_batches(n, dtype):
     rng = np.random.default_rng(n)

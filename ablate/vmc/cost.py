@@ -23,7 +23,7 @@ is lowered, not compiled: its FLOPs are XLA's count of the HLO before optimisati
 compiles nothing. (The chunk's program is compiled: its uncompiled count drifts further.) Any other loop that carries floating-point values (the
 ``laplacian=hessian`` scan) is named in ``flops_counted`` as counted once. Custom calls (LAPACK or
 cuSOLVER: the LU of ``slogdet`` in the loss and the Laplacian, KFAC's matrix inverses) get no
-FLOPs from XLA and are named too (the MCMC moves' determinants, up to 8 x 8, are
+FLOPs from XLA and are named too (the MCMC moves' determinants, up to 16 x 16, are
 `ablate.wavefunction.small_det`'s elimination written as XLA operations, so they are counted), as are the
 transcendental evaluations (exp, log, tanh), which XLA counts apart from FLOPs.
 Pretraining, burn-in and evaluation are not counted.
