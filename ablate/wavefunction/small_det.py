@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-# Measured (2-core AMD EPYC, 2026-12-08, /tmp script: jit, 512 float32 matrices, the quick network's
-# 128 walkers x 4 determinants), median ms of this elimination against one batched LAPACK call:
-# n=4 0.098/0.319, 8 0.253/0.601, 10 0.384/0.773, 12 0.693/1.116, 14 0.784/1.066, 16 1.004/1.835,
-# 20 1.398/1.884. It is used up to 16: Ne's 10 x 10 and N2's 14 x 14 full determinants (once per
-# Metropolis-Hastings move) included; the tests compare it with LAPACK at every size up to 16.
+# `python benchmarks/small_det.py` (jit, 512 float32 matrices: the quick network's 128 walkers x 4
+# determinants; 2-core AMD EPYC, 2026-12-08, benchmarks/results/small_det-2026-12-08.json), median
+# ms of this elimination against one batched LAPACK call: n=4 0.083/0.258, 8 0.261/0.555,
+# 10 0.586/0.736, 12 0.956/1.071, 14 1.093/1.506, 16 1.002/1.939, 20 1.314/2.499. It is used up to
+# 16: Ne's 10 x 10 and N2's 14 x 14 full determinants (one per Metropolis-Hastings move) included;
+# the tests compare it with LAPACK at every size up to 16.
 MAX_UNROLLED = 16
 
 
