@@ -128,13 +128,11 @@ def check_values(spec: SweepSpec, trial_overrides: list[str], device_count: int 
     no other key, and one Hydra composition costs about 0.3 s (a 2-seed grid checked twice over
     was the bulk of a study's start-up). A ``seed`` the space sweeps itself is checked like any key.
     """
-    generated_seed = spec.seeds > 1
     if spec.sampler == "grid" and spec.n_planned() <= MAX_FULL_GRID_CHECK:
         probes = spec.grid_points()
-        if generated_seed:
-            last = spec.seeds - 1
-            probes = [{**p, "seed": last} if i == 0 else {k: v for k, v in p.items() if k != "seed"}
-                      for i, p in enumerate(probes)]
+        if spec.seeds > 1:            # the generated seed axis: every point at the base seed, one at the last
+            probes = [{k: v for k, v in p.items() if k != "seed"} for p in probes]
+            probes.insert(0, {**probes[0], "seed": spec.seeds - 1})
     else:
         probes = [{d.key: v} for d in spec.dimensions for v in d.probe_values()]
     seen = set()

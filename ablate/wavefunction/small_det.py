@@ -27,9 +27,15 @@ MAX_UNROLLED = 16
 
 def slogdet(a):
     """(sign, log|det a|) over the last two axes of ``a`` (..., n, n); LAPACK above MAX_UNROLLED."""
-    n = a.shape[-1]
-    if n > MAX_UNROLLED or not jnp.issubdtype(a.dtype, jnp.floating):
+    if a.shape[-1] > MAX_UNROLLED or not jnp.issubdtype(a.dtype, jnp.floating):
         return jnp.linalg.slogdet(a)
+    return eliminate(a)
+
+
+def eliminate(a):
+    """(sign, log|det a|) by the elimination written out, at any size n (floating ``a``, (..., n, n));
+    `slogdet` calls it up to MAX_UNROLLED, benchmarks/small_det.py at every size it times."""
+    n = a.shape[-1]
     batch = a.shape[:-2]
     sign = jnp.ones(batch, a.dtype)
     logdet = jnp.zeros(batch, a.dtype)
